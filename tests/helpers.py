@@ -1,0 +1,33 @@
+"""Shared test helpers: polling to a deadline (never fixed sleeps), free ports."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from supervisor.embedded_redis import free_port
+
+T = TypeVar("T")
+
+__all__ = ["free_port", "wait_until"]
+
+
+def wait_until(
+    predicate: Callable[[], T], timeout: float = 15.0, interval: float = 0.02, what: str = ""
+) -> T:
+    """Poll ``predicate`` until it returns a truthy value; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last_exc: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # noqa: BLE001 - remembered and reported on timeout
+            last_exc = exc
+        time.sleep(interval)
+    raise AssertionError(
+        f"timed out after {timeout}s waiting for {what or predicate!r}"
+        + (f" (last error: {last_exc!r})" if last_exc else "")
+    )
