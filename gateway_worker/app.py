@@ -68,6 +68,7 @@ class GatewayApp:
                 return 200, {"status": "ready"}
             if len(parts) == 2 and parts[0].lower() == "get":
                 v = await self._redis.get(parts[1])
+                v = v.encode() if isinstance(v, str) else v
                 return 200, {"result": v.decode() if v is not None else None}
             if len(parts) == 3 and parts[0].lower() == "set":
                 await self._redis.set(parts[1], parts[2])

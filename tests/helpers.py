@@ -24,7 +24,7 @@ def wait_until(
             value = predicate()
             if value:
                 return value
-        except Exception as exc:  # noqa: BLE001 - remembered and reported on timeout
+        except Exception as exc:  # remembered and reported on timeout
             last_exc = exc
         time.sleep(interval)
     raise AssertionError(

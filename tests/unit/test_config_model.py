@@ -23,8 +23,9 @@ def test_unknown_key_is_an_error() -> None:
 
 
 def test_metrics_port_must_differ() -> None:
-    with pytest.raises(ValidationError, match="must differ from server.port"):
-        Config.model_validate({"server": {"port": 9000}, "observability": {"metrics": {"port": 9000}}})
+    data = {"server": {"port": 9000}, "observability": {"metrics": {"port": 9000}}}
+    with pytest.raises(ValidationError, match=r"must differ from server\.port"):
+        Config.model_validate(data)
 
 
 def test_secret_never_in_repr_errors_or_redacted_dump() -> None:
