@@ -1,0 +1,55 @@
+"""Protocol-neutral request/response values passed between the ASGI app and handlers.
+
+``gateway_worker.app`` turns an ASGI scope into a ``Request`` (with ``path`` relative
+to the protocol's mount prefix), runs the cross-cutting steps (CORS, auth, rate limit,
+limits), then calls the protocol handler, which returns a ``Response``. Handlers never
+see ASGI and never write to the socket themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+PolicyName = Literal["all", "all_but_dangerous", "safe", "read_only"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: an API key, a JWT subject, or anonymous (auth disabled)."""
+
+    name: str  # API key name, "jwt:<sub>", or "anonymous"; safe for logs/metrics
+    policy: PolicyName = "all_but_dangerous"
+    key_prefix: str | None = None
+    admin: bool = False
+    rate_key: str = ""  # what rate limiting counts against (credential name or client IP)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request as handlers see it."""
+
+    method: str  # after X-HTTP-Method-Override, upper-case
+    path: str  # percent-encoded, relative to the mount prefix, starts with "/"
+    query: list[tuple[str, str]]  # decoded, in order, repeated keys kept
+    headers: dict[str, str]  # lower-case names; repeated headers joined with ", "
+    body: bytes
+    client_ip: str
+    principal: Principal = field(default_factory=lambda: Principal("anonymous"))
+
+
+@dataclass
+class Response:
+    """What a handler answers; ``stream`` set means a chunked streaming body."""
+
+    status: int
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    stream: AsyncIterator[bytes] | None = None
+
+
+#: Checks one command (args[0] is the name) for the request's principal.
+#: Returns None when allowed, or the refusal reason (the handler answers 403).
+CommandGuard = Callable[[list[bytes]], str | None]
