@@ -12,6 +12,12 @@ Public API (used by the CLI and the arbiter; keep it stable):
   reload (main file, profile file, ConfigMap dir, secrets dir, *_file targets).
 """
 
-from supervisor.config.loader import ConfigError, ConfigInputs, LoadedConfig, load_config
+from supervisor.config.loader import (
+    ConfigError,
+    ConfigInputs,
+    LoadedConfig,
+    fingerprint_inputs,
+    load_config,
+)
 
-__all__ = ["ConfigError", "ConfigInputs", "LoadedConfig", "load_config"]
+__all__ = ["ConfigError", "ConfigInputs", "LoadedConfig", "fingerprint_inputs", "load_config"]

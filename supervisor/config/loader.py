@@ -79,3 +79,14 @@ def load_config(inputs: ConfigInputs) -> LoadedConfig:
         json.dumps(dump_with_secrets(config), sort_keys=True).encode()
     ).hexdigest()[:16]
     return LoadedConfig(config, {}, digest, tuple(paths))
+
+
+def fingerprint_inputs(inputs: ConfigInputs) -> str:
+    """PLACEHOLDER: hash of the main file's bytes and the overrides."""
+    h = hashlib.sha256(repr(inputs.overrides).encode())
+    if inputs.config_path is not None:
+        try:
+            h.update(inputs.config_path.read_bytes())
+        except OSError as exc:
+            h.update(repr(exc).encode())
+    return h.hexdigest()[:16]
