@@ -1,0 +1,325 @@
+"""Prometheus metrics of the supervisor, plus the workers' metrics, on one endpoint.
+
+API (the arbiter codes against exactly this)::
+
+    registry = CollectorRegistry()
+    metrics = SupervisorMetrics(registry)          # create it once the first config loaded
+    metrics.set_config(version=1, config_hash="3f2a...", profile="prod")
+    metrics.reload("committed", duration_seconds=0.8)
+        # result: committed | invalid | readiness_failed | unchanged | error
+    metrics.set_workers({"starting": 0, "ready": 4, "draining": 2})
+    metrics.worker_restart()
+
+    mp = MultiprocessDir()                         # fresh, empty dir for this supervisor
+    spawn_worker(env={**os.environ, **mp.env()})   # workers write their samples there
+    mp.worker_exited(pid)                          # after reaping a worker
+    server = MetricsServer("0.0.0.0", 9090, "/metrics", registry, mp)
+    server.start()                                 # raises MetricsError if it cannot bind
+    server.reconfigure(host, port, path)           # on reload; rebinds only if changed
+    server.stop(); mp.cleanup()
+
+Why this shape:
+
+- Workers are separate interpreters, so their request metrics are written by
+  prometheus-client's multiprocess mode (one mmap file per worker pid and metric type in
+  ``PROMETHEUS_MULTIPROC_DIR``) and merged at scrape time by a ``MultiProcessCollector``.
+  Counters and histograms of dead workers stay in the sum (totals never go backwards);
+  gauges of a dead worker disappear only if the worker declared them with a ``live*``
+  multiprocess mode (``livesum``, ``liveall``, ...) and we call ``worker_exited(pid)``.
+- The supervisor itself must *not* run in multiprocess mode: prometheus-client picks its
+  value class from the environment when it is first imported, and the supervisor's own
+  gauges (config version, workers by state) are process-local. This module therefore
+  removes ``PROMETHEUS_MULTIPROC_DIR`` from the supervisor's environment before importing
+  prometheus-client, and only workers get it (``MultiprocessDir.env()``).
+"""
+
+from __future__ import annotations
+
+import os
+
+# Must run before prometheus_client is imported anywhere in the supervisor (see above).
+for _name in ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir"):
+    os.environ.pop(_name, None)
+
+import shutil  # noqa: E402 - after the environment fix-up above
+import socket  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Iterable, Mapping  # noqa: E402
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
+from typing import Any  # noqa: E402
+
+import structlog  # noqa: E402
+from prometheus_client import (  # noqa: E402
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    values,
+)
+from prometheus_client.exposition import choose_encoder  # noqa: E402
+from prometheus_client.metrics_core import Metric  # noqa: E402
+from prometheus_client.multiprocess import (  # noqa: E402
+    MultiProcessCollector,
+    mark_process_dead,
+)
+
+from gateway_worker.errors import GatewayError  # noqa: E402
+
+log = structlog.get_logger("redis_gateway.metrics")
+
+RELOAD_RESULTS = ("committed", "invalid", "readiness_failed", "unchanged", "error")
+_SUCCESSFUL_RESULTS = frozenset({"committed", "unchanged"})
+RELOAD_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0)
+
+
+class MetricsError(GatewayError):
+    """The metrics endpoint cannot be served (names the address and the cause)."""
+
+
+class SupervisorMetrics:
+    """The supervisor's own series. Create it after the first config has loaded."""
+
+    def __init__(self, registry: CollectorRegistry, process_metrics: bool = True) -> None:
+        if values.ValueClass is not values.MutexValue:
+            raise MetricsError(
+                "prometheus_client was imported in multiprocess mode in the supervisor; "
+                "import supervisor.metrics before anything else imports prometheus_client"
+            )
+        self._reloads = Counter(
+            "redis_gateway_reloads",
+            "Reloads by result (committed, invalid, readiness_failed, unchanged, error).",
+            ["result"],
+            registry=registry,
+        )
+        for result in RELOAD_RESULTS:
+            self._reloads.labels(result=result)
+        self._duration = Histogram(
+            "redis_gateway_reload_duration_seconds",
+            "Time from a reload trigger to its outcome (all results).",
+            buckets=RELOAD_BUCKETS,
+            registry=registry,
+        )
+        self._last_success = Gauge(
+            "redis_gateway_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful (committed or unchanged) reload, or start-up.",
+            registry=registry,
+        )
+        self._last_successful = Gauge(
+            "redis_gateway_last_reload_successful",
+            "1 if the last reload succeeded (committed or unchanged), else 0.",
+            registry=registry,
+        )
+        self._version = Gauge(
+            "redis_gateway_config_version",
+            "Version of the running config (1 at start-up, +1 per committed reload).",
+            registry=registry,
+        )
+        self._info = Gauge(
+            "redis_gateway_config_info",
+            "Always 1; labels identify the running config.",
+            ["hash", "profile"],
+            registry=registry,
+        )
+        self._workers = Gauge(
+            "redis_gateway_workers", "Workers by state.", ["state"], registry=registry
+        )
+        self._restarts = Counter(
+            "redis_gateway_worker_restarts",
+            "Workers replaced after crashing or missing heartbeats.",
+            registry=registry,
+        )
+        self._known_states: set[str] = set()
+        self._lock = threading.Lock()
+        # Start-up loaded a valid config, which counts as the first successful load
+        # (Prometheus' own config_last_reload_* gauges behave the same way).
+        self._last_success.set_to_current_time()
+        self._last_successful.set(1)
+        if process_metrics:
+            try:
+                ProcessCollector(registry=registry)
+            except ValueError:  # the registry already has one (e.g. the default REGISTRY)
+                pass
+
+    def reload(self, result: str, duration_seconds: float) -> None:
+        """Count one reload outcome and how long it took."""
+        if result not in RELOAD_RESULTS:
+            raise ValueError(f"reload result {result!r} is not one of {', '.join(RELOAD_RESULTS)}")
+        self._reloads.labels(result=result).inc()
+        self._duration.observe(max(0.0, duration_seconds))
+        if result in _SUCCESSFUL_RESULTS:
+            self._last_successful.set(1)
+            self._last_success.set(time.time())
+        else:
+            self._last_successful.set(0)
+
+    def set_config(self, version: int, config_hash: str, profile: str) -> None:
+        """The running config changed (start-up or commit)."""
+        with self._lock:
+            self._version.set(version)
+            self._info.clear()
+            self._info.labels(hash=config_hash, profile=profile).set(1)
+
+    def set_workers(self, counts_by_state: Mapping[str, int]) -> None:
+        """Current workers per state; states absent from the mapping drop to 0."""
+        with self._lock:
+            self._known_states.update(counts_by_state)
+            for state in self._known_states:
+                self._workers.labels(state=state).set(counts_by_state.get(state, 0))
+
+    def worker_restart(self) -> None:
+        """A worker was replaced after it died or stopped heart-beating."""
+        self._restarts.inc()
+
+
+class MultiprocessDir:
+    """The directory workers write their multiprocess-mode samples to."""
+
+    def __init__(self, parent: str | None = None) -> None:
+        # tmpfs is the right place for mmap'ed sample files: systemd's RuntimeDirectory
+        # (/run/redis-gateway) if we have one, else the temp dir.
+        parent = parent or os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0] or None
+        self.path = tempfile.mkdtemp(prefix="redis-gateway-metrics-", dir=parent)
+
+    def env(self) -> dict[str, str]:
+        """Environment entries for a worker process."""
+        return {"PROMETHEUS_MULTIPROC_DIR": self.path}
+
+    def worker_exited(self, pid: int) -> None:
+        """Drop a dead worker's live gauges (its counters stay in the totals)."""
+        try:
+            # prometheus_client's multiprocess module has no annotations.
+            mark_process_dead(pid, self.path)  # type: ignore[no-untyped-call]
+        except OSError as exc:
+            log.warning("metrics.mark_dead_failed", pid=pid, error=str(exc))
+
+    def cleanup(self) -> None:
+        """Remove the directory (at supervisor exit)."""
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+class _Combined:
+    """Collector over the supervisor registry and the workers' files, merged per scrape."""
+
+    def __init__(self, registry: CollectorRegistry, multiproc_path: str | None) -> None:
+        self._registry = registry
+        # The multiprocess module has no annotations (hence the ignores below).
+        self._workers: Any = None
+        if multiproc_path:
+            self._workers = MultiProcessCollector(None, path=multiproc_path)  # type: ignore[no-untyped-call]
+
+    def collect(self) -> Iterable[Metric]:
+        yield from self._registry.collect()
+        if self._workers is not None:
+            yield from self._workers.collect()
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    # The supervisor may restart with the port in TIME_WAIT; rebinding must work.
+    allow_reuse_address = True
+
+    def __init__(self, host: str, port: int, owner: MetricsServer) -> None:
+        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.owner = owner
+        super().__init__((host, port), _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _HTTPServer
+
+    def do_GET(self) -> None:
+        owner = self.server.owner
+        if self.path.split("?", 1)[0] != owner.path:
+            self._reply(404, "text/plain; charset=utf-8", b"not found\n")
+            return
+        try:
+            encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+            body = encoder(owner.collector)
+        except Exception as exc:  # a corrupt worker file must not kill the endpoint
+            log.exception("metrics.scrape_failed", error=str(exc))
+            self._reply(500, "text/plain; charset=utf-8", b"metrics collection failed\n")
+            return
+        self._reply(200, content_type, body)
+
+    def _reply(self, status: int, content_type: str, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes every few seconds would flood stderr; nothing to log per request."""
+
+
+class MetricsServer:
+    """HTTP endpoint serving ``registry`` plus the workers' multiprocess samples."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        path: str,
+        registry: CollectorRegistry,
+        multiproc_dir: MultiprocessDir | str | None,
+    ) -> None:
+        self.host, self.port, self.path = host, port, path
+        mp_path = (
+            multiproc_dir.path if isinstance(multiproc_dir, MultiprocessDir) else multiproc_dir
+        )
+        self.collector = _Combined(registry, mp_path)
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def bound_port(self) -> int | None:
+        """The port actually bound (differs from ``port`` when it was 0)."""
+        return None if self._httpd is None else int(self._httpd.server_address[1])
+
+    def start(self) -> None:
+        """Bind and serve in a daemon thread. Raises MetricsError if it cannot bind."""
+        if self._httpd is not None:
+            return
+        self._httpd, self._thread = self._serve(self.host, self.port)
+        log.info("metrics.serving", host=self.host, port=self.bound_port, path=self.path)
+
+    def stop(self) -> None:
+        """Stop serving and release the port (idempotent)."""
+        httpd, thread = self._httpd, self._thread
+        self._httpd = self._thread = None
+        if httpd is not None:
+            httpd.shutdown()
+            httpd.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def reconfigure(self, host: str, port: int, path: str) -> None:
+        """Apply a reloaded config. Rebinds only if host or port changed.
+
+        The new address is bound before the old one is released; if that fails,
+        MetricsError is raised and the old endpoint keeps serving unchanged.
+        """
+        if self._httpd is None or (host, port) == (self.host, self.port):
+            self.host, self.port, self.path = host, port, path
+            return
+        httpd, thread = self._serve(host, port)
+        self.stop()
+        self.host, self.port, self.path = host, port, path
+        self._httpd, self._thread = httpd, thread
+        log.info("metrics.serving", host=host, port=self.bound_port, path=path)
+
+    def _serve(self, host: str, port: int) -> tuple[_HTTPServer, threading.Thread]:
+        try:
+            httpd = _HTTPServer(host, port, self)
+        except OSError as exc:
+            raise MetricsError(
+                f"observability.metrics: cannot listen on {host}:{port}: {exc.strerror or exc}"
+            ) from exc
+        thread = threading.Thread(
+            target=httpd.serve_forever, name="redis-gateway-metrics", daemon=True
+        )
+        thread.start()
+        return httpd, thread
