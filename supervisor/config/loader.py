@@ -1,12 +1,21 @@
-"""PLACEHOLDER loader: defaults + one TOML file + --set. Being replaced by the full
-layered loader (issue 2); the public names and signatures below stay."""
+"""Load every layer, merge, validate, and say where each value came from.
+
+Layers, lowest precedence first (one source object each, see sources.py):
+defaults < main file < profile overlay < ConfigMap dir < secrets dir < env < --set.
+`*_file` keys are resolved inside the layer that sets them (merge.py).
+
+Nothing here logs or prints: the caller decides (the CLI writes to stderr, the
+arbiter logs events), so `config show` output stays clean and no secret can leak
+through a log line written here.
+"""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
-import tomllib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,21 +23,35 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from gateway_worker.config import Config, dump_with_secrets
-from gateway_worker.errors import GatewayError
+from gateway_worker.config import PROFILES, Config, dump_redacted, dump_with_secrets
+from supervisor.config import schema
+from supervisor.config.errors import ConfigError, Problem, render_value
+from supervisor.config.merge import Merged, merge, resolve_file_refs
+from supervisor.config.profiles import check_profile
+from supervisor.config.sources import (
+    DOCUMENT_SUFFIXES,
+    ConfigMapSource,
+    EnvSource,
+    FileSource,
+    Layer,
+    Origin,
+    OverridesSource,
+    SecretsDirSource,
+    flatten,
+)
 
+__all__ = ["ConfigError", "ConfigInputs", "LoadedConfig", "fingerprint_inputs", "load_config"]
 
-class ConfigError(GatewayError):
-    """Invalid or unreadable configuration; ``problems`` lists every one found."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(problems))
+DEFAULT_PROFILE = "dev"
 
 
 @dataclass(frozen=True)
 class ConfigInputs:
-    """Everything that determines the effective configuration."""
+    """Everything that determines the effective configuration.
+
+    Unset paths and profile fall back to the meta environment variables
+    REDIS_GATEWAY_CONFIG / _PROFILE / _CONFIGMAP_DIR / _SECRETS_DIR in `env`.
+    """
 
     config_path: Path | None = None
     profile: str | None = None
@@ -49,44 +72,235 @@ class LoadedConfig:
     warnings: tuple[str, ...] = ()
 
 
-def load_config(inputs: ConfigInputs) -> LoadedConfig:
-    data: dict[str, Any] = {}
-    paths: list[Path] = []
-    if inputs.config_path is not None:
-        try:
-            data = tomllib.loads(inputs.config_path.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError([f"{inputs.config_path}: {exc}"]) from exc
-        paths.append(inputs.config_path)
-    for item in inputs.overrides:
-        key, _, value = item.partition("=")
-        node = data
-        parts = key.split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        try:
-            node[parts[-1]] = json.loads(value)
-        except ValueError:
-            node[parts[-1]] = value
+@dataclass
+class _Collected:
+    layers: list[Layer]
+    profile: str
+    profile_origin: Origin
+    problems: list[Problem]
+
+
+def _path(value: Path | None, env: Mapping[str, str], var: str) -> Path | None:
+    if value is not None:
+        return Path(value)
+    raw = env.get(var)
+    return Path(raw) if raw else None
+
+
+def _choose_profile(
+    inputs: ConfigInputs, main: Layer | None, problems: list[Problem]
+) -> tuple[str, Origin]:
+    env_value = inputs.env.get("REDIS_GATEWAY_PROFILE")
     if inputs.profile:
-        data["profile"] = inputs.profile
+        source = "env REDIS_GATEWAY_PROFILE" if env_value == inputs.profile else "--profile"
+        chosen, origin = inputs.profile, Origin(source)
+    elif env_value:
+        chosen, origin = env_value, Origin("env REDIS_GATEWAY_PROFILE")
+    elif main is not None and isinstance(main.values.get(("profile",), (None,))[0], str):
+        # The main file may declare its own profile when none is chosen explicitly.
+        value, file_origin = main.values[("profile",)]
+        chosen, origin = value, file_origin
+    else:
+        return DEFAULT_PROFILE, Origin("default")
+    if chosen not in PROFILES:
+        problems.append(Problem("profile", origin.source, f"must be one of {list(PROFILES)}",
+                                render_value(chosen)))
+        return DEFAULT_PROFILE, origin
+    return chosen, origin
+
+
+def _overlay(main_path: Path, profile: str, problems: list[Problem]) -> Path | None:
+    """`gateway.<profile>.<ext>` beside the main file, if it exists."""
+    stem = main_path.name.split(".")[0] if "." in main_path.name else main_path.name
+    found = [p for p in (main_path.with_name(f"{stem}.{profile}{ext}")
+                         for ext in (main_path.suffix, *DOCUMENT_SUFFIXES) if ext)
+             if p.exists() and p != main_path]
+    unique = list(dict.fromkeys(found))
+    if len(unique) > 1:
+        problems.append(Problem(str(unique[0]), f"profile overlay beside {main_path}",
+                                f"several overlays for profile {profile}: "
+                                f"{[str(p) for p in unique]}; keep one"))
+    return unique[0] if unique else None
+
+
+def _collect(inputs: ConfigInputs) -> _Collected:
+    """Read every layer (no validation); problems are collected, never raised."""
+    problems: list[Problem] = []
+    layers: list[Layer] = []
+    main_path = _path(inputs.config_path, inputs.env, "REDIS_GATEWAY_CONFIG")
+    main = FileSource(main_path).load() if main_path is not None else None
+    profile, profile_origin = _choose_profile(inputs, main, problems)
+    if main is not None and main_path is not None:
+        layers.append(main)
+        overlay = _overlay(main_path, profile, problems)
+        if overlay is not None:
+            layers.append(FileSource(overlay, "profile file").load())
+    for directory, source_class in (
+        (_path(inputs.configmap_dir, inputs.env, "REDIS_GATEWAY_CONFIGMAP_DIR"), ConfigMapSource),
+        (_path(inputs.secrets_dir, inputs.env, "REDIS_GATEWAY_SECRETS_DIR"), SecretsDirSource),
+    ):
+        if directory is not None:
+            layers.append(source_class(directory).load())
+    layers.append(EnvSource(inputs.env).load())
+    layers.append(OverridesSource(tuple(inputs.overrides)).load())
+    for layer in layers:
+        resolve_file_refs(layer)
+        problems.extend(layer.problems)
+    return _Collected(layers, profile, profile_origin, problems)
+
+
+_MENTIONED = re.compile(r"\b[a-z_]+(?:\.[a-z_]+)+\b")
+
+
+def _rule(err: Mapping[str, Any]) -> str:
+    msg = str(err["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    if err["type"] == "extra_forbidden":
+        import difflib
+
+        loc = tuple(err["loc"])
+        model = schema.model_at(loc[:-1])
+        known = sorted(model.model_fields) if model is not None else []
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        msg = "unknown key" + (f"; did you mean {close[0]!r}?" if close else
+                               f" (known here: {', '.join(known)})")
+    return msg
+
+
+def _validation_problems(exc: ValidationError, merged: Merged) -> list[Problem]:
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        key = schema.dotted(loc)
+        origin = merged.origin_of(loc)
+        if origin is not None:
+            source, secret = origin.source, origin.secret
+        else:
+            # A whole-section rule: name the sources of the keys the message mentions.
+            mentioned = [m for m in dict.fromkeys(_MENTIONED.findall(str(err["msg"])))
+                         if schema.annotation_at(m.split(".")) is not None]
+            if not loc and mentioned:
+                key = mentioned[0]
+            parts = []
+            for m in mentioned:
+                found = merged.origin_of(tuple(m.split(".")))
+                parts.append(f"{found.source if found else 'default'} ({m})")
+            below = merged.origins_below(loc)
+            if not parts:
+                parts = list(dict.fromkeys(o.source for o in below))[:3] or ["default"]
+            source = "; ".join(parts)
+            secret = any(o.secret for o in below)
+        value = err.get("input")
+        # A section's value is never shown, so only a leaf is flagged as a secret.
+        secret = (secret or schema.is_secret(loc)) and not isinstance(value, dict)
+        shown = None
+        if not secret and err["type"] != "missing" and not isinstance(value, dict):
+            shown = render_value(value)
+        problems.append(Problem(key, source, _rule(err), shown, secret=secret))
+    return problems
+
+
+def _profile_problems_despite(exc: ValidationError, merged: Merged) -> list[Problem]:
+    """Profile problems of the rest of the config, so all problems come out at once.
+
+    The invalid leaves are dropped and the remainder validated again; if only
+    leaf errors were found, the profile rules run on that remainder (ignoring
+    rules about the dropped keys, which were already reported).
+    """
+    data = copy.deepcopy(merged.data)
+    dropped: set[str] = set()
+    for _attempt in range(3):
+        for err in exc.errors(include_url=False):
+            loc = [str(p) for p in err["loc"]]
+            parent: Any = data
+            for part in loc[:-1]:
+                parent = parent.get(part) if isinstance(parent, dict) else None
+            if not loc or not isinstance(parent, dict) or loc[-1] not in parent:
+                return []
+            if isinstance(parent[loc[-1]], dict):
+                return []
+            del parent[loc[-1]]
+            dropped.add(".".join(loc[:2]) if loc[:2] == ["auth", "api_keys"] else ".".join(loc))
+        try:
+            config = Config.model_validate(data)
+        except ValidationError as again:
+            exc = again
+            continue
+        return [p for p in check_profile(config, _source_of(merged)) if p.key not in dropped]
+    return []
+
+
+def _source_of(merged: Merged) -> Any:
+    def source_of(dotted: str) -> tuple[str, bool]:
+        path = tuple(dotted.split("."))
+        origin = merged.origin_of(path)
+        secret = schema.is_secret(path) or bool(origin and origin.secret)
+        return (origin.source if origin else "default"), secret
+
+    return source_of
+
+
+def config_hash(config: Config) -> str:
+    """Stable hash of the effective configuration, secrets included (never shown)."""
+    canonical = json.dumps(dump_with_secrets(config), sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def load_config(inputs: ConfigInputs) -> LoadedConfig:
+    """Load, merge and validate every layer; raise ConfigError listing ALL problems."""
+    collected = _collect(inputs)
+    problems = list(collected.problems)
+    merged = merge(collected.layers)
+    declared = merged.origins.get(("profile",))
+    if declared is not None and merged.data.get("profile") != collected.profile:
+        problems.append(Problem(
+            "profile", declared.source,
+            f"conflicts with the profile {collected.profile!r} chosen by "
+            f"{collected.profile_origin.source}", render_value(merged.data.get("profile"))))
+    merged.set(("profile",), collected.profile, collected.profile_origin)
+    config: Config | None = None
     try:
-        config = Config.model_validate(data)
+        config = Config.model_validate(merged.data)
     except ValidationError as exc:
-        raise ConfigError([f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
-                           for e in exc.errors()]) from exc
-    digest = hashlib.sha256(
-        json.dumps(dump_with_secrets(config), sort_keys=True).encode()
-    ).hexdigest()[:16]
-    return LoadedConfig(config, {}, digest, tuple(paths))
+        problems.extend(_validation_problems(exc, merged))
+        problems.extend(_profile_problems_despite(exc, merged))
+    if config is not None:
+        problems.extend(check_profile(config, _source_of(merged)))
+    if problems or config is None:
+        raise ConfigError(problems)
+    provenance = {}
+    for path, _value in flatten(dump_redacted(config)):
+        origin = merged.origin_of(path)
+        provenance[".".join(path)] = origin.source if origin else "default"
+    watched = [p for layer in collected.layers for p in layer.watched]
+    warnings = [w for layer in collected.layers for w in layer.warnings]
+    return LoadedConfig(
+        config=config,
+        provenance=provenance,
+        hash=config_hash(config),
+        watched_paths=tuple(dict.fromkeys(watched)),
+        warnings=tuple(dict.fromkeys(warnings)),
+    )
 
 
 def fingerprint_inputs(inputs: ConfigInputs) -> str:
-    """PLACEHOLDER: hash of the main file's bytes and the overrides."""
-    h = hashlib.sha256(repr(inputs.overrides).encode())
-    if inputs.config_path is not None:
-        try:
-            h.update(inputs.config_path.read_bytes())
-        except OSError as exc:
-            h.update(repr(exc).encode())
-    return h.hexdigest()[:16]
+    """Cheap hash of every raw input (file bytes, directory entries, env, --set).
+
+    Changes whenever any input's content changes, including files behind a
+    Kubernetes `..data` symlink and `*_file` targets; never raises.
+    """
+    digest = hashlib.sha256()
+    try:
+        collected = _collect(inputs)
+    except Exception as exc:  # a fingerprint must never take the watcher down
+        digest.update(repr(exc).encode())
+        return digest.hexdigest()[:16]
+    digest.update(collected.profile.encode())
+    for layer in collected.layers:
+        digest.update(layer.name.encode() + b"\0")
+        for chunk in layer.raw:
+            digest.update(hashlib.sha256(chunk).digest())
+        for problem in layer.problems:
+            digest.update(str(problem).encode())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,135 @@
+"""Deep merge of layers with provenance, and `*_file` secret indirection.
+
+Layers are flattened to leaves, so merging "deeply, key by key" is setting each
+leaf of a later layer over the earlier ones; lists are leaves (replaced whole).
+
+`X_file = "/path"` in any layer, where the section has a key `X` but no key
+`X_file` (e.g. `auth.jwt_secret_file`), means "X is the content of that file",
+at the precedence of the layer that said it. The value is then a secret.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from supervisor.config import schema
+from supervisor.config.errors import Problem, render_value
+from supervisor.config.sources import KeyPath, Layer, Origin, read_text, warn_if_exposed
+
+_SUFFIX = "_file"
+
+
+def _indirect_target(parent: tuple[str | int, ...], key: str) -> str | None:
+    """The key that `key` points at if it is a `*_file` indirection, else None."""
+    if not key.endswith(_SUFFIX):
+        return None
+    model = schema.model_at(parent)
+    base = key[: -len(_SUFFIX)]
+    if model is None or key in model.model_fields or base not in model.model_fields:
+        return None
+    return base
+
+
+def _read_secret(layer: Layer, ref: str, target: Any, origin: Origin) -> str | None:
+    if not isinstance(target, str) or not target:
+        layer.problems.append(Problem(ref, origin.source, "must be a file path",
+                                      render_value(target)))
+        return None
+    path = Path(target).expanduser()
+    layer.watched.append(path)
+    text = read_text(path, layer, ref, origin.source)
+    if text is None:
+        return None
+    warn_if_exposed(path, layer)
+    return text.strip()
+
+
+def _resolve_item(layer: Layer, list_path: KeyPath, index: int, item: Any,
+                  origin: Origin) -> Any:
+    if not isinstance(item, dict):
+        return item
+    out = dict(item)
+    for key, target in item.items():
+        base = _indirect_target((*list_path, index), str(key))
+        if base is None:
+            continue
+        ref = schema.dotted((*list_path, index, key))
+        del out[key]
+        if base in item:
+            layer.problem(ref, origin.source, f"set either {base} or {key}, not both")
+            continue
+        secret = _read_secret(layer, ref, target, origin)
+        if secret is not None:
+            out[base] = secret
+    return out
+
+
+def resolve_file_refs(layer: Layer) -> None:
+    """Replace every `X_file` indirection in `layer` by the secret it points at."""
+    for path, (value, origin) in list(layer.values.items()):
+        if isinstance(value, list) and schema.model_at((*path, 0)) is not None:
+            resolved = [_resolve_item(layer, path, i, item, origin)
+                        for i, item in enumerate(value)]
+            if resolved != value:
+                layer.values[path] = (resolved, Origin(origin.source, secret=True))
+            continue
+        base = _indirect_target(path[:-1], path[-1])
+        if base is None:
+            continue
+        del layer.values[path]
+        ref = schema.dotted(path)
+        target_path = (*path[:-1], base)
+        if target_path in layer.values:
+            layer.problem(ref, origin.source, f"set either {base} or {path[-1]}, not both")
+            continue
+        secret = _read_secret(layer, ref, value, origin)
+        if secret is not None:
+            source = f"secret file {value} (via {ref}, {origin.source})"
+            layer.values[target_path] = (secret, Origin(source, secret=True))
+
+
+@dataclass
+class Merged:
+    """The merged raw data and the origin of every leaf in it."""
+
+    data: dict[str, Any] = field(default_factory=dict)
+    origins: dict[KeyPath, Origin] = field(default_factory=dict)
+
+    def set(self, path: KeyPath, value: Any, origin: Origin) -> None:
+        node = self.data
+        for depth, part in enumerate(path[:-1]):
+            child = node.get(part)
+            if not isinstance(child, dict):
+                # A later layer nests below what an earlier one set as a scalar.
+                child = node[part] = {}
+                self.origins.pop(path[: depth + 1], None)
+            node = child
+        node[path[-1]] = value
+        for known in [k for k in self.origins if k[: len(path)] == path and k != path]:
+            del self.origins[known]
+        self.origins[path] = origin
+
+    def origin_of(self, path: tuple[str | int, ...]) -> Origin | None:
+        """Origin of the leaf at `path`, or of the nearest leaf above it (a list)."""
+        keys = tuple(str(p) for p in path)
+        for end in range(len(keys), 0, -1):
+            found = self.origins.get(keys[:end])
+            if found is not None:
+                return found
+        return None
+
+    def origins_below(self, path: tuple[str | int, ...]) -> list[Origin]:
+        """Origins of every leaf at or below `path`, in a stable order."""
+        keys = tuple(str(p) for p in path)
+        return [o for k, o in sorted(self.origins.items()) if k[: len(keys)] == keys]
+
+
+def merge(layers: list[Layer]) -> Merged:
+    """Merge layers, lowest precedence first."""
+    merged = Merged()
+    for layer in layers:
+        for path, (value, origin) in layer.values.items():
+            merged.set(path, value, origin)
+    return merged

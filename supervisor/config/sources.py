@@ -1,0 +1,287 @@
+"""One small source class per configuration layer (DESIGN.md "Configuration").
+
+Each source reads its inputs and returns a `Layer`: the leaf values it sets
+(flattened to key paths), where each came from, the problems met while reading
+(never raised: every problem is reported at once), warnings, the paths worth
+watching, and the raw bytes read (for `fingerprint_inputs`).
+
+Text sources (env vars, files per key, --set) give strings; pydantic coerces them
+("9000" -> 9000, "true" -> True). A text value starting with `[` or `{` is JSON
+(lists and tables), `"..."` is a JSON string, `null` means unset. A value for a
+secret field is always taken verbatim.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from supervisor.config import schema
+from supervisor.config.errors import Problem, render_value
+from supervisor.config.formats import FormatError, format_of, parse_document
+
+KeyPath = tuple[str, ...]
+
+# Environment variables that choose the inputs; they are not configuration keys.
+META_ENV_VARS = frozenset({
+    "REDIS_GATEWAY_CONFIG",
+    "REDIS_GATEWAY_PROFILE",
+    "REDIS_GATEWAY_CONFIGMAP_DIR",
+    "REDIS_GATEWAY_SECRETS_DIR",
+})
+
+DOCUMENT_SUFFIXES = (".toml", ".yaml", ".yml", ".json")
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a value came from; `secret` values are never shown."""
+
+    source: str
+    secret: bool = False
+
+
+@dataclass
+class Layer:
+    """What one source contributed."""
+
+    name: str
+    values: dict[KeyPath, tuple[Any, Origin]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    watched: list[Path] = field(default_factory=list)
+    raw: list[bytes] = field(default_factory=list)
+
+    def problem(self, key: str, source: str, rule: str) -> None:
+        self.problems.append(Problem(key=key, source=source, rule=rule))
+
+
+def flatten(data: Mapping[Any, Any], prefix: KeyPath = ()) -> Iterator[tuple[KeyPath, Any]]:
+    """Leaves of a nested mapping; lists and empty tables are leaves."""
+    for key, value in data.items():
+        path = (*prefix, str(key))
+        if isinstance(value, Mapping) and value:
+            yield from flatten(value, path)
+        else:
+            yield path, value
+
+
+def parse_text(text: str, path: KeyPath) -> Any:
+    """A text value as described in the module docstring; ValueError if bad JSON."""
+    if schema.is_secret(path):
+        return text.strip()
+    stripped = text.strip()
+    if stripped[:1] in ("[", "{") or (len(stripped) >= 2 and stripped[0] == stripped[-1] == '"'):
+        try:
+            return json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not valid JSON ({exc.msg} at column {exc.colno}); lists and "
+                             "tables from text sources must be JSON") from exc
+    if stripped == "null":
+        return None
+    return stripped
+
+
+def read_text(path: Path, layer: Layer, key: str, source: str) -> str | None:
+    """Read a UTF-8 file, turning every failure into a problem on `layer`."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        layer.problem(key, source, f"file not found: {path}")
+        return None
+    except IsADirectoryError:
+        layer.problem(key, source, f"is a directory, not a file: {path}")
+        return None
+    except PermissionError:
+        layer.problem(key, source, f"permission denied reading {path}")
+        return None
+    except OSError as exc:
+        layer.problem(key, source, f"cannot read {path}: {exc.strerror or exc}")
+        return None
+    layer.raw.append(data)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        layer.problem(key, source, f"not UTF-8 text (invalid byte at offset {exc.start})")
+        return None
+
+
+def warn_if_exposed(path: Path, layer: Layer) -> None:
+    """Secret files should not be readable by group or others."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if mode & 0o077:
+        layer.warnings.append(
+            f"secret file {path} is accessible by group/others (mode {mode & 0o777:04o}); "
+            "restrict it to its owner (chmod 600, or defaultMode: 0400 in Kubernetes)"
+        )
+
+
+class FileSource:
+    """A whole config document: the main file or its profile overlay."""
+
+    def __init__(self, path: Path, label: str = "file") -> None:
+        self.path = path
+        self.label = label
+
+    def load(self) -> Layer:
+        layer = Layer(self.label)
+        layer.watched.append(self.path)
+        load_document(self.path, f"{self.label} {self.path}", layer, secret=False)
+        return layer
+
+
+def load_document(path: Path, source: str, layer: Layer, *, secret: bool) -> None:
+    """Parse a TOML/YAML/JSON document into `layer`, one origin (with line) per leaf."""
+    text = read_text(path, layer, str(path), source)
+    if text is None:
+        return
+    try:
+        doc = parse_document(text, format_of(path))
+    except FormatError as exc:
+        where = f"{source}:{exc.line}" if exc.line else source
+        layer.problem(str(path), where, exc.message)
+        return
+    for key_path, value in flatten(doc.data):
+        line = doc.line_of(key_path)
+        layer.values[key_path] = (value, Origin(f"{source}:{line}" if line else source, secret))
+
+
+class _DirectorySource:
+    """A directory with one file per key, mounted the way Kubernetes mounts volumes.
+
+    Kubernetes puts the data in a `..<timestamp>` directory, points `..data` at it
+    and makes each key a symlink `key -> ..data/key`: files are read through their
+    symlinks and dot-entries are skipped. A key is named `server.port` or
+    `server__port`; a key ending in .toml/.yaml/.yml/.json holds a whole document
+    (read first, so single-key files override it).
+    """
+
+    kind = "configmap"
+    secret = False
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def load(self) -> Layer:
+        layer = Layer(f"{self.kind} dir")
+        layer.watched.append(self.directory)
+        where = f"{self.kind} dir {self.directory}"
+        try:
+            names = sorted(os.listdir(self.directory))
+        except FileNotFoundError:
+            layer.problem(str(self.directory), where, "directory not found")
+            return layer
+        except NotADirectoryError:
+            layer.problem(str(self.directory), where, "not a directory")
+            return layer
+        except OSError as exc:
+            layer.problem(str(self.directory), where, f"cannot list: {exc.strerror or exc}")
+            return layer
+        # Which `..<timestamp>` directory is live is part of the content (fingerprint).
+        data_link = self.directory / "..data"
+        if data_link.is_symlink():
+            layer.raw.append(os.readlink(data_link).encode())
+        visible = [n for n in names if not n.startswith(".")]
+        documents = [n for n in visible if n.lower().endswith(DOCUMENT_SUFFIXES)]
+        for name in documents + [n for n in visible if n not in documents]:
+            path = self.directory / name
+            if path.is_dir():
+                layer.warnings.append(f"{where}: ignored sub-directory {name!r}")
+                continue
+            if self.secret:
+                warn_if_exposed(path, layer)
+            if name in documents:
+                load_document(path, f"{self.kind} {path}", layer, secret=self.secret)
+            else:
+                self._load_key(name, path, layer)
+        return layer
+
+    def _load_key(self, name: str, path: Path, layer: Layer) -> None:
+        source = f"{self.kind} {path}" if not self.secret else f"secret file {path}"
+        parts = tuple(name.lower().replace("__", ".").split("."))
+        if any(not p for p in parts):
+            layer.problem(name, source, "malformed key name (expected e.g. server.port "
+                          "or server__port)")
+            return
+        text = read_text(path, layer, ".".join(parts), source)
+        if text is None:
+            return
+        try:
+            value = parse_text(text, parts)
+        except ValueError as exc:
+            layer.problems.append(Problem(".".join(parts), source, str(exc),
+                                          secret=self.secret))
+            return
+        layer.values[parts] = (value, Origin(source, self.secret))
+
+
+class ConfigMapSource(_DirectorySource):
+    """A mounted Kubernetes ConfigMap."""
+
+
+class SecretsDirSource(_DirectorySource):
+    """A mounted Kubernetes Secret: values are secrets, never shown."""
+
+    kind = "secrets"
+    secret = True
+
+
+class EnvSource:
+    """`REDIS_GATEWAY_SECTION__KEY=value`: `__` between nesting levels."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def load(self) -> Layer:
+        layer = Layer("env")
+        for name in sorted(self.env):
+            if not name.startswith(schema.ENV_PREFIX) or name in META_ENV_VARS:
+                continue
+            value = self.env[name]
+            layer.raw.append(f"{name}={value}".encode(errors="surrogateescape"))
+            source = f"env {name}"
+            parts = tuple(name[len(schema.ENV_PREFIX):].lower().split(schema.ENV_NESTING))
+            if any(not p for p in parts):
+                layer.problem(name, source, "malformed variable name (use __ between "
+                              "levels, e.g. REDIS_GATEWAY_SERVER__PORT)")
+                continue
+            try:
+                layer.values[parts] = (parse_text(value, parts), Origin(source))
+            except ValueError as exc:
+                layer.problems.append(Problem(".".join(parts), source, str(exc),
+                                              render_value(value)))
+        return layer
+
+
+class OverridesSource:
+    """`--set a.b=c` from the command line: the highest precedence."""
+
+    def __init__(self, overrides: tuple[str, ...]) -> None:
+        self.overrides = overrides
+
+    def load(self) -> Layer:
+        layer = Layer("--set")
+        for item in self.overrides:
+            layer.raw.append(item.encode(errors="surrogateescape"))
+            key, sep, value = item.partition("=")
+            key = key.strip()
+            parts = tuple(key.split("."))
+            if not sep or any(not p for p in parts):
+                layer.problem(key or item, f"--set {key}",
+                              "expected --set KEY=VALUE with a dotted key, e.g. "
+                              "--set server.port=9000")
+                continue
+            source = f"--set {key}"
+            try:
+                layer.values[parts] = (parse_text(value, parts), Origin(source))
+            except ValueError as exc:
+                shown = None if schema.is_secret(parts) else render_value(value)
+                layer.problems.append(Problem(key, source, str(exc), shown))
+        return layer
