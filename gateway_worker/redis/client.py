@@ -1,0 +1,303 @@
+"""``RedisClient``: the worker's ``RedisExecutor``.
+
+* Fast path: one multiplexed ``RespConnection`` per database, shared by every request
+  of the worker (lazily opened; the configured ``redis.db`` is opened at start).
+* Blocking commands, transactions and pub/sub: dedicated connections from a pool
+  bounded by ``redis.pool_max_size``, waited for at most ``redis.pool_timeout_seconds``.
+* Retries (``redis.max_retries`` x ``redis.retry_delay_ms``): a command is retried when
+  it was never written (the connection could not be opened), or when it is read-only;
+  a write whose connection died after it was sent may have run, so it is not retried.
+* Timeouts: ``redis.command_timeout_seconds`` for every non-blocking command, enforced
+  by a sweeper instead of a timer per request.
+* A health task PINGs every ``redis.health_check_interval_seconds``, reconnecting when
+  Redis is back, so readiness and service recover without traffic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import replace
+
+import structlog
+
+from gateway_worker.config import RedisConfig
+from gateway_worker.errors import RedisUnavailable
+from gateway_worker.redis.commands import CONNECTION_STATE, READ_ONLY, is_blocking
+from gateway_worker.redis.connection import ConnectOptions, RespConnection, open_connection
+from gateway_worker.resp import DedicatedConnection, ReplyError, RespValue, Status
+
+log = structlog.get_logger("gateway_worker.redis")
+
+#: Called with a short, bounded kind ("unavailable", "timeout") on every Redis failure.
+ErrorHook = Callable[[str], None]
+
+
+def refusal(name: bytes, reason: str) -> ReplyError:
+    """The error reply for a command the shared connection cannot run."""
+    return ReplyError(
+        f"ERR {name.decode('ascii', 'replace')} is not allowed through the gateway: {reason}"
+    )
+
+
+class RedisClient:
+    """Implements ``gateway_worker.resp.RedisExecutor`` (see the module docstring)."""
+
+    def __init__(self, cfg: RedisConfig, on_error: ErrorHook | None = None) -> None:
+        self._cfg = cfg
+        self.options = ConnectOptions.from_config(cfg)
+        self._db = self.options.db
+        self._timeout = cfg.command_timeout_seconds
+        self._retries = cfg.max_retries
+        self._retry_delay = cfg.retry_delay_ms / 1000
+        self._mux: dict[int, RespConnection] = {}
+        self._opening: dict[int, asyncio.Task[RespConnection]] = {}
+        self._idle: dict[int, list[RespConnection]] = {}
+        self._pool_slots = asyncio.Semaphore(cfg.pool_max_size)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._on_error = on_error
+        self.healthy = False
+        self.last_error: str | None = None
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the shared connection and answer one PING; ``RedisUnavailable`` if not."""
+        conn = await self._connection(self._db)
+        reply = await self._await(conn.request([b"PING"]))
+        if isinstance(reply, ReplyError):
+            raise RedisUnavailable(f"Redis at {self.options.where} answered PING with {reply}")
+        self.healthy = True
+        self._tasks = [
+            asyncio.create_task(self._sweep(), name="redis-timeouts"),
+            asyncio.create_task(self._health(), name="redis-health"),
+        ]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for conn in self._mux.values():
+            conn.close()
+        for idle in self._idle.values():
+            for conn in idle:
+                conn.close()
+        self._mux.clear()
+        self._idle.clear()
+
+    # -- RedisExecutor ----------------------------------------------------------------
+
+    async def execute(self, args: Sequence[bytes], db: int | None = None) -> RespValue:
+        name = args[0].upper() if args else b""
+        reason = CONNECTION_STATE.get(name)
+        if reason is not None:
+            return refusal(name, reason)
+        if is_blocking(name, args):
+            async with self.dedicated(db) as dconn:
+                return await dconn.execute(args, None)
+        db = self._db if db is None else db
+        attempt = 0
+        while True:
+            conn = self._mux.get(db)
+            try:
+                if conn is None or not conn.is_open:
+                    conn = await self._connection(db)
+                # Once request() returned, the command may reach Redis.
+                fut = conn.request(args)
+            except RedisUnavailable as exc:
+                if attempt >= self._retries:
+                    raise self._failed(exc) from None
+                attempt += 1
+                await asyncio.sleep(self._retry_delay)
+                continue
+            try:
+                return await fut
+            except RedisUnavailable as exc:
+                if attempt >= self._retries or name not in READ_ONLY:
+                    raise self._failed(exc) from None
+                attempt += 1
+                await asyncio.sleep(self._retry_delay)
+
+    async def pipeline(
+        self, commands: Sequence[Sequence[bytes]], db: int | None = None
+    ) -> list[RespValue]:
+        refused: dict[int, ReplyError] = {}
+        runnable: list[Sequence[bytes]] = []
+        blocking = False
+        for i, args in enumerate(commands):
+            name = args[0].upper() if args else b""
+            reason = CONNECTION_STATE.get(name)
+            if reason is not None:
+                refused[i] = refusal(name, reason)
+            else:
+                runnable.append(args)
+                blocking = blocking or is_blocking(name, args)
+        if blocking:
+            # A blocking command would stall the shared connection: run them all,
+            # in order, on a connection of their own.
+            replies: list[RespValue] = []
+            async with self.dedicated(db) as dconn:
+                for args in runnable:
+                    replies.append(await dconn.execute(args, None))
+        else:
+            conn = await self._connection_with_retries(self._db if db is None else db)
+            futures = [conn.request(args) for args in runnable]
+            try:
+                replies = [await fut for fut in futures]
+            except RedisUnavailable as exc:
+                raise self._failed(exc) from None
+        it = iter(replies)
+        return [refused[i] if i in refused else next(it) for i in range(len(commands))]
+
+    async def transaction(
+        self, commands: Sequence[Sequence[bytes]], db: int | None = None
+    ) -> list[RespValue] | ReplyError:
+        for args in commands:
+            name = args[0].upper() if args else b""
+            if name in CONNECTION_STATE:
+                return ReplyError(
+                    f"ERR {name.decode('ascii', 'replace')} is not allowed inside a transaction"
+                )
+        async with self.dedicated(db) as conn:
+            await conn.send([b"MULTI"])
+            for args in commands:
+                await conn.send(args)
+            await conn.send([b"EXEC"])
+            first_error: ReplyError | None = None
+            for _ in range(len(commands) + 1):
+                reply = await conn.read(self._timeout)
+                if isinstance(reply, ReplyError) and first_error is None:
+                    first_error = reply
+            result = await conn.read(self._timeout)
+        if isinstance(result, list):
+            return result
+        if isinstance(result, ReplyError):
+            # EXECABORT alone does not say why; the queueing error does.
+            return ReplyError(f"{result} ({first_error})") if first_error else result
+        return ReplyError("EXECABORT Transaction discarded")
+
+    @contextlib.asynccontextmanager
+    async def dedicated(self, db: int | None = None) -> AsyncIterator[DedicatedConnection]:
+        db = self._db if db is None else db
+        try:
+            async with asyncio.timeout(self._cfg.pool_timeout_seconds):
+                await self._pool_slots.acquire()
+        except TimeoutError:
+            raise self._failed(
+                RedisUnavailable(
+                    f"no dedicated Redis connection free within "
+                    f"{self._cfg.pool_timeout_seconds}s (redis.pool_max_size="
+                    f"{self._cfg.pool_max_size})"
+                )
+            ) from None
+        conn: RespConnection | None = None
+        clean = False
+        try:
+            idle = self._idle.setdefault(db, [])
+            while idle and conn is None:
+                candidate = idle.pop()
+                if candidate.is_open:
+                    conn = candidate
+            if conn is None:
+                try:
+                    conn = await open_connection(replace(self.options, db=db), dedicated=True)
+                except RedisUnavailable as exc:
+                    raise self._failed(exc) from None
+            yield conn
+            clean = True
+        finally:
+            if conn is not None:
+                if clean and conn.idle_clean:
+                    self._idle.setdefault(db, []).append(conn)
+                else:
+                    conn.close()
+            self._pool_slots.release()
+
+    async def ping(self) -> bool:
+        try:
+            async with asyncio.timeout(self._timeout):
+                reply = await self.execute([b"PING"])
+        except (RedisUnavailable, TimeoutError):
+            return False
+        return isinstance(reply, Status) and reply == b"PONG"
+
+    # -- internals --------------------------------------------------------------------
+
+    def _failed(self, exc: RedisUnavailable) -> RedisUnavailable:
+        self.last_error = str(exc)
+        if self._on_error is not None:
+            self._on_error("timeout" if "did not reply" in str(exc) else "unavailable")
+        return exc
+
+    async def _await(self, fut: asyncio.Future[RespValue]) -> RespValue:
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await fut
+        except TimeoutError:
+            raise RedisUnavailable(
+                f"Redis at {self.options.where} did not reply within {self._timeout}s"
+            ) from None
+
+    async def _connection(self, db: int) -> RespConnection:
+        """The shared connection for ``db``; concurrent callers share one connect."""
+        conn = self._mux.get(db)
+        if conn is not None and conn.is_open:
+            return conn
+        task = self._opening.get(db)
+        if task is None:
+            task = asyncio.create_task(self._open(db), name=f"redis-connect-db{db}")
+            # Retrieve the exception even when every waiter was cancelled.
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            self._opening[db] = task
+        return await asyncio.shield(task)
+
+    async def _open(self, db: int) -> RespConnection:
+        try:
+            conn = await open_connection(replace(self.options, db=db))
+            self._mux[db] = conn
+            if db == self._db and not self.healthy:
+                log.info("redis.connected", where=self.options.where, db=db)
+            return conn
+        finally:
+            self._opening.pop(db, None)
+
+    async def _connection_with_retries(self, db: int) -> RespConnection:
+        attempt = 0
+        while True:
+            try:
+                return await self._connection(db)
+            except RedisUnavailable as exc:
+                if attempt >= self._retries:
+                    raise self._failed(exc) from None
+                attempt += 1
+                await asyncio.sleep(self._retry_delay)
+
+    async def _sweep(self) -> None:
+        interval = min(1.0, self._timeout / 4)
+        while True:
+            await asyncio.sleep(interval)
+            for conn in list(self._mux.values()):
+                if conn.pending and conn.expire(self._timeout):
+                    self._failed(RedisUnavailable("did not reply"))
+
+    async def _health(self) -> None:
+        interval = self._cfg.health_check_interval_seconds
+        while True:
+            await asyncio.sleep(interval)
+            await self.check_health()
+
+    async def check_health(self) -> bool:
+        """PING once; on a timeout drop the shared connection (it may be half-open)."""
+        ok = await self.ping()
+        if not ok:
+            conn = self._mux.get(self._db)
+            if conn is not None and conn.is_open and conn.pending:
+                conn.close()
+        if ok != self.healthy:
+            log.info("redis.health", healthy=ok, where=self.options.where,
+                     error=None if ok else self.last_error)
+        self.healthy = ok
+        return ok
