@@ -10,6 +10,7 @@ or through a ``*_file`` key) are never rendered: ``value`` is None for them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -41,9 +42,17 @@ class Problem:
         return f"{self.key}: {self.rule} ({'; '.join(details)})"
 
 
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@/\s]+@")
+
+
+def redact_url(text: str) -> str:
+    """`redis://user:pw@host` -> `redis://user:**********@host`."""
+    return _URL_PASSWORD.sub(rf"\g<1>{SECRET_MASK}@", text)
+
+
 def render_value(value: object) -> str:
-    """A short, single-line representation of an offending value."""
-    text = repr(value)
+    """A short, single-line representation of an offending value (URL passwords masked)."""
+    text = redact_url(repr(value))
     text = text.replace("\n", "\\n").replace("\r", "\\r")
     if len(text) > _MAX_VALUE_CHARS:
         text = text[: _MAX_VALUE_CHARS - 3] + "..."

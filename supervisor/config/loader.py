@@ -143,9 +143,6 @@ def _collect(inputs: ConfigInputs) -> _Collected:
             layers.append(source_class(directory).load())
     layers.append(EnvSource(inputs.env).load())
     layers.append(OverridesSource(tuple(inputs.overrides)).load())
-    for layer in layers:
-        resolve_file_refs(layer)
-        problems.extend(layer.problems)
     return _Collected(layers, profile, profile_origin, problems)
 
 
@@ -250,8 +247,11 @@ def config_hash(config: Config) -> str:
 def load_config(inputs: ConfigInputs) -> LoadedConfig:
     """Load, merge and validate every layer; raise ConfigError listing ALL problems."""
     collected = _collect(inputs)
-    problems = list(collected.problems)
     merged = merge(collected.layers)
+    collected.layers.append(resolve_file_refs(merged))
+    problems = list(collected.problems)
+    for layer in collected.layers:
+        problems.extend(layer.problems)
     declared = merged.origins.get(("profile",))
     if declared is not None and merged.data.get("profile") != collected.profile:
         problems.append(Problem(
@@ -293,6 +293,7 @@ def fingerprint_inputs(inputs: ConfigInputs) -> str:
     digest = hashlib.sha256()
     try:
         collected = _collect(inputs)
+        collected.layers.append(resolve_file_refs(merge(collected.layers)))
     except Exception as exc:  # a fingerprint must never take the watcher down
         digest.update(repr(exc).encode())
         return digest.hexdigest()[:16]

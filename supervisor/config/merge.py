@@ -5,7 +5,8 @@ leaf of a later layer over the earlier ones; lists are leaves (replaced whole).
 
 `X_file = "/path"` in any layer, where the section has a key `X` but no key
 `X_file` (e.g. `auth.jwt_secret_file`), means "X is the content of that file",
-at the precedence of the layer that said it. The value is then a secret.
+at the precedence of the layer that said it: `X` and `X_file` are one setting,
+and only the winning one is read. The value is then a secret.
 """
 
 from __future__ import annotations
@@ -66,28 +67,50 @@ def _resolve_item(layer: Layer, list_path: KeyPath, index: int, item: Any,
     return out
 
 
-def resolve_file_refs(layer: Layer) -> None:
-    """Replace every `X_file` indirection in `layer` by the secret it points at."""
-    for path, (value, origin) in list(layer.values.items()):
+def _counterpart(path: KeyPath) -> KeyPath | None:
+    """For `X_file` the path of `X`, for `X` the path of `X_file` (if an indirection)."""
+    parent, key = path[:-1], path[-1]
+    base = _indirect_target(parent, key)
+    if base is not None:
+        return (*parent, base)
+    if _indirect_target(parent, key + _SUFFIX) is not None:
+        return (*parent, key + _SUFFIX)
+    return None
+
+
+def _check_same_layer(layer: Layer) -> None:
+    for path, (_value, origin) in list(layer.values.items()):
+        base = _indirect_target(path[:-1], path[-1])
+        if base is not None and (*path[:-1], base) in layer.values:
+            layer.problem(schema.dotted(path), origin.source,
+                          f"set either {base} or {path[-1]}, not both")
+
+
+def resolve_file_refs(merged: Merged) -> Layer:
+    """Replace every winning `X_file` indirection by the secret it points at.
+
+    Returns a pseudo-layer with the problems, warnings, watched paths and raw
+    bytes met while reading the secret files.
+    """
+    files = Layer("secret files")
+    for path, origin in list(merged.origins.items()):
+        value = merged.get(path)
         if isinstance(value, list) and schema.model_at((*path, 0)) is not None:
-            resolved = [_resolve_item(layer, path, i, item, origin)
+            resolved = [_resolve_item(files, path, i, item, origin)
                         for i, item in enumerate(value)]
             if resolved != value:
-                layer.values[path] = (resolved, Origin(origin.source, secret=True))
+                merged.set(path, resolved, Origin(origin.source, secret=True))
             continue
         base = _indirect_target(path[:-1], path[-1])
         if base is None:
             continue
-        del layer.values[path]
+        merged.unset(path)
         ref = schema.dotted(path)
-        target_path = (*path[:-1], base)
-        if target_path in layer.values:
-            layer.problem(ref, origin.source, f"set either {base} or {path[-1]}, not both")
-            continue
-        secret = _read_secret(layer, ref, value, origin)
+        secret = _read_secret(files, ref, value, origin)
         if secret is not None:
             source = f"secret file {value} (via {ref}, {origin.source})"
-            layer.values[target_path] = (secret, Origin(source, secret=True))
+            merged.set((*path[:-1], base), secret, Origin(source, secret=True))
+    return files
 
 
 @dataclass
@@ -111,6 +134,21 @@ class Merged:
             del self.origins[known]
         self.origins[path] = origin
 
+    def get(self, path: KeyPath) -> Any:
+        """The value at `path`, or None."""
+        node: Any = self.data
+        for part in path:
+            node = node.get(part) if isinstance(node, dict) else None
+        return node
+
+    def unset(self, path: KeyPath) -> None:
+        """Remove the value at `path` (and its origins), if present."""
+        parent = self.get(path[:-1])
+        if isinstance(parent, dict):
+            parent.pop(path[-1], None)
+        for known in [k for k in self.origins if k[: len(path)] == path]:
+            del self.origins[known]
+
     def origin_of(self, path: tuple[str | int, ...]) -> Origin | None:
         """Origin of the leaf at `path`, or of the nearest leaf above it (a list)."""
         keys = tuple(str(p) for p in path)
@@ -130,6 +168,11 @@ def merge(layers: list[Layer]) -> Merged:
     """Merge layers, lowest precedence first."""
     merged = Merged()
     for layer in layers:
+        _check_same_layer(layer)
         for path, (value, origin) in layer.values.items():
+            # `X` and `X_file` are one setting: the later layer's wins, whichever it uses.
+            other = _counterpart(path)
+            if other is not None:
+                merged.unset(other)
             merged.set(path, value, origin)
     return merged

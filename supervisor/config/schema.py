@@ -22,31 +22,31 @@ ENV_NESTING = "__"
 Path = tuple[str | int, ...]
 
 
-def _members(annotation: Any) -> list[Any]:
+def members(annotation: Any) -> list[Any]:
     """The concrete types an annotation can hold (Optional, Annotated, unions unwrapped)."""
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
-        return _members(typing.get_args(annotation)[0])
+        return members(typing.get_args(annotation)[0])
     if origin in (typing.Union, types.UnionType):
         out: list[Any] = []
         for arg in typing.get_args(annotation):
             if arg is not type(None):
-                out.extend(_members(arg))
+                out.extend(members(arg))
         return out
     return [annotation]
 
 
-def _item_type(annotation: Any) -> Any | None:
+def item_type(annotation: Any) -> Any | None:
     """The item type if `annotation` is a list type, else None."""
-    for member in _members(annotation):
+    for member in members(annotation):
         if typing.get_origin(member) in (list, tuple, set, frozenset):
             args = typing.get_args(member)
             return args[0] if args else Any
     return None
 
 
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    for member in _members(annotation):
+def model_in(annotation: Any) -> type[BaseModel] | None:
+    for member in members(annotation):
         if isinstance(member, type) and issubclass(member, BaseModel):
             return member
     return None
@@ -57,15 +57,15 @@ def _as_any(annotation: object) -> Any:
 
 
 @cache
-def _contains_secret(annotation: Any) -> bool:
-    for member in _members(annotation):
+def contains_secret(annotation: Any) -> bool:
+    for member in members(annotation):
         if member is SecretStr:
             return True
-        item = _item_type(member)
-        if item is not None and _contains_secret(item):
+        item = item_type(member)
+        if item is not None and contains_secret(item):
             return True
         if isinstance(member, type) and issubclass(member, BaseModel) and any(
-            _contains_secret(_as_any(f.annotation)) for f in member.model_fields.values()
+            contains_secret(_as_any(f.annotation)) for f in member.model_fields.values()
         ):
             return True
     return False
@@ -75,8 +75,8 @@ def annotation_at(path: Sequence[str | int], root: type[BaseModel] = Config) -> 
     """The type annotation of the value at `path`, or None if the schema has no such key."""
     current: Any = root
     for part in path:
-        model = _model_in(current)
-        item = _item_type(current)
+        model = model_in(current)
+        item = item_type(current)
         if isinstance(part, int) or (isinstance(part, str) and part.isdigit() and item):
             if item is None:
                 return None
@@ -91,13 +91,13 @@ def annotation_at(path: Sequence[str | int], root: type[BaseModel] = Config) -> 
 def model_at(path: Sequence[str | int]) -> type[BaseModel] | None:
     """The model class found at `path` (a section, or a list item), or None."""
     annotation = annotation_at(path)
-    return None if annotation is None else _model_in(annotation)
+    return None if annotation is None else model_in(annotation)
 
 
 def is_secret(path: Sequence[str | int]) -> bool:
     """True if the value at `path` is, or contains, a secret (SecretStr)."""
     annotation = annotation_at(path)
-    return annotation is not None and _contains_secret(annotation)
+    return annotation is not None and contains_secret(annotation)
 
 
 def env_var_name(dotted: str) -> str:
