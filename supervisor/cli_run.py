@@ -1,9 +1,145 @@
-"""`redis-gateway run|reload|status` (placeholder until issue 3 lands)."""
+"""`redis-gateway run|reload|status`.
+
+Exit codes: ``run`` 0 after a requested stop, 1 for an invalid config, a port that
+cannot be bound, or a first generation that cannot boot. ``reload`` 0 when the reload
+committed (or found nothing to change), 1 otherwise (incl. an unreachable supervisor).
+``status`` 0, or 1 when the supervisor cannot be reached.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
 import click
+
+from supervisor.config.cli import config_options, inputs_from_options
+
+
+def _control_path(control_socket: str | None, kwargs: dict[str, Any]) -> str:
+    """--control-socket, else the path the config (same options as `run`) implies."""
+    if control_socket:
+        return control_socket
+    from supervisor.config import ConfigError, load_config
+    from supervisor.control import default_socket_path
+
+    try:
+        loaded = load_config(inputs_from_options(**kwargs))
+    except ConfigError as exc:
+        raise click.ClickException(
+            "cannot locate the control socket: the configuration is invalid "
+            f"({len(exc.problems)} problem(s)); pass --control-socket PATH"
+        ) from exc
+    cfg = loaded.config
+    return cfg.supervisor.control_socket or default_socket_path(cfg.server.port)
 
 
 def register(root: click.Group) -> None:
     """Attach run/reload/status to the root CLI."""
+
+    @root.command("run")
+    @config_options
+    @click.option("--pidfile", type=click.Path(path_type=Path, dir_okay=False),
+                  default=None, help="Write the supervisor's pid here (removed on exit).")
+    def run(pidfile: Path | None, **kwargs: Any) -> None:
+        """Run the supervisor and its workers (foreground)."""
+        from supervisor.config import ConfigError, load_config
+        from supervisor.runtime import run_supervisor
+
+        inputs = inputs_from_options(**kwargs)
+        try:
+            loaded = load_config(inputs)
+        except ConfigError as exc:
+            click.echo(f"configuration invalid: {len(exc.problems)} problem(s)", err=True)
+            for problem in exc.problems:
+                click.echo(f"  {problem}", err=True)
+            sys.exit(1)
+        for warning in loaded.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        sys.exit(run_supervisor(inputs, loaded, pidfile))
+
+    @root.command("reload")
+    @config_options
+    @click.option("--control-socket", default=None, help="Control socket path (overrides "
+                  "the one derived from the config options).")
+    @click.option("--timeout", type=float, default=120.0, show_default=True,
+                  help="Seconds to wait for the outcome.")
+    @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+    def reload(control_socket: str | None, timeout: float, as_json: bool,
+               **kwargs: Any) -> None:
+        """Reload the running supervisor's configuration and wait for the outcome."""
+        from supervisor.control import ControlError, request
+        from supervisor.reload import ReloadOutcome
+
+        path = _control_path(control_socket, kwargs)
+        try:
+            reply = request(path, {"cmd": "reload"}, timeout)
+        except ControlError as exc:
+            click.echo(f"reload failed: {exc}", err=True)
+            sys.exit(1)
+        if "reload" not in reply:
+            click.echo(f"reload failed: {reply.get('error', reply)}", err=True)
+            sys.exit(1)
+        data = reply["reload"]
+        if as_json:
+            click.echo(json.dumps(data, indent=2))
+        else:
+            outcome = ReloadOutcome(**{k: data[k] for k in (
+                "result", "trigger", "version", "hash", "error", "errors", "changed")})
+            click.echo(outcome.summary())
+            for problem in outcome.errors:
+                click.echo(f"  {problem}")
+        sys.exit(0 if reply.get("ok") else 1)
+
+    @root.command("status")
+    @config_options
+    @click.option("--control-socket", default=None, help="Control socket path.")
+    @click.option("--json", "as_json", is_flag=True, help="Print the raw status as JSON.")
+    @click.option("--timeout", type=float, default=5.0, show_default=True)
+    def status(control_socket: str | None, as_json: bool, timeout: float,
+               **kwargs: Any) -> None:
+        """Show generation, workers, config version and the last reload."""
+        from supervisor.control import ControlError, request
+
+        path = _control_path(control_socket, kwargs)
+        try:
+            reply = request(path, {"cmd": "status"}, timeout)
+        except ControlError as exc:
+            click.echo(f"status unavailable: {exc}", err=True)
+            sys.exit(1)
+        st = reply.get("status")
+        if not isinstance(st, dict):
+            click.echo(f"status unavailable: {reply.get('error', reply)}", err=True)
+            sys.exit(1)
+        if as_json:
+            click.echo(json.dumps(st, indent=2))
+            return
+        click.echo(format_status(st))
+
+
+def format_status(st: dict[str, Any]) -> str:
+    """Human view of a status reply."""
+    lines = [
+        f"supervisor pid {st['pid']}, up {st['uptime_seconds']}s, listening on "
+        f"{', '.join(st['listen'])}",
+        f"config version {st['version']} (hash {st['hash']}), profile {st['profile']}",
+        f"generation {st['generation']}, {st['desired_workers']} worker(s) desired"
+        + (", reload in progress" if st.get("reload_in_progress") else ""),
+        "workers:",
+        f"  {'PID':>7}  {'GEN':>3}  {'STATE':<9} {'AGE':>8}  RESTARTS",
+    ]
+    for w in st["workers"]:
+        lines.append(f"  {w['pid']:>7}  {w['generation']:>3}  {w['state']:<9} "
+                     f"{w['age_seconds']:>7}s  {w['restarts']}")
+    last = st.get("last_reload")
+    if last:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last["finished_at"]))
+        detail = f" — {last['error']}" if last.get("error") else ""
+        lines.append(f"last reload: {last['result']} at {when} "
+                     f"(trigger {last['trigger']}){detail}")
+    else:
+        lines.append("last reload: none")
+    return "\n".join(lines)

@@ -1,0 +1,261 @@
+"""Worker entry point: ``python -m gateway_worker``.
+
+Supervised (started by the supervisor, see ``gateway_worker.contract``)::
+
+    python -m gateway_worker --supervised --listen-fd N --config-fd C --status-fd S
+
+Standalone, for development (binds the address itself, no supervisor)::
+
+    python -m gateway_worker --config gateway.toml
+
+Imports are kept lean (no supervisor, no click): worker boot time is most of a
+reload's latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from gateway_worker.config import Config
+from gateway_worker.contract import ExitCode, encode_message
+
+
+class StatusChannel:
+    """The worker's end of the status pipe (worker → supervisor)."""
+
+    def __init__(self, fd: int | None) -> None:
+        self.fd = fd
+
+    def send(self, message: dict[str, Any]) -> None:
+        if self.fd is None:
+            return
+        message.setdefault("pid", os.getpid())
+        try:
+            os.write(self.fd, encode_message(message))
+        except OSError:
+            # The supervisor is gone; the config-pipe EOF will stop us.
+            self.fd = None
+
+    def fatal(self, error: str, code: ExitCode) -> int:
+        """Report a fatal boot error and return the exit code to use."""
+        self.send({"type": "fatal", "error": error, "code": int(code)})
+        print(f"redis-gateway worker: {error}", file=sys.stderr, flush=True)
+        return int(code)
+
+
+def read_config_line(fd: int) -> bytes | None:
+    """Read the one config line from the supervisor; None on EOF before it."""
+    chunks: list[bytes] = []
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        if chunk.endswith(b"\n"):
+            return b"".join(chunks)
+
+
+def parse_config(raw: bytes | dict[str, Any]) -> Config:
+    data = json.loads(raw) if isinstance(raw, bytes) else raw
+    return Config.model_validate(data)
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    # hide_input_in_errors is on for every model, so no value (secret) is printed.
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+        for err in exc.errors()
+    )
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+        return loop
+    except ImportError:  # pragma: no cover
+        return asyncio.new_event_loop()
+
+
+async def serve(
+    config: Config,
+    sockets: list[socket.socket],
+    status: StatusChannel,
+    config_fd: int | None = None,
+) -> int:
+    """Start the app, serve until told to stop, drain; return the exit code."""
+    import structlog
+
+    from gateway_worker.app import BootError, build_app
+    from gateway_worker.logging import reopen_logs
+    from gateway_worker.server import WorkerServer, uvicorn_config
+
+    log = structlog.get_logger("redis_gateway.worker")
+    app = build_app(config)
+    try:
+        await app.startup()
+    except BootError as exc:
+        return status.fatal(str(exc), ExitCode.BOOT_ERROR)
+
+    loop = asyncio.get_running_loop()
+    exit_code = ExitCode.OK
+    heartbeat: asyncio.Task[None] | None = None
+    interval = config.supervisor.heartbeat_interval_seconds
+
+    async def beat() -> None:
+        # Sent from the event loop on purpose: a blocked loop misses heartbeats.
+        while True:
+            status.send({"type": "heartbeat", "t": time.monotonic()})
+            await asyncio.sleep(interval)
+
+    def on_started() -> None:
+        nonlocal heartbeat
+        status.send({"type": "ready"})
+        log.info("worker.ready", listen=[_addr(s) for s in sockets])
+        if status.fd is not None:
+            heartbeat = loop.create_task(beat())
+
+    def on_draining() -> None:
+        status.send({"type": "draining"})
+        log.info("worker.draining")
+
+    grace = min(1.0, config.server.graceful_shutdown_timeout_seconds / 2)
+    server = WorkerServer(
+        uvicorn_config(app, config),
+        on_started=on_started,
+        on_draining=on_draining,
+        on_reopen_logs=reopen_logs,
+        idle_grace=grace,
+    )
+
+    if config_fd is not None:
+        def on_config_fd() -> None:
+            nonlocal exit_code
+            try:
+                data = os.read(config_fd, 4096)
+            except OSError:
+                data = b""
+            if not data:
+                # EOF: the supervisor is gone (even SIGKILLed). Drain and leave.
+                loop.remove_reader(config_fd)
+                exit_code = ExitCode.ORPHANED
+                log.warning("worker.orphaned")
+                server.request_drain()
+
+        loop.add_reader(config_fd, on_config_fd)
+
+    try:
+        await server.serve(sockets=sockets)
+    finally:
+        if heartbeat is not None:
+            heartbeat.cancel()
+        await app.shutdown()
+    log.info("worker.exited", code=int(exit_code))
+    return int(exit_code)
+
+
+def _addr(sock: socket.socket) -> str:
+    try:
+        name = sock.getsockname()
+    except OSError:
+        return "?"
+    if isinstance(name, tuple):
+        host, port = name[0], name[1]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return str(name)
+
+
+def run_supervised(listen_fds: Sequence[int], config_fd: int, status_fd: int) -> int:
+    status = StatusChannel(status_fd)
+    try:
+        raw = read_config_line(config_fd)
+    except OSError as exc:
+        return status.fatal(f"cannot read the config pipe: {exc}", ExitCode.CRASH)
+    if raw is None:
+        return int(ExitCode.ORPHANED)
+    try:
+        config = parse_config(raw)
+    except ValidationError as exc:
+        return status.fatal(
+            f"invalid config from supervisor: {format_validation_error(exc)}",
+            ExitCode.CONFIG_ERROR,
+        )
+    except ValueError as exc:
+        return status.fatal(f"unreadable config from supervisor: {exc}", ExitCode.CONFIG_ERROR)
+    return _run(config, [socket.socket(fileno=fd) for fd in listen_fds], status, config_fd)
+
+
+def _run(
+    config: Config, sockets: list[socket.socket], status: StatusChannel, config_fd: int | None
+) -> int:
+    from gateway_worker.logging import configure_logging
+
+    configure_logging(config.observability.logging, process="worker", pid=os.getpid())
+    with asyncio.Runner(loop_factory=_new_loop) as runner:
+        try:
+            return runner.run(serve(config, sockets, status, config_fd))
+        except Exception as exc:
+            return status.fatal(f"worker crashed: {type(exc).__name__}: {exc}", ExitCode.CRASH)
+
+
+def run_standalone(path: Path) -> int:
+    """Development mode: load one config file, bind the address, serve."""
+    status = StatusChannel(None)
+    try:
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".json":
+            data: dict[str, Any] = json.loads(text)
+        else:
+            import tomllib
+
+            data = tomllib.loads(text)
+        config = parse_config(data)
+    except (OSError, ValueError) as exc:
+        msg = format_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
+        return status.fatal(f"{path}: {msg}", ExitCode.CONFIG_ERROR)
+    family = socket.AF_INET6 if ":" in config.server.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((config.server.host, config.server.port))
+    except OSError as exc:
+        sock.close()
+        return status.fatal(
+            f"cannot bind {config.server.host}:{config.server.port}: {exc}", ExitCode.BOOT_ERROR
+        )
+    sock.listen(2048)
+    return _run(config, [sock], status, None)
+
+
+def main(argv: Sequence[str] | None = None, exit_: Callable[[int], Any] = sys.exit) -> None:
+    parser = argparse.ArgumentParser(prog="python -m gateway_worker")
+    parser.add_argument("--supervised", action="store_true")
+    parser.add_argument("--listen-fd", type=int, action="append", default=[])
+    parser.add_argument("--config-fd", type=int)
+    parser.add_argument("--status-fd", type=int)
+    parser.add_argument("--config", type=Path, help="standalone mode: config file (TOML/JSON)")
+    args = parser.parse_args(argv)
+    if args.supervised:
+        if not args.listen_fd or args.config_fd is None or args.status_fd is None:
+            parser.error("--supervised needs --listen-fd, --config-fd and --status-fd")
+        exit_(run_supervised(args.listen_fd, args.config_fd, args.status_fd))
+    elif args.config is not None:
+        exit_(run_standalone(args.config))
+    else:
+        parser.error("give --config FILE (standalone) or --supervised ...")
+
+
+if __name__ == "__main__":
+    main()

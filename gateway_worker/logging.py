@@ -1,0 +1,175 @@
+"""structlog setup shared by the supervisor and the workers.
+
+* Format: JSON lines (``json``) or a console renderer (``pretty``).
+* Output: ``stdout``, ``stderr`` or a file path (opened in append mode, so several
+  processes can share it; ``reopen()`` after logrotate, on SIGUSR1).
+* Secrets never reach a sink: ``redact_secrets`` masks ``SecretStr`` values and the
+  values of keys whose name says they are secret, in every event, recursively.
+* Hot reload: call ``configure_logging`` again with the new settings; the stream is
+  only reopened when the output changed.
+
+The stdlib root logger (uvicorn, redis-py, watchdog) is routed into the same sink at
+the same level, so every line a process writes has the same format.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import threading
+from collections.abc import MutableMapping
+from typing import Any, TextIO
+
+import structlog
+from pydantic import SecretStr
+
+from gateway_worker.config import LoggingConfig
+
+MASK = "**********"
+_SECRET_KEY = re.compile(
+    r"(password|passwd|secret|token|api_?key|authorization|credential|private_?key)",
+    re.IGNORECASE,
+)
+
+
+def redact_value(key: str, value: Any) -> Any:
+    """``value`` with every secret in it masked (by type, or by its key's name)."""
+    if isinstance(value, SecretStr):
+        return MASK
+    if isinstance(value, dict):
+        return {k: redact_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_value(key, v) for v in value]
+    if value is not None and _SECRET_KEY.search(key) and not isinstance(value, bool):
+        return MASK
+    return value
+
+
+def redact_secrets(
+    _logger: Any, _name: str, event: MutableMapping[str, Any]
+) -> dict[str, Any]:
+    """structlog processor: mask secrets in every field of an event."""
+    return {k: (v if k == "event" else redact_value(k, v)) for k, v in event.items()}
+
+
+class ReopenableStream:
+    """A text sink that is stdout, stderr or a file that can be reopened."""
+
+    def __init__(self, output: str) -> None:
+        self.output = output
+        self._lock = threading.Lock()
+        self._file: TextIO | None = None
+        self._open()
+
+    def _open(self) -> None:
+        if self.output not in ("stdout", "stderr"):
+            self._file = open(self.output, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - long-lived sink, closed in reopen()/close()
+
+    @property
+    def stream(self) -> TextIO:
+        if self._file is not None:
+            return self._file
+        return sys.stderr if self.output == "stderr" else sys.stdout
+
+    def write(self, text: str) -> None:
+        with self._lock:
+            stream = self.stream
+            try:
+                stream.write(text)
+                stream.flush()
+            except (OSError, ValueError):
+                pass  # a closed/broken sink must never take the process down
+
+    def reopen(self) -> None:
+        """Close and reopen a file output (after logrotate moved it)."""
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+            self._open()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+
+class _StreamLogger:
+    """Minimal structlog logger writing rendered lines to the shared stream."""
+
+    def __init__(self, sink: ReopenableStream) -> None:
+        self._sink = sink
+
+    def msg(self, message: str) -> None:
+        self._sink.write(message + "\n")
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = msg
+
+
+class _Handler(logging.Handler):
+    """Routes stdlib logging (uvicorn, libraries) into structlog."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string in a library must not crash us
+            message = str(record.msg)
+        structlog.get_logger(record.name).log(record.levelno, "library.log", message=message)
+
+
+_sink: ReopenableStream | None = None
+
+
+def configure_logging(settings: LoggingConfig, **context: Any) -> None:
+    """(Re)configure structlog and stdlib logging; ``context`` is bound to every event."""
+    global _sink  # noqa: PLW0603 - one sink per process, swapped on hot reload
+    if _sink is None or _sink.output != settings.output:
+        old = _sink
+        _sink = ReopenableStream(settings.output)
+        if old is not None:
+            old.close()
+    sink = _sink
+    level = logging.getLevelName(settings.level)
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if settings.format == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _bind(context),
+            redact_secrets,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=lambda *_: _StreamLogger(sink),
+        cache_logger_on_first_use=False,
+    )
+    root = logging.getLogger()
+    root.handlers = [_Handler()]
+    root.setLevel(level)
+    # uvicorn's own loggers propagate to root; its access log stays off.
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers = []
+        logging.getLogger(name).propagate = True
+
+
+def _bind(context: dict[str, Any]) -> Any:
+    def processor(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+        for key, value in context.items():
+            event.setdefault(key, value)
+        return event
+
+    return processor
+
+
+def reopen_logs() -> None:
+    """Reopen the log file (SIGUSR1 after logrotate); no-op for stdout/stderr."""
+    if _sink is not None:
+        _sink.reopen()

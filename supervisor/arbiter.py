@@ -1,0 +1,452 @@
+"""The supervisor's main loop: signals, workers, generations, reloads, control socket.
+
+Shape (gunicorn's arbiter): signal handlers and other threads only *enqueue*; one
+loop wakes up (self-pipe), dispatches what was queued to ``handle_<signal>``, reads
+worker status pipes and the control socket, then ``step()`` advances the reload
+transaction and ``manage_workers()`` reconciles reality with the desired state
+(generation number, worker count, kill deadlines, heartbeats, crash backoff).
+
+Exit codes of ``run()``: 0 after a requested stop; 1 when the first generation
+cannot boot (the worker's error is logged and returned in ``boot_error``).
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import select
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from gateway_worker.config import Config
+from supervisor.config import ConfigInputs, LoadedConfig, load_config
+from supervisor.control import ControlConnection
+from supervisor.reload import ReloadOutcome, ReloadTransaction
+from supervisor.sockets import Listener, bind, same_address
+from supervisor.worker_process import WorkerProcess, WorkerState, describe_exit
+
+log = structlog.get_logger("redis_gateway.arbiter")
+
+SIGNALS = ("HUP", "TERM", "INT", "QUIT", "TTIN", "TTOU", "USR1", "CHLD")
+#: First delay of the crashed-worker restart backoff (doubles up to the configured cap).
+BACKOFF_BASE_SECONDS = 0.5
+
+WorkerFactory = Callable[[int, int, int, Config, list[Listener]], Any]
+
+
+class Hooks:
+    """Side effects of lifecycle events (systemd, metrics, watcher, logging); no-ops here."""
+
+    def ready(self, status: str) -> None:
+        """The first generation is serving."""
+
+    def reloading(self) -> None:
+        """A reload transaction starts."""
+
+    def reload_finished(self, outcome: ReloadOutcome, status: str) -> None:
+        """A reload ended (any result)."""
+
+    def committed(self, loaded: LoadedConfig) -> None:
+        """A new config became current (before ``reload_finished``)."""
+
+    def stopping(self) -> None:
+        """A stop was requested."""
+
+    def worker_exited(self, pid: int) -> None:
+        """A worker process is gone (clean up its per-process metrics)."""
+
+    def reopen_logs(self) -> None:
+        """SIGUSR1: reopen log files."""
+
+
+class Arbiter:
+    """Owns the listeners, the workers and the running configuration."""
+
+    def __init__(
+        self,
+        inputs: ConfigInputs,
+        loaded: LoadedConfig,
+        listeners: list[Listener],
+        *,
+        prepare_config: Callable[[Config], Config] = lambda c: c,
+        worker_factory: WorkerFactory | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        hooks: Hooks | None = None,
+        loader: Callable[[ConfigInputs], LoadedConfig] = load_config,
+    ) -> None:
+        self.inputs = inputs
+        self.current = loaded  # committed config (last-known-good)
+        self.version = 1
+        self.generation = 1
+        self.listeners = listeners
+        self.prepare_config = prepare_config
+        self.worker_config = prepare_config(loaded.config)
+        self.desired_workers = loaded.config.server.workers
+        self.workers: list[Any] = []
+        self._factory = worker_factory or spawn_worker
+        self._clock = clock
+        self.hooks = hooks or Hooks()
+        self.loader = loader
+        self.booted = False
+        self.boot_error: str | None = None
+        self.stopping: str | None = None  # None | "graceful" | "fast"
+        self.exit_code: int | None = None
+        self.reload: ReloadTransaction | None = None
+        self.reload_pending: list[str] = []
+        self.waiters: list[ControlConnection] = []
+        self.pending_waiters: list[ControlConnection] = []
+        self.last_reload: ReloadOutcome | None = None
+        self.reload_counts: collections.Counter[str] = collections.Counter()
+        self.started_at = time.time()
+        self._boot_deadline = clock() + loaded.config.server.reload_readiness_timeout_seconds
+        self._crashes = 0
+        self._next_spawn_at = 0.0
+        self._old_listeners: list[Listener] = []
+        self.signal_queue: collections.deque[int] = collections.deque()
+        self.request_queue: collections.deque[tuple[str, Any]] = collections.deque()
+
+    def clock(self) -> float:
+        return self._clock()
+
+    # -- enqueue-only entry points (signal handlers, other threads) ------------------
+
+    def enqueue_signal(self, signum: int) -> None:
+        self.signal_queue.append(signum)
+
+    def request_reload(self, trigger: str, waiter: ControlConnection | None = None) -> None:
+        """Ask for a reload; coalesced with others pending. Main-loop or thread safe."""
+        self.request_queue.append((trigger, waiter))
+
+    # -- dispatch ----------------------------------------------------------------------
+
+    def dispatch(self) -> None:
+        """Act on everything queued since the last loop iteration."""
+        while self.signal_queue:
+            signum = self.signal_queue.popleft()
+            name = signal.Signals(signum).name[3:].lower()
+            getattr(self, f"handle_{name}")()
+        while self.request_queue:
+            trigger, waiter = self.request_queue.popleft()
+            if self.stopping:
+                if waiter is not None:
+                    waiter.reply({"ok": False, "error": "supervisor is stopping"})
+                continue
+            self.reload_pending.append(trigger)
+            if waiter is not None:
+                self.pending_waiters.append(waiter)
+
+    def handle_hup(self) -> None:
+        self.request_reload("SIGHUP")
+
+    def handle_term(self) -> None:
+        self.stop(graceful=True)
+
+    handle_int = handle_term
+
+    def handle_quit(self) -> None:
+        self.stop(graceful=False)
+
+    def handle_ttin(self) -> None:
+        self.desired_workers += 1
+        log.info("workers.scale", desired=self.desired_workers, signal="TTIN")
+
+    def handle_ttou(self) -> None:
+        if self.desired_workers > 1:
+            self.desired_workers -= 1
+        log.info("workers.scale", desired=self.desired_workers, signal="TTOU")
+
+    def handle_usr1(self) -> None:
+        self.hooks.reopen_logs()
+        for w in self.workers:
+            w.signal(signal.SIGUSR1)
+        log.info("logs.reopened")
+
+    def handle_chld(self) -> None:
+        self.reap()
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start generation 1."""
+        log.info("supervisor.starting", generation=self.generation,
+                 workers=self.desired_workers, version=self.version, hash=self.current.hash,
+                 profile=self.current.config.profile,
+                 listen=[f"{lst.host}:{lst.port}" for lst in self.listeners])
+        self.workers = self.start_generation(self.generation, self.current.config, self.listeners)
+
+    def stop(self, graceful: bool) -> None:
+        if self.stopping == "fast" or (self.stopping and graceful):
+            return
+        self.stopping = "graceful" if graceful else "fast"
+        log.info("supervisor.stopping", mode=self.stopping)
+        self.hooks.stopping()
+        if self.reload is not None:
+            self._finish_reload(self.reload.abandon())
+        for waiter in self.pending_waiters:
+            waiter.reply({"ok": False, "error": "supervisor is stopping"})
+        self.pending_waiters.clear()
+        self.reload_pending.clear()
+        timeout = self.current.config.server.graceful_shutdown_timeout_seconds
+        for w in self.workers:
+            if graceful:
+                w.drain(timeout)
+            else:
+                w.signal(signal.SIGQUIT)
+                w.state = WorkerState.DRAINING
+                w.kill_deadline = self.clock() + 2.0
+
+    # -- generations (used by the reload transaction) ---------------------------------
+
+    def start_generation(self, generation: int, config: Config,
+                         listeners: list[Listener]) -> list[Any]:
+        worker_config = self.prepare_config(config)
+        started = [self._factory(generation, slot, 0, worker_config, listeners)
+                   for slot in range(config.server.workers)]
+        self.workers.extend(w for w in started if w not in self.workers)
+        log.info("generation.starting", generation=generation,
+                 pids=[w.pid for w in started])
+        return started
+
+    def listener_for(self, config: Config) -> tuple[list[Listener], Listener | None]:
+        """Current listeners, or a newly bound one when the address changed."""
+        host, port = config.server.host, config.server.port
+        if all(same_address(lst, host, port) for lst in self.listeners):
+            return self.listeners, None
+        new = bind(host, port)
+        return [new], new
+
+    def switch_generation(self, generation: int, loaded: LoadedConfig,
+                          listeners: list[Listener]) -> list[Any]:
+        """New generation serves from now on; drain and return the old workers."""
+        old_timeout = self.current.config.server.graceful_shutdown_timeout_seconds
+        old = [w for w in self.workers if w.generation < generation and w.alive]
+        for w in old:
+            w.drain(old_timeout)
+        log.info("generation.draining", generation=self.generation,
+                 pids=[w.pid for w in old], timeout=old_timeout)
+        if listeners is not self.listeners:
+            self._old_listeners.extend(self.listeners)
+            self.listeners = listeners
+        self.generation = generation
+        self.desired_workers = loaded.config.server.workers
+        self.worker_config = self.prepare_config(loaded.config)
+        return old
+
+    def commit(self, loaded: LoadedConfig, outcome: ReloadOutcome) -> None:
+        self.current = loaded
+        self.version = outcome.version
+        for lst in self._old_listeners:
+            lst.close()
+        self._old_listeners.clear()
+        self.hooks.committed(loaded)
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def step(self) -> int | None:
+        """Advance reload and reconcile; returns an exit code when the loop must end."""
+        self.reap()
+        if not self.booted and not self.stopping:
+            self._check_boot()
+        if self.exit_code is not None:
+            return self.exit_code
+        if self.reload is not None:
+            outcome = self.reload.step()
+            if outcome is not None:
+                self._finish_reload(outcome)
+        if self.reload is None and self.reload_pending and self.booted and not self.stopping:
+            self._start_reload()
+        self.manage_workers()
+        if self.stopping and not any(w.alive for w in self.workers):
+            log.info("supervisor.stopped", mode=self.stopping)
+            return 0
+        return None
+
+    def _check_boot(self) -> None:
+        first = [w for w in self.workers if w.generation == 1]
+        failed = [w for w in first if w.error is not None or not w.alive]
+        if failed:
+            w = failed[0]
+            self.boot_error = f"worker {w.pid}: {w.error or 'exited before it was ready'}"
+        elif self.clock() >= self._boot_deadline and not all(w.state == "ready" for w in first):
+            timeout = self.current.config.server.reload_readiness_timeout_seconds
+            self.boot_error = f"workers not ready within {timeout}s"
+        elif first and all(w.state == "ready" for w in first):
+            self.booted = True
+            log.info("supervisor.ready", generation=self.generation,
+                     pids=[w.pid for w in first], version=self.version)
+            self.hooks.ready(self.status_line())
+            return
+        else:
+            return
+        log.error("supervisor.boot_failed", error=self.boot_error)
+        for w in self.workers:
+            w.kill()
+        self.exit_code = 1
+
+    def _start_reload(self) -> None:
+        triggers = self.reload_pending
+        self.reload_pending = []
+        self.waiters, self.pending_waiters = self.pending_waiters, []
+        self.hooks.reloading()
+        self.reload = ReloadTransaction(self, trigger=",".join(dict.fromkeys(triggers)),
+                                        loader=self.loader)
+        outcome = self.reload.begin()
+        if outcome is not None:
+            self._finish_reload(outcome)
+
+    def _finish_reload(self, outcome: ReloadOutcome) -> None:
+        self.reload = None
+        self.last_reload = outcome
+        self.reload_counts[outcome.result] += 1
+        for waiter in self.waiters:
+            waiter.reply({"ok": outcome.ok, "reload": outcome.as_dict()})
+        self.waiters = []
+        self.hooks.reload_finished(outcome, self.status_line())
+
+    def reap(self) -> None:
+        for w in self.workers:
+            if w.poll():
+                self._on_exit(w)
+        self.workers = [w for w in self.workers if w.alive]
+
+    def _on_exit(self, w: Any) -> None:
+        code = w.returncode if w.returncode is not None else 0
+        expected = w.state == WorkerState.DRAINING or self.stopping or w.kill_deadline
+        fields = {"pid": w.pid, "generation": w.generation, "exit": describe_exit(code)}
+        self.hooks.worker_exited(w.pid)
+        w.close()
+        if expected or w.generation != self.generation or not self.booted:
+            log.info("worker.exited", **fields)
+            return
+        self._crashes += 1
+        cap = self.current.config.supervisor.restart_backoff_max_seconds
+        delay = min(cap, BACKOFF_BASE_SECONDS * 2 ** (self._crashes - 1))
+        self._next_spawn_at = self.clock() + delay
+        log.warning("worker.crashed", **fields, error=w.error, restart_in=round(delay, 2),
+                    consecutive_crashes=self._crashes)
+
+    def manage_workers(self) -> None:
+        """Make the current generation match the desired state; enforce deadlines."""
+        now = self.clock()
+        cfg = self.current.config
+        for w in self.workers:
+            if w.kill_deadline is not None and now >= w.kill_deadline and w.alive:
+                log.warning("worker.killed", pid=w.pid, generation=w.generation,
+                            reason="deadline passed")
+                w.kill()
+            elif w.state == WorkerState.READY and (
+                now - w.last_heartbeat > cfg.supervisor.heartbeat_timeout_seconds
+            ):
+                log.warning("worker.heartbeat_missed", pid=w.pid,
+                            silent_seconds=round(now - w.last_heartbeat, 1))
+                w.drain(min(cfg.server.graceful_shutdown_timeout_seconds,
+                            cfg.supervisor.heartbeat_timeout_seconds))
+            elif (self.booted and w.state == WorkerState.STARTING
+                  and w.generation == self.generation
+                  and now - w.started_at > cfg.server.reload_readiness_timeout_seconds):
+                # A replacement that never became ready (reload workers have their own
+                # deadline in the transaction, and belong to generation + 1).
+                log.warning("worker.start_timeout", pid=w.pid)
+                w.drain(1.0)
+        if self.stopping or not self.booted:
+            return
+        current = [w for w in self.workers if w.generation == self.generation
+                   and w.state in (WorkerState.STARTING, WorkerState.READY)]
+        if self._crashes and any(
+            w.state == WorkerState.READY and now - w.started_at >= cfg.supervisor
+            .restart_backoff_max_seconds for w in current
+        ):
+            self._crashes = 0  # healthy long enough: the next crash starts over
+        if len(current) < self.desired_workers and now >= self._next_spawn_at:
+            used = {w.slot for w in current}
+            for slot in range(self.desired_workers):
+                if len(current) >= self.desired_workers:
+                    break
+                if slot in used:
+                    continue
+                w = self._factory(self.generation, slot, self._crashes, self.worker_config,
+                                  self.listeners)
+                self.workers.append(w)
+                current.append(w)
+                log.info("worker.spawned", pid=w.pid, generation=self.generation, slot=slot)
+        elif len(current) > self.desired_workers:
+            extra = sorted(current, key=lambda w: w.slot)[self.desired_workers:]
+            for w in extra:
+                w.drain(cfg.server.graceful_shutdown_timeout_seconds)
+
+    def run(self, wake_fd: int, extra_fds: Callable[[], dict[int, Callable[[int], None]]],
+            tick: Callable[[], None] | None = None) -> int:
+        """Main loop until stop; ``wake_fd`` is the self-pipe's read end."""
+        self.start()
+        while True:
+            fds: dict[int, Callable[[int], None]] = {wake_fd: _drain_pipe}
+            for w in self.workers:
+                if w.status_fd is not None:
+                    fds[w.status_fd] = _reader(w)
+            fds.update(extra_fds())
+            try:
+                readable, _, _ = select.select(list(fds), [], [], 0.2)
+            except InterruptedError:
+                readable = []
+            for fd in readable:
+                fds[fd](fd)
+            self.dispatch()
+            if tick is not None:
+                tick()
+            code = self.step()
+            if code is not None:
+                return code
+
+    # -- status --------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        cfg = self.current.config
+        return {
+            "pid": os.getpid(),
+            "generation": self.generation,
+            "version": self.version,
+            "hash": self.current.hash,
+            "profile": cfg.profile,
+            "desired_workers": self.desired_workers,
+            "listen": [f"{lst.host}:{lst.port}" for lst in self.listeners],
+            "workers": [w.describe() for w in self.workers],
+            "reload_in_progress": self.reload is not None,
+            "reloads": dict(self.reload_counts),
+            "last_reload": self.last_reload.as_dict() if self.last_reload else None,
+            "uptime_seconds": round(time.time() - self.started_at, 1),
+            "stopping": self.stopping,
+        }
+
+    def status_line(self) -> str:
+        serving = sum(1 for w in self.workers if w.state == WorkerState.READY
+                      and w.generation == self.generation)
+        return (f"serving: generation {self.generation}, {serving} workers, "
+                f"config v{self.version} ({self.current.hash})")
+
+
+def _reader(worker: Any) -> Callable[[int], None]:
+    def read(_fd: int) -> None:
+        worker.read_status()
+
+    return read
+
+
+def _drain_pipe(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except (BlockingIOError, InterruptedError):
+        pass
+
+
+def spawn_worker(generation: int, slot: int, restarts: int, config: Config,
+                 listeners: list[Listener]) -> WorkerProcess:
+    """Default factory: a real worker process."""
+    w = WorkerProcess(generation, slot, restarts)
+    env = dict(os.environ)
+    w.spawn(config, [lst.fd for lst in listeners], env)
+    return w

@@ -1,0 +1,241 @@
+"""The reload transaction (DESIGN.md "Reload"), one step at a time.
+
+    validate ─► diff ─► [bind new address] ─► start generation N+1 (parallel)
+        │         │            │                      │
+     invalid   unchanged   bind_failed     all ready before the deadline?
+                                              │ no ─► stop N+1, keep N: readiness_failed
+                                              ▼ yes
+                               drain N (parallel, SIGKILL on deadline) ─► commit
+
+Nothing before "drain N" touches the serving generation, so any failure leaves the
+old generation and the old config serving. The transaction never blocks: the
+arbiter's main loop calls ``step()`` until it returns an outcome, so signals, status
+requests and heartbeats keep being handled during a reload.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+
+from gateway_worker.config import Config, dump_redacted, dump_with_secrets
+from supervisor.config import ConfigError, ConfigInputs, LoadedConfig, load_config
+from supervisor.sockets import BindError, Listener
+
+log = structlog.get_logger("redis_gateway.reload")
+
+RESULTS = ("committed", "invalid", "unchanged", "readiness_failed", "bind_failed")
+
+
+@dataclass
+class ReloadOutcome:
+    """How one reload ended (reported to waiters, status, metrics, logs)."""
+
+    result: str
+    trigger: str
+    version: int
+    hash: str
+    error: str | None = None
+    errors: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    duration_seconds: float = 0.0
+    #: Trigger → every new worker ready (the latency the benchmark targets).
+    ready_seconds: float | None = None
+    finished_at: float = field(default_factory=time.time)
+
+    @property
+    def ok(self) -> bool:
+        return self.result in ("committed", "unchanged")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "result": self.result,
+            "ok": self.ok,
+            "trigger": self.trigger,
+            "version": self.version,
+            "hash": self.hash,
+            "error": self.error,
+            "errors": self.errors,
+            "changed": self.changed,
+            "duration_seconds": round(self.duration_seconds, 4),
+            "ready_seconds": None if self.ready_seconds is None else round(self.ready_seconds, 4),
+            "finished_at": self.finished_at,
+        }
+
+    def summary(self) -> str:
+        """One human line, as printed by `redis-gateway reload`."""
+        if self.result == "committed":
+            return f"reload committed: version {self.version} (hash {self.hash})"
+        if self.result == "unchanged":
+            return f"reload unchanged: version {self.version} (hash {self.hash})"
+        detail = self.error or "; ".join(self.errors)
+        return f"reload failed ({self.result}): {detail}"
+
+
+class Host(Protocol):
+    """What the transaction needs from the arbiter."""
+
+    inputs: ConfigInputs
+    current: LoadedConfig
+    version: int
+    generation: int
+
+    def clock(self) -> float: ...
+    def listener_for(self, config: Config) -> tuple[list[Listener], Listener | None]: ...
+    def start_generation(self, generation: int, config: Config,
+                         listeners: list[Listener]) -> list[Any]: ...
+    def switch_generation(self, generation: int, loaded: LoadedConfig,
+                          listeners: list[Listener]) -> list[Any]: ...
+    def commit(self, loaded: LoadedConfig, outcome: ReloadOutcome) -> None: ...
+
+
+def config_diff(old: Config, new: Config) -> list[str]:
+    """Dotted key paths whose value changed (secrets compared, never shown)."""
+    changed: list[str] = []
+
+    def walk(a: Any, b: Any, path: str) -> None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in sorted(set(a) | set(b)):
+                walk(a.get(key), b.get(key), f"{path}.{key}" if path else str(key))
+        elif a != b:
+            changed.append(path)
+
+    walk(dump_with_secrets(old), dump_with_secrets(new), "")
+    return changed
+
+
+def redacted_values(config: Config, paths: list[str]) -> dict[str, Any]:
+    """The new values at ``paths``, with secrets masked (for the commit log)."""
+    data = dump_redacted(config)
+    result: dict[str, Any] = {}
+    for path in paths:
+        node: Any = data
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        result[path] = node
+    return result
+
+
+class ReloadTransaction:
+    """One reload; call ``begin()`` once, then ``step()`` until it returns an outcome."""
+
+    def __init__(self, host: Host, trigger: str,
+                 loader: Callable[[ConfigInputs], LoadedConfig] = load_config) -> None:
+        self.host = host
+        self.trigger = trigger
+        self.loader = loader
+        self.started = host.clock()
+        self.phase = "new"
+        self.loaded: LoadedConfig | None = None
+        self.new_workers: list[Any] = []
+        self.old_workers: list[Any] = []
+        self.new_listener: Listener | None = None
+        self.listeners: list[Listener] = []
+        self.deadline = 0.0
+        self.ready_seconds: float | None = None
+        self.changed: list[str] = []
+
+    def _outcome(self, result: str, **kw: Any) -> ReloadOutcome:
+        host = self.host
+        outcome = ReloadOutcome(
+            result=result, trigger=self.trigger, version=host.version,
+            hash=host.current.hash, duration_seconds=host.clock() - self.started, **kw,
+        )
+        if result not in ("committed", "unchanged"):
+            log.error("reload.failed", result=result, trigger=self.trigger,
+                      error=outcome.error, errors=outcome.errors, version=host.version)
+        elif result == "unchanged":
+            log.info("reload.unchanged", trigger=self.trigger, version=host.version)
+        return outcome
+
+    def begin(self) -> ReloadOutcome | None:
+        host = self.host
+        log.info("reload.started", trigger=self.trigger, version=host.version)
+        try:
+            loaded = self.loader(host.inputs)
+        except ConfigError as exc:
+            return self._outcome("invalid", errors=list(exc.problems),
+                                 error=f"invalid configuration ({len(exc.problems)} problem(s))")
+        if loaded.hash == host.current.hash:
+            return self._outcome("unchanged")
+        self.loaded = loaded
+        self.changed = config_diff(host.current.config, loaded.config)
+        try:
+            self.listeners, self.new_listener = host.listener_for(loaded.config)
+        except BindError as exc:
+            return self._outcome("bind_failed", error=str(exc))
+        generation = host.generation + 1
+        self.new_workers = host.start_generation(generation, loaded.config, self.listeners)
+        self.deadline = self.started + loaded.config.server.reload_readiness_timeout_seconds
+        self.phase = "starting"
+        return None
+
+    def step(self) -> ReloadOutcome | None:
+        if self.phase == "starting":
+            return self._step_starting()
+        if self.phase == "draining":
+            if any(w.alive for w in self.old_workers):
+                return None
+            return self._commit()
+        return None
+
+    def _step_starting(self) -> ReloadOutcome | None:
+        host = self.host
+        for w in self.new_workers:
+            if w.error is not None or not w.alive:
+                return self._abort(f"worker {w.pid}: {w.error or 'exited before it was ready'}")
+        if not all(w.state == "ready" for w in self.new_workers):
+            if host.clock() >= self.deadline:
+                waiting = [str(w.pid) for w in self.new_workers if w.state != "ready"]
+                assert self.loaded is not None
+                timeout = self.loaded.config.server.reload_readiness_timeout_seconds
+                return self._abort(
+                    f"worker(s) {', '.join(waiting)} not ready within {timeout}s"
+                )
+            return None
+        self.ready_seconds = host.clock() - self.started
+        assert self.loaded is not None
+        log.info("reload.generation_ready", generation=host.generation + 1,
+                 workers=len(self.new_workers), ready_seconds=round(self.ready_seconds, 3))
+        # Point of no return: the new generation serves, the old one drains.
+        self.old_workers = host.switch_generation(
+            host.generation + 1, self.loaded, self.listeners
+        )
+        self.phase = "draining"
+        return self.step()
+
+    def _abort(self, error: str) -> ReloadOutcome:
+        for w in self.new_workers:
+            w.drain(2.0)
+        if self.new_listener is not None:
+            self.new_listener.close()
+        self.phase = "done"
+        return self._outcome("readiness_failed", error=error, ready_seconds=None)
+
+    def _commit(self) -> ReloadOutcome:
+        assert self.loaded is not None
+        self.phase = "done"
+        outcome = ReloadOutcome(
+            result="committed", trigger=self.trigger, version=self.host.version + 1,
+            hash=self.loaded.hash, changed=self.changed,
+            duration_seconds=self.host.clock() - self.started, ready_seconds=self.ready_seconds,
+        )
+        self.host.commit(self.loaded, outcome)
+        log.info("reload.committed", version=outcome.version, hash=outcome.hash,
+                 trigger=self.trigger, changed=self.changed,
+                 values=redacted_values(self.loaded.config, self.changed),
+                 ready_seconds=round(self.ready_seconds or 0.0, 3),
+                 duration_seconds=round(outcome.duration_seconds, 3))
+        return outcome
+
+    def abandon(self) -> ReloadOutcome:
+        """The supervisor is stopping: stop a starting generation, report 'stopping'."""
+        if self.phase == "starting":
+            for w in self.new_workers:
+                w.drain(2.0)
+        self.phase = "done"
+        return self._outcome("readiness_failed", error="supervisor is stopping")

@@ -1,0 +1,313 @@
+"""Assemble and run a supervisor: config, sockets, embedded Redis, control socket,
+watcher, metrics, systemd, signals, then the arbiter's loop. Tears it all down after.
+
+Used by `redis-gateway run`; every piece is its own module, this file only wires them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from gateway_worker.config import Config
+from supervisor import logging as sup_logging
+from supervisor.arbiter import SIGNALS, Arbiter, Hooks
+from supervisor.config import ConfigError, ConfigInputs, LoadedConfig, fingerprint_inputs
+from supervisor.control import ControlConnection, ControlError, ControlServer, default_socket_path
+from supervisor.embedded_redis import EmbeddedRedis, EmbeddedRedisError
+from supervisor.reload import ReloadOutcome
+from supervisor.sockets import BindError, Listener, bind, from_systemd
+from supervisor.worker_process import WorkerProcess, WorkerState
+
+log = structlog.get_logger("redis_gateway.supervisor")
+
+
+class StartupError(Exception):
+    """The supervisor cannot start; the message is printed and `run` exits 1."""
+
+
+def wants_embedded_redis(config: Config) -> bool:
+    return (config.profile == "dev" and config.redis.url is None
+            and config.supervisor.embedded_redis)
+
+
+class Runtime(Hooks):
+    """The live supervisor's resources and the arbiter's side effects."""
+
+    def __init__(self, inputs: ConfigInputs, loaded: LoadedConfig) -> None:
+        self.inputs = inputs
+        self.loaded = loaded
+        self.embedded: EmbeddedRedis | None = None
+        self.control: ControlServer | None = None
+        self.control_path = ""
+        self.watcher: Any = None
+        self.metrics: Any = None
+        self.metrics_server: Any = None
+        self.multiproc: Any = None
+        self.notifier: Any = None
+        self.listeners: list[Listener] = []
+        self.arbiter: Arbiter | None = None
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+
+    # -- assembly ------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        config = self.loaded.config
+        from supervisor.systemd import Notifier, listen_fds
+
+        self.notifier = Notifier.from_env()
+        passed = listen_fds()
+        if passed:
+            self.listeners = from_systemd(passed)
+        else:
+            try:
+                self.listeners = [bind(config.server.host, config.server.port)]
+            except BindError as exc:
+                raise StartupError(str(exc)) from exc
+        if wants_embedded_redis(config):
+            self._start_embedded()
+        self.control_path = config.supervisor.control_socket or default_socket_path(
+            config.server.port)
+        try:
+            self.control = ControlServer(self.control_path, self._on_control)
+        except ControlError as exc:
+            raise StartupError(str(exc)) from exc
+        self._setup_metrics(config)
+        self.arbiter = Arbiter(
+            self.inputs, self.loaded, self.listeners,
+            prepare_config=self.prepare_config, worker_factory=self.spawn, hooks=self,
+        )
+        if config.supervisor.watch_config:
+            self._setup_watcher(config)
+
+    def _start_embedded(self) -> None:
+        self.embedded = EmbeddedRedis()
+        try:
+            self.embedded.start()
+        except EmbeddedRedisError as exc:
+            raise StartupError(f"embedded Redis: {exc}") from exc
+        log.info("embedded_redis.started", url=self.embedded.url)
+
+    def _setup_metrics(self, config: Config) -> None:
+        m = config.observability.metrics
+        if not m.enabled:
+            return
+        from prometheus_client import CollectorRegistry
+
+        from supervisor.metrics import (
+            MetricsError,
+            MetricsServer,
+            MultiprocessDir,
+            SupervisorMetrics,
+        )
+
+        registry = CollectorRegistry()
+        self.metrics = SupervisorMetrics(registry)
+        self.multiproc = MultiprocessDir()
+        self.metrics_server = MetricsServer(m.host, m.port, m.path, registry, self.multiproc)
+        try:
+            self.metrics_server.start()
+        except MetricsError as exc:
+            raise StartupError(str(exc)) from exc
+        self.metrics.set_config(version=1, config_hash=self.loaded.hash,
+                                profile=config.profile)
+
+    def _setup_watcher(self, config: Config) -> None:
+        from supervisor.watch import ConfigWatcher
+
+        self.watcher = ConfigWatcher(
+            paths=list(self.loaded.watched_paths),
+            fingerprint=lambda: fingerprint_inputs(self.inputs),
+            on_change=self._on_file_change,
+            debounce_seconds=config.supervisor.watch_debounce_ms / 1000,
+            recheck_interval_seconds=config.supervisor.recheck_interval_seconds,
+        )
+        self.watcher.start()
+
+    def prepare_config(self, config: Config) -> Config:
+        """The config a worker receives: embedded Redis URL and control socket filled in."""
+        update: dict[str, Any] = {}
+        if wants_embedded_redis(config):
+            if self.embedded is None:
+                self._start_embedded()
+            assert self.embedded is not None
+            update["redis"] = config.redis.model_copy(update={"url": self.embedded.url})
+        update["supervisor"] = config.supervisor.model_copy(
+            update={"control_socket": self.control_path})
+        return config.model_copy(update=update)
+
+    def spawn(self, generation: int, slot: int, restarts: int, config: Config,
+              listeners: list[Listener]) -> WorkerProcess:
+        env = dict(os.environ)
+        if self.multiproc is not None:
+            env.update(self.multiproc.env())
+        w = WorkerProcess(generation, slot, restarts)
+        w.spawn(config, [lst.fd for lst in listeners], env)
+        if restarts and self.metrics is not None:
+            self.metrics.worker_restart()
+        return w
+
+    # -- thread/signal entry points: enqueue + wake only -----------------------------
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"\0")
+        except BlockingIOError:
+            pass  # the pipe is full, so the loop is awake anyway
+
+    def _on_file_change(self, reason: str) -> None:
+        assert self.arbiter is not None
+        self.arbiter.request_reload(f"watch: {reason}")
+        self._wake()
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        assert self.arbiter is not None
+        self.arbiter.enqueue_signal(signum)
+
+    def _on_control(self, request: dict[str, Any], conn: ControlConnection) -> None:
+        assert self.arbiter is not None
+        cmd = request.get("cmd")
+        if cmd == "status":
+            conn.reply({"ok": True, "status": self.arbiter.status()})
+        elif cmd == "reload":
+            self.arbiter.request_reload("control socket", conn)
+        else:
+            conn.reply({"ok": False, "error": f"unknown cmd {cmd!r} (reload, status)"})
+
+    # -- Hooks ---------------------------------------------------------------------------
+
+    def ready(self, status: str) -> None:
+        self.notifier.ready(status)
+
+    def reloading(self) -> None:
+        self.notifier.reloading()
+
+    def reload_finished(self, outcome: ReloadOutcome, status: str) -> None:
+        if self.metrics is not None:
+            result = outcome.result if outcome.result != "bind_failed" else "error"
+            self.metrics.reload(result, outcome.duration_seconds)
+        text = status if outcome.ok else f"{status}; last reload failed: {outcome.result}"
+        self.notifier.ready(text)
+
+    def committed(self, loaded: LoadedConfig) -> None:
+        self.loaded = loaded
+        config = loaded.config
+        sup_logging.configure(config.observability.logging)
+        if self.watcher is not None:
+            self.watcher.update(list(loaded.watched_paths))
+        if self.metrics is not None:
+            assert self.arbiter is not None
+            self.metrics.set_config(version=self.arbiter.version,
+                                    config_hash=loaded.hash, profile=config.profile)
+            m = config.observability.metrics
+            try:
+                self.metrics_server.reconfigure(m.host, m.port, m.path)
+            except Exception as exc:  # never let metrics take the supervisor down
+                log.error("metrics.reconfigure_failed", error=str(exc))  # noqa: TRY400 - expected condition, no traceback
+
+    def stopping(self) -> None:
+        self.notifier.stopping()
+
+    def worker_exited(self, pid: int) -> None:
+        if self.multiproc is not None:
+            self.multiproc.worker_exited(pid)
+
+    def reopen_logs(self) -> None:
+        sup_logging.reopen_logs()
+
+    def tick(self) -> None:
+        """Once per loop iteration: worker gauges, systemd watchdog."""
+        assert self.arbiter is not None
+        if self.metrics is not None:
+            counts = {str(s): 0 for s in WorkerState if s is not WorkerState.EXITED}
+            for w in self.arbiter.workers:
+                if str(w.state) in counts:
+                    counts[str(w.state)] += 1
+            self.metrics.set_workers(counts)
+        if self.notifier.watchdog_interval() is not None:
+            self.notifier.watchdog()
+
+    # -- run / teardown ------------------------------------------------------------------
+
+    def run(self) -> int:
+        assert self.arbiter is not None and self.control is not None
+        control = self.control
+        old = {}
+        for name in SIGNALS:
+            sig = getattr(signal, f"SIG{name}")
+            old[sig] = signal.signal(sig, self._on_signal)
+        previous_wakeup = signal.set_wakeup_fd(self._wake_w)
+
+        def extra() -> dict[int, Callable[[int], None]]:
+            return dict.fromkeys(control.fds(), control.handle_readable)
+
+        try:
+            return self.arbiter.run(self._wake_r, extra, tick=self.tick)
+        finally:
+            signal.set_wakeup_fd(previous_wakeup)
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+
+    def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self.arbiter is not None:
+            for w in self.arbiter.workers:
+                w.kill()
+                if w.proc is not None:
+                    w.proc.wait()
+                w.close()
+        if self.control is not None:
+            self.control.close()
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
+        if self.multiproc is not None:
+            self.multiproc.cleanup()
+        for lst in self.listeners:
+            lst.close()
+        if self.embedded is not None:
+            self.embedded.stop()
+            log.info("embedded_redis.stopped")
+        if self.notifier is not None:
+            self.notifier.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+
+def run_supervisor(inputs: ConfigInputs, loaded: LoadedConfig, pidfile: Path | None) -> int:
+    """`redis-gateway run` after the config was loaded; returns the exit code."""
+    sup_logging.configure(loaded.config.observability.logging)
+    runtime = Runtime(inputs, loaded)
+    try:
+        try:
+            runtime.setup()
+        except StartupError as exc:
+            log.error("supervisor.start_failed", error=str(exc))  # noqa: TRY400 - expected condition, no traceback
+            print(f"redis-gateway: cannot start: {exc}", file=sys.stderr)
+            return 1
+        if pidfile is not None:
+            pidfile.write_text(f"{os.getpid()}\n")
+        code = runtime.run()
+        arbiter = runtime.arbiter
+        if arbiter is not None and arbiter.boot_error:
+            print(f"redis-gateway: the first generation could not boot: {arbiter.boot_error}",
+                  file=sys.stderr)
+        return code
+    finally:
+        runtime.close()
+        if pidfile is not None:
+            try:
+                pidfile.unlink()
+            except FileNotFoundError:
+                pass
+
+
+__all__ = ["ConfigError", "Runtime", "StartupError", "run_supervisor"]

@@ -1,0 +1,214 @@
+"""One worker as the supervisor sees it: spawn, pipes, state, heartbeat, signals.
+
+The wire format (argv, pipes, messages, exit codes) is ``gateway_worker.contract``.
+Everything here is non-blocking and driven by the arbiter's single main loop.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import structlog
+
+from gateway_worker.config import Config, dump_with_secrets
+from gateway_worker.contract import ExitCode, StatusMessage, decode_message
+
+log = structlog.get_logger("redis_gateway.worker_process")
+
+
+class WorkerState(enum.StrEnum):
+    """Life of a worker, as seen by the supervisor."""
+
+    STARTING = "starting"
+    READY = "ready"
+    DRAINING = "draining"  # SIGTERM sent: stop accepting, finish, exit
+    EXITED = "exited"
+
+
+class WorkerProcess:
+    """A worker process of one generation."""
+
+    def __init__(self, generation: int, slot: int, restarts: int = 0) -> None:
+        self.generation = generation
+        self.slot = slot
+        self.restarts = restarts
+        self.state = WorkerState.STARTING
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.started_at = time.monotonic()
+        self.last_heartbeat = self.started_at
+        self.kill_deadline: float | None = None
+        self.error: str | None = None
+        self.fatal_code: int | None = None
+        self.returncode: int | None = None
+        self.status_fd: int | None = None
+        self._config_fd: int | None = None
+        self._buffer = b""
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid if self.proc is not None else 0
+
+    @property
+    def alive(self) -> bool:
+        return self.state is not WorkerState.EXITED
+
+    def spawn(
+        self,
+        config: Config,
+        listen_fds: Sequence[int],
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """Start the interpreter and hand it the config over a private pipe."""
+        cfg_r, cfg_w = os.pipe()
+        st_r, st_w = os.pipe()
+        argv = [sys.executable, "-m", "gateway_worker", "--supervised"]
+        for fd in listen_fds:
+            argv += ["--listen-fd", str(fd)]
+        argv += ["--config-fd", str(cfg_r), "--status-fd", str(st_w)]
+        try:
+            self.proc = subprocess.Popen(
+                argv,
+                pass_fds=(*listen_fds, cfg_r, st_w),
+                env=dict(env) if env is not None else None,
+                stdin=subprocess.DEVNULL,
+            )
+        except OSError:
+            for fd in (cfg_r, cfg_w, st_r, st_w):
+                os.close(fd)
+            raise
+        os.close(cfg_r)
+        os.close(st_w)
+        os.set_blocking(st_r, False)
+        self.status_fd = st_r
+        self._config_fd = cfg_w
+        self.started_at = self.last_heartbeat = time.monotonic()
+        line = json.dumps(dump_with_secrets(config), separators=(",", ":")).encode() + b"\n"
+        try:
+            # Blocking write: the child reads it at once; configs are a few kB.
+            os.write(cfg_w, line)
+        except OSError as exc:
+            self.error = f"could not send the config: {exc}"
+        # The write end stays open for the worker's whole life: its EOF tells the
+        # worker that the supervisor is gone.
+
+    def read_status(self) -> list[StatusMessage]:
+        """Drain the status pipe; updates state. Returns the messages read."""
+        if self.status_fd is None:
+            return []
+        messages: list[StatusMessage] = []
+        while True:
+            try:
+                chunk = os.read(self.status_fd, 65536)
+            except BlockingIOError:
+                break
+            except OSError:
+                chunk = b""
+            if not chunk:
+                self._close_status()
+                break
+            self._buffer += chunk
+        *lines, self._buffer = self._buffer.split(b"\n")
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                msg = decode_message(line)
+            except ValueError:
+                log.warning("worker.bad_status_line", pid=self.pid, line=line[:200].decode(
+                    errors="replace"))
+                continue
+            self.handle_message(msg)
+            messages.append(msg)
+        return messages
+
+    def handle_message(self, msg: StatusMessage) -> None:
+        now = time.monotonic()
+        kind = msg.get("type")
+        self.last_heartbeat = now
+        if kind == "ready" and self.state is WorkerState.STARTING:
+            self.state = WorkerState.READY
+        elif kind == "fatal":
+            self.error = str(msg.get("error", "fatal error"))
+            self.fatal_code = int(msg.get("code", ExitCode.CRASH))
+
+    def _close_status(self) -> None:
+        if self.status_fd is not None:
+            os.close(self.status_fd)
+            self.status_fd = None
+
+    def poll(self) -> bool:
+        """Reap the process if it exited; True when it just did."""
+        if self.proc is None or self.state is WorkerState.EXITED:
+            return False
+        code = self.proc.poll()
+        if code is None:
+            return False
+        self.read_status()
+        self.returncode = code
+        self.state = WorkerState.EXITED
+        self._close_status()
+        if self._config_fd is not None:
+            os.close(self._config_fd)
+            self._config_fd = None
+        if self.error is None and code != 0 and self.fatal_code is None:
+            self.error = f"exited with {describe_exit(code)} before it was ready"
+        return True
+
+    def signal(self, sig: int) -> None:
+        if self.proc is None or self.state is WorkerState.EXITED:
+            return
+        try:
+            self.proc.send_signal(sig)
+        except ProcessLookupError:
+            pass
+
+    def drain(self, timeout: float) -> None:
+        """SIGTERM now; SIGKILL if still alive after ``timeout`` seconds."""
+        if self.state in (WorkerState.EXITED, WorkerState.DRAINING):
+            return
+        self.state = WorkerState.DRAINING
+        self.kill_deadline = time.monotonic() + timeout
+        self.signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.kill_deadline = None
+        self.signal(signal.SIGKILL)
+
+    def close(self) -> None:
+        """Release the pipes of an exited worker."""
+        self._close_status()
+        if self._config_fd is not None:
+            os.close(self._config_fd)
+            self._config_fd = None
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able view for `redis-gateway status`."""
+        return {
+            "pid": self.pid,
+            "generation": self.generation,
+            "state": str(self.state),
+            "age_seconds": round(time.monotonic() - self.started_at, 1),
+            "restarts": self.restarts,
+            "last_heartbeat_seconds_ago": round(time.monotonic() - self.last_heartbeat, 1),
+        }
+
+
+def describe_exit(code: int) -> str:
+    """'code 4 (BOOT_ERROR)' / 'signal SIGKILL'."""
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    try:
+        return f"code {code} ({ExitCode(code).name})"
+    except ValueError:
+        return f"code {code}"
