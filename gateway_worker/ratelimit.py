@@ -1,0 +1,133 @@
+"""Rate limiting shared by every worker and every gateway replica (GCRA in Redis).
+
+Interface used by the app::
+
+    limiter = RateLimiter(config, redis_executor)
+    decision = await limiter.check(principal)
+    # not decision.allowed and decision.unavailable → 503 (failure_mode "closed")
+    # not decision.allowed                          → 429, Retry-After: ceil(retry_after_seconds)
+
+Algorithm: the Generic Cell Rate Algorithm. Each ``principal.rate_key`` has one Redis
+key ``rgw:rl:<rate_key>`` holding its *theoretical arrival time* (TAT, microseconds).
+A request is allowed when ``TAT - now <= burst * interval`` once the request is
+counted; the key then holds ``max(TAT, now) + interval``. ``interval`` is
+``60 s / requests_per_minute`` and ``burst`` is ``burst_size``: up to ``burst_size``
+requests at once, refilled at ``requests_per_minute``. (``window_size_seconds`` is not
+used: GCRA has no windows, hence no burst at window edges.)
+
+All of it is one Lua script, run atomically with one round trip (``EVALSHA``, then
+``EVAL`` once on ``NOSCRIPT``). The clock is Redis's ``TIME`` read inside the script,
+so workers and replicas with skewed clocks still agree. The key expires when its TAT
+has passed, so idle principals cost nothing.
+
+When Redis cannot be asked (connection error, or an error reply from the script) the
+decision follows ``auth.rate_limiting.failure_mode``: ``open`` allows the request,
+``closed`` refuses it; both set ``unavailable=True`` (the app answers 503 when closed).
+Disabled → always allowed, without a Redis call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import structlog
+
+from gateway_worker.config import Config
+from gateway_worker.errors import RedisUnavailable
+from gateway_worker.http import Principal
+from gateway_worker.resp import RedisExecutor, ReplyError
+
+log = structlog.get_logger(__name__)
+
+KEY_PREFIX = "rgw:rl:"
+
+# KEYS[1] = state key; ARGV[1] = emission interval (µs); ARGV[2] = burst size.
+# Returns {allowed (0/1), retry_after_us, remaining}.
+GCRA_SCRIPT = b"""
+if redis.replicate_commands then pcall(redis.replicate_commands) end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tolerance = interval * burst
+local tat = tonumber(redis.call('GET', KEYS[1]))
+if tat == nil or tat < now then tat = now end
+local new_tat = tat + interval
+local wait = new_tat - tolerance - now
+if wait > 0 then
+  return {0, math.ceil(wait), 0}
+end
+local ttl_ms = math.ceil((new_tat - now) / 1000) + 1
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', ttl_ms)
+return {1, 0, math.floor((tolerance - (new_tat - now)) / interval)}
+"""
+GCRA_SHA = hashlib.sha1(GCRA_SCRIPT).hexdigest().encode()  # noqa: S324 - Redis names scripts by SHA-1
+
+
+@dataclass(frozen=True)
+class RateDecision:
+    """The outcome of one rate-limit check.
+
+    ``limit`` is ``burst_size`` (the most requests allowed at once) and ``remaining`` how
+    many more could be made right now; ``retry_after_seconds`` is set when refused by the
+    limit; ``unavailable`` means Redis could not be asked (see ``failure_mode``).
+    """
+
+    allowed: bool
+    limit: int
+    remaining: int
+    retry_after_seconds: float | None = None
+    unavailable: bool = False
+
+
+class RateLimiter:
+    """Per-principal GCRA limiter whose state lives in Redis."""
+
+    def __init__(self, config: Config, redis: RedisExecutor) -> None:
+        settings = config.auth.rate_limiting
+        self.enabled = settings.enabled
+        self.limit = settings.burst_size
+        self.fail_open = settings.failure_mode == "open"
+        self._redis = redis
+        self._interval = str(60_000_000 / settings.requests_per_minute).encode()
+        self._burst = str(settings.burst_size).encode()
+
+    async def check(self, principal: Principal) -> RateDecision:
+        """Count one request for ``principal`` and say whether it may proceed."""
+        if not self.enabled:
+            return RateDecision(allowed=True, limit=self.limit, remaining=self.limit)
+        key = (KEY_PREFIX + (principal.rate_key or principal.name)).encode()
+        tail = [b"1", key, self._interval, self._burst]
+        try:
+            reply = await self._redis.execute([b"EVALSHA", GCRA_SHA, *tail])
+            if isinstance(reply, ReplyError) and reply.startswith("NOSCRIPT"):
+                reply = await self._redis.execute([b"EVAL", GCRA_SCRIPT, *tail])
+        except RedisUnavailable as exc:
+            log.warning("ratelimit.redis_unavailable", error=str(exc), fail_open=self.fail_open)
+            return self._unavailable()
+        if (
+            not isinstance(reply, list)
+            or len(reply) != 3
+            or not all(isinstance(v, int) for v in reply)
+        ):
+            log.warning(
+                "ratelimit.bad_reply",
+                error=str(reply) if isinstance(reply, ReplyError) else type(reply).__name__,
+                fail_open=self.fail_open,
+            )
+            return self._unavailable()
+        allowed, retry_us, remaining = (int(v) for v in reply if isinstance(v, int))
+        if allowed:
+            return RateDecision(allowed=True, limit=self.limit, remaining=max(0, remaining))
+        return RateDecision(
+            allowed=False,
+            limit=self.limit,
+            remaining=0,
+            retry_after_seconds=max(retry_us, 1) / 1_000_000,
+        )
+
+    def _unavailable(self) -> RateDecision:
+        return RateDecision(
+            allowed=self.fail_open, limit=self.limit, remaining=0, unavailable=True
+        )
