@@ -57,6 +57,7 @@ from prometheus_client import (  # noqa: E402
     Gauge,
     Histogram,
     ProcessCollector,
+    disable_created_metrics,
     values,
 )
 from prometheus_client.exposition import choose_encoder  # noqa: E402
@@ -88,6 +89,9 @@ class SupervisorMetrics:
                 "prometheus_client was imported in multiprocess mode in the supervisor; "
                 "import supervisor.metrics before anything else imports prometheus_client"
             )
+        # `*_created` series would double the series count of every counter and
+        # histogram, and nothing here reads them (process-wide; fine in the supervisor).
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self._reloads = Counter(
             "redis_gateway_reloads",
             "Reloads by result (committed, invalid, readiness_failed, unchanged, error).",

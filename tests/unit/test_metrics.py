@@ -118,6 +118,7 @@ def test_supervisor_series() -> None:
     assert get("redis_gateway_workers", state="ready") == 3
     assert get("redis_gateway_workers", state="draining") == 0
     assert get("redis_gateway_worker_restarts_total") == 1
+    assert get("redis_gateway_worker_restarts_created") is None
     stamp = get("redis_gateway_last_reload_success_timestamp_seconds")
     metrics.reload("unchanged", 0.001)
     assert get("redis_gateway_last_reload_successful") == 1
