@@ -1,83 +1,310 @@
-"""ASGI app assembly.
+"""ASGI app assembly: routes and the order of the cross-cutting steps.
 
 Interface used by the worker entry point (and nothing else may be assumed):
 ``build_app(config) -> GatewayApp``; ``await app.startup()`` (raises ``BootError``
-when Redis does not answer); the app is an ASGI callable served with
-``lifespan="off"``; ``await app.shutdown()`` after serving.
+when Redis does not answer PING, or tracing is on without its SDK); the app is an
+ASGI callable served with ``lifespan="off"``; ``await app.shutdown()`` after serving.
 
-This first version is minimal (healthz, readyz, GET/SET/INCR); the protocol
-modules replace its routing without changing this interface.
+Order of the steps for one HTTP request (each may answer on its own):
+
+1. ``/healthz`` (liveness: the loop answers) and ``/readyz`` (Redis answers PING
+   within the command timeout, else 503): no auth, no metrics.
+2. CORS preflight (``OPTIONS`` with ``Access-Control-Request-Method``) when enabled.
+3. ``X-HTTP-Method-Override`` on POST when ``features.method_override``.
+4. Body limit (``server.max_body_bytes``, 413), reading the body under the limit.
+5. Authentication (401/403, JSON).
+6. Rate limit (429 with ``Retry-After``; 503 when Redis cannot be asked and the
+   limiter fails closed).
+7. ``/admin/*`` when ``features.admin_endpoints`` (admin principal only, else 403).
+8. Dispatch by mount prefix (``api.upstash_prefix`` / ``api.webdis_prefix``, longest
+   prefix wins; a disabled protocol is not mounted; no match is 404).
+9. The protocol handler, with the principal's command guard.
+10. CORS response headers.
+Steps 2-9 run under ``server.request_timeout_seconds`` (504, JSON); Redis being
+unreachable is 503 ``{"error": "Redis unavailable: ..."}``; an unexpected exception is
+500 with a generic message (the traceback only with ``features.debug_mode``). Every
+response has a JSON body, except Webdis raw/text formats and Upstash ``resp2``.
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any
+import asyncio
+import importlib
+import math
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+from urllib.parse import parse_qsl
 
-import redis.asyncio as aioredis
+import structlog
 
+from gateway_worker import metrics
+from gateway_worker.admin import Admin
+from gateway_worker.auth import Authenticator, AuthError
 from gateway_worker.config import Config
+from gateway_worker.cors import Cors
+from gateway_worker.errors import GatewayError, RedisUnavailable
+from gateway_worker.http import Request, Response
+from gateway_worker.limits import BodyTooLarge, ClientGone, read_body
+from gateway_worker.policy import CommandPolicy
+from gateway_worker.protocols import Handler
+from gateway_worker.protocols.resp_encode import error_response, json_bytes
+from gateway_worker.protocols.upstash import Upstash
+from gateway_worker.ratelimit import RateLimiter
+from gateway_worker.redis import RedisClient
+from gateway_worker.tracing import Tracing, TracingUnavailable
+
+log = structlog.get_logger("gateway_worker.app")
 
 Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+_JSON = b"application/json"
+_HEALTHY = b'{"status":"ok"}'
+_READY = b'{"status":"ready"}'
 
 
-class BootError(Exception):
-    """The app cannot start (Redis unreachable, bad TLS files, ...)."""
+class BootError(GatewayError):
+    """The app cannot start (Redis unreachable, tracing SDK missing, ...)."""
+
+
+def _load_webdis() -> Handler | None:
+    try:
+        module = importlib.import_module("gateway_worker.protocols.webdis")
+    except ModuleNotFoundError as exc:
+        if exc.name != "gateway_worker.protocols.webdis":
+            raise
+        return None
+    return cast(Handler, module.handle)
+
+
+async def _webdis_missing(request: Request, redis: Any, guard: Any) -> Response:
+    return error_response(501, "the Webdis protocol is not available in this build")
 
 
 class GatewayApp:
-    """The worker's ASGI application."""
+    """The worker's ASGI application (see the module docstring for the step order)."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        url = config.redis.url or "redis://127.0.0.1:6379"
-        pw = config.redis.default_password
-        self._redis = aioredis.Redis.from_url(
-            url,
-            db=config.redis.db,
-            password=pw.get_secret_value() if pw else None,
-            socket_connect_timeout=config.redis.connection_timeout_seconds,
-            socket_timeout=config.redis.command_timeout_seconds,
-        )
+        self.metrics = metrics.get()
+        self.redis_client = RedisClient(config.redis, on_error=self.metrics.redis_error)
+        self._boot_problem: str | None = None
+        try:
+            self.tracing = Tracing(config.observability.tracing)
+        except TracingUnavailable as exc:
+            self._boot_problem = str(exc)
+            self.tracing = Tracing(config.observability.tracing.model_copy(
+                update={"enabled": False}))
+        self.redis = self.tracing.wrap(self.redis_client)
+        self.auth = Authenticator(config)
+        self.policy = CommandPolicy(config)
+        self.limiter = RateLimiter(config, self.redis_client)
+        self.cors = Cors(config.server.cors) if config.server.cors.enabled else None
+        self.admin = Admin(config) if config.features.admin_endpoints else None
+        self.upstash = Upstash(config.server.max_arguments)
+        self.method_override = config.features.method_override
+        self.debug = config.features.debug_mode
+        self.access_log = config.observability.logging.access_log
+        self.max_body = config.server.max_body_bytes
+        self.request_timeout = config.server.request_timeout_seconds
+        mounts: list[tuple[str, str, Handler]] = []
+        api = config.api
+        if api.upstash_enabled:
+            mounts.append((api.upstash_prefix, "upstash", self.upstash.handle))
+        if api.webdis_enabled:
+            mounts.append((api.webdis_prefix, "webdis", _load_webdis() or _webdis_missing))
+        self.mounts = sorted(mounts, key=lambda m: len(m[0]), reverse=True)
+
+    # -- lifecycle --------------------------------------------------------------------
 
     async def startup(self) -> None:
+        if self._boot_problem:
+            raise BootError(self._boot_problem)
         try:
-            await self._redis.ping()
-        except Exception as exc:
-            raise BootError(f"Redis did not answer PING: {type(exc).__name__}: {exc}") from exc
+            await self.redis_client.start()
+        except RedisUnavailable as exc:
+            await self.redis_client.close()
+            raise BootError(f"Redis did not answer PING: {exc}") from None
+        log.info("app.started", redis=self.redis_client.options.where,
+                 mounts=[(p, n) for p, n, _ in self.mounts])
 
     async def shutdown(self) -> None:
-        await self._redis.aclose()
+        await self.redis_client.close()
+        self.tracing.shutdown()
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+    # -- ASGI -------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            return
-        path: str = scope["path"]
-        status, body = await self._route(path)
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json")]})
-        await send({"type": "http.response.body", "body": json.dumps(body).encode()})
-
-    async def _route(self, path: str) -> tuple[int, Any]:
+            return  # lifespan is off; websockets are not served
+        raw: bytes | None = scope.get("raw_path")
+        path = raw.decode("latin-1") if raw else scope["path"]
         if path == "/healthz":
-            return 200, {"status": "ok"}
-        parts = [p for p in path.split("/") if p]
+            await _send(send, 200, _JSON, _HEALTHY, [])
+            return
+        if path == "/readyz":
+            await self._readyz(send)
+            return
+        start = time.perf_counter()
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        if len(headers) != len(scope["headers"]):
+            headers = _join_repeated(scope["headers"])
+        protocol = "none"
+        with self.tracing.request_span(scope["method"], "http") as span:
+            try:
+                async with asyncio.timeout(self.request_timeout):
+                    response, protocol = await self._handle(scope, receive, path, headers)
+            except ClientGone:
+                return
+            except TimeoutError:
+                response = error_response(
+                    504,
+                    f"request did not complete within server.request_timeout_seconds="
+                    f"{self.request_timeout:g}",
+                )
+            except RedisUnavailable as exc:
+                response = error_response(503, f"Redis unavailable: {exc}")
+            except Exception as exc:
+                response = self._internal_error(exc)
+            if self.cors is not None:
+                response.headers.extend(self.cors.response_headers(headers))
+            await _send_response(send, response)
+            self.tracing.finish_request(span, response.status, response.command)
+        elapsed = time.perf_counter() - start
+        self.metrics.observe(protocol, response.command, response.status, elapsed)
+        if self.access_log:
+            client = scope.get("client")
+            log.info(
+                "http.request",
+                method=scope["method"],
+                protocol=protocol,
+                command=metrics.command_label(response.command),
+                status=response.status,
+                duration_ms=round(elapsed * 1000, 3),
+                client_ip=client[0] if client else None,
+                bytes_out=len(response.body),
+            )
+
+    async def _handle(
+        self, scope: Scope, receive: Receive, path: str, headers: dict[str, str]
+    ) -> tuple[Response, str]:
+        method: str = scope["method"]
+        if self.cors is not None and method == "OPTIONS":
+            preflight = self.cors.preflight(method, headers)
+            if preflight is not None:
+                return preflight, "cors"
+        if self.method_override and method == "POST":
+            override = headers.get("x-http-method-override")
+            if override:
+                method = override.strip().upper()
         try:
-            if path == "/readyz":
-                await self._redis.ping()
-                return 200, {"status": "ready"}
-            if len(parts) == 2 and parts[0].lower() == "get":
-                v = await self._redis.get(parts[1])
-                v = v.encode() if isinstance(v, str) else v
-                return 200, {"result": v.decode() if v is not None else None}
-            if len(parts) == 3 and parts[0].lower() == "set":
-                await self._redis.set(parts[1], parts[2])
-                return 200, {"result": "OK"}
-            if len(parts) == 2 and parts[0].lower() == "incr":
-                return 200, {"result": await self._redis.incr(parts[1])}
-        except aioredis.RedisError as exc:
-            return 503, {"error": f"Redis unavailable: {exc}"}
-        return 404, {"error": f"no route for {path}"}
+            body = await read_body(receive, self.max_body, headers.get("content-length"))
+        except BodyTooLarge as exc:
+            return error_response(413, str(exc)), "none"
+        client = scope.get("client")
+        client_ip = client[0] if client else ""
+        qs: bytes = scope.get("query_string", b"")
+        query = parse_qsl(qs.decode("latin-1"), keep_blank_values=True) if qs else []
+        try:
+            principal = self.auth.authenticate(headers, query, client_ip)
+        except AuthError as exc:
+            self.metrics.auth_failures.labels(str(exc.status)).inc()
+            return error_response(exc.status, exc.message), "auth"
+        if self.limiter.enabled:
+            decision = await self.limiter.check(principal)
+            if not decision.allowed:
+                if decision.unavailable:
+                    return error_response(
+                        503, "Redis unavailable: the rate limiter cannot be asked"
+                    ), "ratelimit"
+                self.metrics.rate_limited.inc()
+                retry = math.ceil(decision.retry_after_seconds or 1)
+                return error_response(
+                    429,
+                    f"rate limit exceeded: retry after {retry}s",
+                    [("retry-after", str(retry)), ("ratelimit-limit", str(decision.limit)),
+                     ("ratelimit-remaining", str(decision.remaining))],
+                ), "ratelimit"
+        request_path = path
+        if self.admin is not None and (path == "/admin" or path.startswith("/admin/")):
+            if not principal.admin:
+                self.metrics.auth_failures.labels("403").inc()
+                return error_response(403, "/admin needs an admin credential"), "admin"
+            request = Request(method, path[6:] or "/", query, headers, body, client_ip,
+                              principal)
+            return await self.admin.handle(request), "admin"
+        for prefix, name, handler in self.mounts:
+            if prefix == "/":
+                request_path = path
+            elif path.startswith(prefix) and (len(path) == len(prefix)
+                                               or path[len(prefix)] == "/"):
+                request_path = path[len(prefix):] or "/"
+            else:
+                continue
+            request = Request(method, request_path, query, headers, body, client_ip,
+                              principal)
+            return await handler(request, self.redis, self.policy.guard_for(principal)), name
+        return error_response(404, f"no protocol is mounted at {path}"), "none"
+
+    async def _readyz(self, send: Send) -> None:
+        if await self.redis_client.ping():
+            await _send(send, 200, _JSON, _READY, [])
+            return
+        error = self.redis_client.last_error or "no PONG"
+        body = json_bytes({"status": "unavailable", "error": f"Redis unavailable: {error}"})
+        await _send(send, 503, _JSON, body, [])
+
+    def _internal_error(self, exc: Exception) -> Response:
+        log.error("request.failed", error_type=type(exc).__name__,
+                  exc_info=self.debug)
+        if self.debug:
+            return Response(500, json_bytes({
+                "error": f"internal error: {type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exception(exc),
+            }))
+        return error_response(500, "internal error (details in the gateway's log)")
+
+
+def _join_repeated(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for k, v in raw:
+        name, value = k.decode("latin-1"), v.decode("latin-1")
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return headers
+
+
+async def _send(
+    send: Send, status: int, content_type: bytes, body: bytes, extra: list[tuple[bytes, bytes]]
+) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", b"%d" % len(body))]
+    headers.extend(extra)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _send_response(send: Send, response: Response) -> None:
+    extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
+    content_type = response.content_type.encode("latin-1")
+    if response.stream is None:
+        await _send(send, response.status, content_type, response.body, extra)
+        return
+    headers = [(b"content-type", content_type), *extra]
+    stream = response.stream
+    try:
+        await send({"type": "http.response.start", "status": response.status,
+                    "headers": headers})
+        async for chunk in stream:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+    except OSError:
+        pass  # the client went away mid-stream
+    finally:
+        aclose = getattr(stream, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 def build_app(config: Config) -> GatewayApp:

@@ -48,6 +48,9 @@ class Response:
     content_type: str = "application/json"
     headers: list[tuple[str, str]] = field(default_factory=list)
     stream: AsyncIterator[bytes] | None = None
+    #: Upper-case command name (first command of a pipeline), for metrics and the
+    #: access log; the app bounds it to known names. None: not a command.
+    command: str | None = None
 
 
 #: Checks one command (args[0] is the name) for the request's principal.

@@ -67,6 +67,35 @@ READ_ONLY: frozenset[bytes] = frozenset(
     }
 )
 
+#: Everything else a client commonly sends; with the sets above, the bounded set of
+#: names metrics may use as a label (anything else is counted as "other").
+_WRITES: frozenset[bytes] = frozenset(
+    {
+        b"SET", b"SETNX", b"SETEX", b"PSETEX", b"MSET", b"MSETNX", b"GETSET", b"GETDEL",
+        b"GETEX", b"APPEND", b"SETRANGE", b"INCR", b"INCRBY", b"INCRBYFLOAT", b"DECR",
+        b"DECRBY", b"DEL", b"UNLINK", b"EXPIRE", b"PEXPIRE", b"EXPIREAT", b"PEXPIREAT",
+        b"PERSIST", b"RENAME", b"RENAMENX", b"COPY", b"MOVE", b"HSET", b"HSETNX", b"HMSET",
+        b"HDEL", b"HINCRBY", b"HINCRBYFLOAT", b"LPUSH", b"RPUSH", b"LPUSHX", b"RPUSHX",
+        b"LPOP", b"RPOP", b"LSET", b"LREM", b"LTRIM", b"LINSERT", b"LMOVE", b"RPOPLPUSH",
+        b"LMPOP", b"SADD", b"SREM", b"SPOP", b"SMOVE", b"SINTERSTORE", b"SUNIONSTORE",
+        b"SDIFFSTORE", b"ZADD", b"ZREM", b"ZINCRBY", b"ZPOPMIN", b"ZPOPMAX", b"ZMPOP",
+        b"ZREMRANGEBYRANK", b"ZREMRANGEBYSCORE", b"ZREMRANGEBYLEX", b"ZRANGESTORE",
+        b"ZINTERSTORE", b"ZUNIONSTORE", b"ZDIFFSTORE", b"XADD", b"XDEL", b"XTRIM",
+        b"XGROUP", b"XACK", b"XCLAIM", b"XAUTOCLAIM", b"SETBIT", b"BITOP", b"BITFIELD",
+        b"PFADD", b"PFMERGE", b"GEOADD", b"GEOSEARCHSTORE", b"EVAL", b"EVALSHA", b"FCALL",
+        b"FUNCTION", b"SCRIPT", b"PUBLISH", b"SPUBLISH", b"PUBSUB", b"SORT", b"RESTORE",
+        b"FLUSHDB", b"FLUSHALL", b"CONFIG", b"DEBUG", b"SHUTDOWN", b"ACL", b"SAVE",
+        b"BGSAVE", b"BGREWRITEAOF", b"SWAPDB", b"MIGRATE", b"MODULE", b"SLOWLOG",
+        b"LATENCY", b"REPLICAOF", b"SLAVEOF", b"FAILOVER", b"CLUSTER", b"JSON.SET",
+        b"JSON.DEL", b"JSON.ARRAPPEND", b"JSON.NUMINCRBY",
+    }
+)
+
+KNOWN: frozenset[str] = frozenset(
+    n.decode()
+    for n in READ_ONLY | _WRITES | BLOCKING | BLOCKING_WITH_OPTION | CONNECTION_STATE.keys()
+)
+
 
 def command_name(args: Sequence[bytes]) -> bytes:
     """The upper-cased command name (``b""`` for an empty command)."""

@@ -1,0 +1,99 @@
+"""``/admin/*``: the operational endpoints for admins (API.md §3).
+
+Reached only when ``features.admin_endpoints`` is on and the principal is an admin
+(the app checks both). Status and reload are answered by the supervisor over its
+control socket (``supervisor.control_socket``, set by the supervisor in the config it
+sends): one JSON line out (``{"cmd": "status"}`` / ``{"cmd": "reload"}``), one JSON line
+back. Without that socket (a worker started alone) they answer 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+from typing import Any
+
+from gateway_worker.config import Config, dump_redacted
+from gateway_worker.http import Request, Response
+from gateway_worker.protocols.resp_encode import error_response, json_bytes
+
+
+def config_hash(config: Config) -> str:
+    """SHA-256 of the redacted effective config (stable key order)."""
+    canonical = json.dumps(dump_redacted(config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class Admin:
+    """Handles ``/admin/...`` paths (``request.path`` relative to ``/admin``)."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.socket_path = config.supervisor.control_socket
+        self.hash = config_hash(config)
+        s = config.server
+        # A reload waits for new workers to be ready and old ones to drain.
+        self.reload_timeout = (
+            s.reload_readiness_timeout_seconds + s.graceful_shutdown_timeout_seconds + 5.0
+        )
+
+    async def handle(self, request: Request) -> Response:
+        route = (request.method, request.path.rstrip("/"))
+        if route == ("GET", "/config"):
+            body: dict[str, Any] = {
+                "profile": self.config.profile,
+                "hash": self.hash,
+                "config": dump_redacted(self.config),
+            }
+            status = await self._ask("status", 5.0)
+            if isinstance(status, dict):
+                for key in ("version", "provenance", "config_hash"):
+                    if key in status:
+                        body[key] = status[key]
+            return Response(200, json_bytes(body))
+        if route == ("GET", "/status"):
+            return await self._forward("status", 5.0)
+        if route == ("POST", "/reload"):
+            return await self._forward("reload", self.reload_timeout)
+        known = {"/config": "GET", "/status": "GET", "/reload": "POST"}
+        if route[1] in known:
+            allow = known[route[1]]
+            return error_response(
+                405, f"/admin{route[1]} needs {allow}, not {request.method}", [("allow", allow)]
+            )
+        return error_response(404, f"no admin endpoint /admin{request.path}")
+
+    async def _forward(self, cmd: str, timeout: float) -> Response:
+        reply = await self._ask(cmd, timeout)
+        if isinstance(reply, str):
+            return error_response(503, reply)
+        ok = reply.get("ok", True) is not False
+        return Response(200 if ok else 409, json_bytes(reply))
+
+    async def _ask(self, cmd: str, timeout: float) -> dict[str, Any] | str:
+        """The supervisor's reply, or a message saying why there is none."""
+        path = self.socket_path
+        if not path or not os.path.exists(path):
+            return "supervisor control socket not available (worker not supervised?)"
+        try:
+            async with asyncio.timeout(timeout):
+                reader, writer = await asyncio.open_unix_connection(path)
+                try:
+                    writer.write(json_bytes({"cmd": cmd}) + b"\n")
+                    await writer.drain()
+                    line = await reader.readline()
+                finally:
+                    writer.close()
+        except TimeoutError:
+            return f"supervisor did not answer {cmd!r} within {timeout:.0f}s"
+        except OSError as exc:
+            return f"supervisor control socket {path}: {exc.strerror or exc}"
+        try:
+            reply = json.loads(line)
+        except ValueError:
+            return f"supervisor sent an unreadable reply to {cmd!r}"
+        if not isinstance(reply, dict):
+            return f"supervisor sent an unexpected reply to {cmd!r}"
+        return reply

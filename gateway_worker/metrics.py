@@ -1,0 +1,93 @@
+"""Request metrics of one worker (prometheus-client).
+
+Under the supervisor, ``PROMETHEUS_MULTIPROC_DIR`` is set in every worker's
+environment, so these values go to per-process files that the supervisor's endpoint
+aggregates. Labels are bounded: the protocol (3 values), the command (known Redis
+command names, else ``other``), the HTTP status code and a failure kind; never a key,
+a value or a credential.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from gateway_worker.redis.commands import KNOWN
+
+PREFIX = "redis_gateway_"
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)
+
+
+def command_label(name: str | None) -> str:
+    """A command name safe as a label value: known names upper-case, else ``other``."""
+    if not name:
+        return "none"
+    upper = name.upper()
+    return upper if upper in KNOWN else "other"
+
+
+class RequestMetrics:
+    """The worker's request metrics; one instance per process (see ``get()``)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            PREFIX + "requests_total",
+            "HTTP requests answered, by protocol, Redis command and HTTP status.",
+            ["protocol", "command", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            PREFIX + "request_duration_seconds",
+            "Time from request start to the last response byte, by protocol.",
+            ["protocol"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.redis_errors = Counter(
+            PREFIX + "redis_errors_total",
+            "Redis failures seen by requests (unavailable, timeout).",
+            ["kind"],
+            registry=r,
+        )
+        self.rate_limited = Counter(
+            PREFIX + "rate_limited_total", "Requests refused with 429.", registry=r
+        )
+        self.auth_failures = Counter(
+            PREFIX + "auth_failures_total",
+            "Requests refused by authentication, by HTTP status (401/403).",
+            ["status"],
+            registry=r,
+        )
+        self._children: dict[tuple[str, str, int], Counter] = {}
+        self._latency_children: dict[str, Histogram] = {}
+
+    def observe(self, protocol: str, command: str | None, status: int, seconds: float) -> None:
+        """Count one answered request (label children are cached: this is the hot path)."""
+        key = (protocol, command or "", status)
+        child = self._children.get(key)
+        if child is None:
+            child = self.requests.labels(protocol, command_label(command), str(status))
+            self._children[key] = child
+        child.inc()
+        hist = self._latency_children.get(protocol)
+        if hist is None:
+            hist = self._latency_children[protocol] = self.latency.labels(protocol)
+        hist.observe(seconds)
+
+    def redis_error(self, kind: str) -> None:
+        self.redis_errors.labels(kind).inc()
+
+
+_instance: RequestMetrics | None = None
+
+
+def get() -> RequestMetrics:
+    """The process-wide instance (metric names can be registered only once per process
+    in multiprocess mode, whatever the registry, and apps are rebuilt in tests)."""
+    global _instance  # noqa: PLW0603 - one set of metrics per process by design
+    if _instance is None:
+        _instance = RequestMetrics()
+    return _instance

@@ -1,0 +1,21 @@
+"""Protocol handlers: each turns a ``Request`` into Redis calls and a ``Response``.
+
+* ``upstash``: the Upstash-compatible REST protocol (API.md §1).
+* ``webdis``: the Webdis-compatible URL protocol (API.md §2).
+* ``resp_encode``: reply encoders shared by the protocols (JSON bodies, errors).
+
+A handler has the shape ``async handle(request, redis, guard) -> Response``; the app
+(``gateway_worker.app``) mounts each under its configured prefix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from gateway_worker.http import CommandGuard, Request, Response
+from gateway_worker.resp import RedisExecutor
+
+#: What the app calls for a request routed to a protocol.
+Handler = Callable[[Request, RedisExecutor, CommandGuard], Awaitable[Response]]
+
+__all__ = ["Handler"]

@@ -1,0 +1,241 @@
+"""The Upstash-compatible REST protocol (API.md §1).
+
+Routes, relative to the mount prefix:
+
+* ``POST|PUT /`` with a JSON array body: one command (``["SET","k","v","EX",100]``).
+* ``POST /pipeline`` and ``POST /multi-exec``: a JSON array of commands.
+* anything else: the path form ``/CMD/arg1/arg2`` (percent-decoded segments; one
+  trailing empty segment from a trailing ``/`` is dropped), then a non-empty POST/PUT
+  body as one more argument, then each query parameter ``k=v`` (except ``_token``) as
+  the two arguments ``k``, ``v``.
+
+JSON numbers keep their exact text (``1.50`` stays ``1.50``). Booleans, nulls and
+nested values are refused with 400: their meaning as a Redis argument is unclear.
+
+Replies: ``{"result": X}`` (200) or ``{"error": "..."}`` (400 for a Redis error);
+pipelines and transactions answer a list of those. ``Upstash-Encoding: base64`` and
+``Upstash-Response-Format: resp2`` change the encoding. A refused command (policy) is
+403 and refuses the whole request before anything runs. Every response carries an
+``Upstash-Sync-Token`` that changes after every request that ran a write.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from gateway_worker.http import CommandGuard, Request, Response
+from gateway_worker.protocols.resp_encode import error_response, json_bytes, to_base64, to_text
+from gateway_worker.redis.commands import READ_ONLY
+from gateway_worker.redis.wire import encode_reply
+from gateway_worker.resp import RedisExecutor, ReplyError, RespValue
+
+ALLOWED_METHODS = "HEAD, GET, POST, PUT"
+_METHODS = frozenset({"HEAD", "GET", "POST", "PUT"})
+_OCTET = "application/octet-stream"
+
+
+class BadRequest(Exception):
+    """The request cannot be turned into commands; ``str()`` is the client's message."""
+
+
+def _raw_number(text: str) -> str:
+    return text
+
+
+def _bad_constant(text: str) -> Any:
+    raise BadRequest(f"ERR {text} is not a valid argument")
+
+
+def _parse_json(body: bytes) -> Any:
+    if not body.strip():
+        raise BadRequest("ERR empty body: expected a JSON array")
+    try:
+        return json.loads(
+            body,
+            parse_int=_raw_number,
+            parse_float=_raw_number,
+            parse_constant=_bad_constant,
+        )
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"ERR request body is not valid JSON: {exc}") from None
+
+
+def _command_from_json(value: Any, max_arguments: int, where: str = "") -> list[bytes]:
+    if not isinstance(value, list):
+        raise BadRequest(f"ERR {where}expected a JSON array of strings and numbers")
+    if not value:
+        raise BadRequest(f"ERR {where}empty command")
+    if len(value) > max_arguments:
+        raise BadRequest(
+            f"ERR {where}too many arguments ({len(value)} > server.max_arguments="
+            f"{max_arguments})"
+        )
+    args: list[bytes] = []
+    for i, item in enumerate(value):
+        # parse_int/parse_float made every number its exact source text.
+        if isinstance(item, str):
+            args.append(item.encode("utf-8", "surrogatepass"))
+        else:
+            kind = "a boolean" if isinstance(item, bool) else type(item).__name__
+            if item is None:
+                kind = "null"
+            raise BadRequest(
+                f"ERR {where}argument {i + 1} is {kind}; expected a string or a number"
+            )
+    return args
+
+
+def _command_from_path(request: Request, max_arguments: int) -> list[bytes]:
+    segments = request.path.split("/")[1:]
+    if segments and segments[-1] == "":
+        segments.pop()
+    if not segments or not segments[0]:
+        raise BadRequest("ERR no command: POST a JSON array or use /COMMAND/arg/...")
+    args = [unquote_to_bytes(s) for s in segments]
+    if request.method in ("POST", "PUT") and request.body:
+        args.append(request.body)
+    for name, value in request.query:
+        if name != "_token":
+            args.append(name.encode())
+            args.append(value.encode())
+    if len(args) > max_arguments:
+        raise BadRequest(
+            f"ERR too many arguments ({len(args)} > server.max_arguments={max_arguments})"
+        )
+    return args
+
+
+class SyncTokens:
+    """Per-worker ``Upstash-Sync-Token`` source: a random nonce and a write counter.
+
+    With one Redis behind the gateway every read already sees earlier writes; the token
+    only has to change after each write, as the clients check.
+    """
+
+    def __init__(self) -> None:
+        self._nonce = os.urandom(6).hex()
+        self._writes = 0
+        self.current = f"{self._nonce}-0"
+
+    def wrote(self) -> None:
+        self._writes += 1
+        self.current = f"{self._nonce}-{self._writes}"
+
+
+class Upstash:
+    """The protocol handler; one per worker (it owns the sync-token counter)."""
+
+    def __init__(self, max_arguments: int) -> None:
+        self.max_arguments = max_arguments
+        self.sync = SyncTokens()
+
+    async def handle(
+        self, request: Request, redis: RedisExecutor, guard: CommandGuard
+    ) -> Response:
+        response = await self._handle(request, redis, guard)
+        response.headers.append(("upstash-sync-token", self.sync.current))
+        return response
+
+    async def _handle(
+        self, request: Request, redis: RedisExecutor, guard: CommandGuard
+    ) -> Response:
+        method = request.method
+        if method not in _METHODS:
+            return error_response(
+                405,
+                f"method {method} not allowed; use one of {ALLOWED_METHODS}",
+                [("allow", ALLOWED_METHODS)],
+            )
+        path = request.path
+        try:
+            if path in ("/pipeline", "/multi-exec"):
+                if method != "POST":
+                    return error_response(
+                        405, f"{path} needs POST, not {method}", [("allow", "POST")]
+                    )
+                commands = self._batch(request.body)
+                return await self._run_batch(request, redis, guard, commands, path)
+            if path == "/" and method in ("POST", "PUT"):
+                args = _command_from_json(_parse_json(request.body), self.max_arguments)
+            else:
+                args = _command_from_path(request, self.max_arguments)
+        except BadRequest as exc:
+            return self._reply(error_response(400, str(exc)))
+        name = args[0].upper()
+        refused = guard(args)
+        if refused is not None:
+            return self._reply(error_response(403, refused), name)
+        reply = await redis.execute(args)
+        if name not in READ_ONLY:
+            self.sync.wrote()
+        return self._reply(self._single(request, reply), name)
+
+    def _batch(self, body: bytes) -> list[list[bytes]]:
+        value = _parse_json(body)
+        if not isinstance(value, list) or not value:
+            raise BadRequest("ERR expected a non-empty JSON array of commands")
+        return [
+            _command_from_json(cmd, self.max_arguments, f"command {i + 1}: ")
+            for i, cmd in enumerate(value)
+        ]
+
+    async def _run_batch(
+        self,
+        request: Request,
+        redis: RedisExecutor,
+        guard: CommandGuard,
+        commands: list[list[bytes]],
+        path: str,
+    ) -> Response:
+        name = commands[0][0].upper()
+        for i, args in enumerate(commands):
+            refused = guard(args)
+            if refused is not None:
+                return self._reply(error_response(403, f"command {i + 1}: {refused}"), name)
+        if path == "/pipeline":
+            replies: list[RespValue] | ReplyError = await redis.pipeline(commands)
+        else:
+            replies = await redis.transaction(commands)
+        if any(args[0].upper() not in READ_ONLY for args in commands):
+            self.sync.wrote()
+        if isinstance(replies, ReplyError):
+            # The transaction was discarded as a whole: one error.
+            if _wants_resp2(request):
+                return self._reply(Response(400, encode_reply(replies), _OCTET), name)
+            return self._reply(error_response(400, str(replies)), name)
+        if _wants_resp2(request):
+            body = b"".join(encode_reply(r) for r in replies)
+            return self._reply(Response(200, body, _OCTET), name)
+        encode = to_base64 if _wants_base64(request) else to_text
+        items = [
+            {"error": str(r)} if isinstance(r, ReplyError) else {"result": encode(r)}
+            for r in replies
+        ]
+        return self._reply(Response(200, json_bytes(items)), name)
+
+    def _single(self, request: Request, reply: RespValue) -> Response:
+        if _wants_resp2(request):
+            status = 400 if isinstance(reply, ReplyError) else 200
+            return Response(status, encode_reply(reply), _OCTET)
+        if isinstance(reply, ReplyError):
+            return error_response(400, str(reply))
+        if _wants_base64(request):
+            return Response(200, json_bytes({"result": to_base64(reply)}))
+        return Response(200, json_bytes({"result": to_text(reply)}))
+
+    def _reply(self, response: Response, name: bytes | None = None) -> Response:
+        if name is not None:
+            response.command = name.decode("ascii", "replace")
+        return response
+
+
+def _wants_base64(request: Request) -> bool:
+    return request.headers.get("upstash-encoding", "").lower() == "base64"
+
+
+def _wants_resp2(request: Request) -> bool:
+    return request.headers.get("upstash-response-format", "").lower() == "resp2"
+

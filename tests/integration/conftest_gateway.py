@@ -1,0 +1,72 @@
+"""A real gateway app served by a real uvicorn on a free port, in a background thread.
+
+Used by the protocol integration tests, which need the app but not the supervisor:
+``running_gateway(config)`` yields the base URL and stops the server (and the app's
+Redis connections) on exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import uvicorn
+
+from gateway_worker.app import build_app
+from gateway_worker.config import Config
+from tests.helpers import free_port, wait_until
+
+
+def make_config(redis_url: str, **sections: Any) -> Config:
+    """A dev config pointing at ``redis_url``, with ``sections`` merged in."""
+    data: dict[str, Any] = {"redis": {"url": redis_url}}
+    for key, value in sections.items():
+        data.setdefault(key, {}).update(value)
+    data["observability"] = {"metrics": {"enabled": False}, **data.get("observability", {})}
+    return Config.model_validate(data)
+
+
+@contextmanager
+def running_gateway(config: Config) -> Iterator[str]:
+    """Serve ``build_app(config)`` on 127.0.0.1; yield its base URL."""
+    port = free_port()
+    app = build_app(config)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning",
+                       loop="asyncio")
+    )
+    boot_error: list[BaseException] = []
+
+    def serve() -> None:
+        async def main() -> None:
+            try:
+                await app.startup()
+            except BaseException as exc:
+                boot_error.append(exc)
+                return
+            try:
+                await server.serve()
+            finally:
+                await app.shutdown()
+
+        asyncio.run(main())
+
+    thread = threading.Thread(target=serve, name=f"gateway-{port}", daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(
+            lambda: boot_error or httpx.get(base + "/healthz", timeout=1).status_code == 200,
+            what="gateway /healthz",
+        )
+        if boot_error:
+            raise boot_error[0]
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        assert not thread.is_alive(), "gateway server thread did not stop"
