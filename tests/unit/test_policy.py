@@ -1,0 +1,140 @@
+"""Command policy: denied commands, the safe and read-only sets, key-prefix confinement."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gateway_worker.config import DANGEROUS_COMMANDS, Config
+from gateway_worker.http import PolicyName, Principal
+from gateway_worker.keyspec import KEY_SPECS, glob_escape, locate_keys
+from gateway_worker.policy import READ_ONLY_COMMANDS, SAFE_COMMANDS, CommandPolicy
+
+
+def make(**sections: Any) -> CommandPolicy:
+    return CommandPolicy(Config.model_validate(sections))
+
+
+def check(policy: CommandPolicy, *args: str, who: PolicyName = "all_but_dangerous",
+          prefix: str | None = None) -> str | None:
+    guard = policy.guard_for(Principal("t", policy=who, key_prefix=prefix))
+    return guard([a.encode() for a in args])
+
+
+def test_dangerous_commands_refused_by_default_in_any_case() -> None:
+    policy = make()
+    for name in DANGEROUS_COMMANDS:
+        reason = check(policy, name.lower())
+        assert reason is not None and "policy.denied_commands" in reason
+    assert check(policy, "GET", "k") is None
+
+
+def test_policy_all_may_run_dangerous_commands() -> None:
+    assert check(make(), "FLUSHALL", who="all") is None
+
+
+def test_denied_list_is_configurable() -> None:
+    policy = make(policy={"denied_commands": ["GET"]})
+    assert check(policy, "get", "k") is not None
+    assert check(policy, "FLUSHALL") is None
+
+
+def test_raw_commands_false_limits_everyone_to_the_safe_set() -> None:
+    policy = make(features={"raw_commands": False}, policy={"allowed_commands": ["info"]})
+    reason = check(policy, "EVAL", "return 1", "0", who="all")
+    assert reason is not None and "safe command set" in reason
+    assert check(policy, "SET", "k", "v", who="all") is None
+    assert check(policy, "INFO") is None  # added by policy.allowed_commands
+
+
+def test_read_only_policy() -> None:
+    policy = make()
+    assert check(policy, "GET", "k", who="read_only") is None
+    assert check(policy, "HGETALL", "h", who="read_only") is None
+    reason = check(policy, "SET", "k", "v", who="read_only")
+    assert reason is not None and "read-only" in reason
+
+
+def test_safe_policy_refuses_scripting_admin_and_blocking() -> None:
+    policy = make()
+    for args in (("EVAL", "return 1", "0"), ("INFO",), ("BLPOP", "k", "0"), ("SUBSCRIBE", "c")):
+        assert check(policy, *args, who="safe") is not None, args
+    assert check(policy, "XREAD", "COUNT", "1", "STREAMS", "s", "0", who="safe") is None
+    reason = check(policy, "XREAD", "BLOCK", "0", "STREAMS", "s", "$", who="safe")
+    assert reason is not None and "BLOCK" in reason
+    assert check(policy, "LPUSH", "l", "x", who="safe") is None
+
+
+def test_sets_are_consistent() -> None:
+    assert READ_ONLY_COMMANDS <= SAFE_COMMANDS
+    assert not SAFE_COMMANDS & set(DANGEROUS_COMMANDS)
+    assert {"EVAL", "EVALSHA", "SCRIPT", "FUNCTION", "CONFIG", "INFO"}.isdisjoint(SAFE_COMMANDS)
+    assert all(name.isupper() for name in SAFE_COMMANDS)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("GET", "app:k"),
+        ("DEL", "app:a", "app:b"),
+        ("MSET", "app:a", "1", "app:b", "other"),
+        ("EVAL", "return 1", "2", "app:a", "app:b", "not-a-key-arg"),
+        ("ZUNIONSTORE", "app:d", "2", "app:a", "app:b", "WEIGHTS", "1", "2"),
+        ("BITOP", "AND", "app:d", "app:a"),
+        ("BLPOP", "app:a", "app:b", "0"),
+        ("XREAD", "COUNT", "2", "STREAMS", "app:s1", "app:s2", "0", "other"),
+        ("SCAN", "0", "MATCH", "app:*", "COUNT", "10"),
+        ("PING",),
+        ("OBJECT", "ENCODING", "app:k"),
+        ("GEORADIUS", "app:g", "1", "2", "3", "km", "STORE", "app:d"),
+        ("PUBLISH", "app:chan", "msg"),
+    ],
+)
+def test_key_prefix_allows_keys_under_the_prefix(args: tuple[str, ...]) -> None:
+    assert check(make(), *args, prefix="app:") is None
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("GET", "zzout"), "key argument 1"),
+        (("DEL", "app:a", "zzout"), "key argument 2"),
+        (("MSET", "app:a", "1", "zzout", "2"), "key argument 3"),
+        (("EVAL", "return 1", "1", "zzout"), "key argument 3"),
+        (("EVAL", "return 1", "5", "app:x"), "numkeys"),
+        (("ZUNIONSTORE", "zzout", "1", "app:a"), "key argument 1"),
+        (("BITOP", "AND", "zzout", "app:a"), "key argument 2"),
+        (("XREAD", "STREAMS", "app:s", "zzout", "0", "0"), "key argument 3"),
+        (("SCAN", "0"), "MATCH"),
+        (("SCAN", "0", "MATCH", "*"), "pattern argument 3"),
+        (("SORT", "app:l", "BY", "w_*"), "BY or GET"),
+        (("RANDOMKEY",), "not supported"),
+        (("GEORADIUS", "app:g", "1", "2", "3", "km", "STOREDIST", "zzout"), "key argument 7"),
+        (("PSUBSCRIBE", "*"), "pattern"),
+    ],
+)
+def test_key_prefix_refuses_keys_outside(args: tuple[str, ...], fragment: str) -> None:
+    reason = check(make(), *args, prefix="app:")
+    assert reason is not None and fragment in reason, reason
+    assert "zzout" not in reason  # the key itself is never echoed
+
+
+def test_glob_specials_in_prefix_must_be_escaped_in_patterns() -> None:
+    assert glob_escape(b"a*b[") == b"a\\*b\\["
+    assert check(make(), "SCAN", "0", "MATCH", "t*:x*", prefix="t*:") is not None
+    assert check(make(), "SCAN", "0", "MATCH", "t\\*:x*", prefix="t*:") is None
+
+
+def test_every_key_spec_kind_is_known() -> None:
+    for name in KEY_SPECS:
+        result = locate_keys(name, [name.encode(), b"a", b"1", b"b", b"c", b"d"])
+        assert isinstance(result, (tuple, str))
+
+
+def test_guards_are_cached_per_policy_and_prefix() -> None:
+    policy = make()
+    a = policy.guard_for(Principal("a", key_prefix="p:"))
+    b = policy.guard_for(Principal("b", key_prefix="p:"))
+    assert a is b
+    assert check(policy) == "empty command"
