@@ -39,7 +39,12 @@ class Problem:
         elif self.value is not None:
             details.append(f"got {self.value}")
         details.append(f"from {self.source}")
-        return f"{self.key}: {self.rule} ({'; '.join(details)})"
+        return _one_line(f"{self.key}: {self.rule} ({'; '.join(details)})")
+
+
+def _one_line(text: str) -> str:
+    # Keys and sources can come from --set or file names, which may hold newlines.
+    return text.replace("\n", "\\n").replace("\r", "\\r")
 
 
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@/\s]+@")

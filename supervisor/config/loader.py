@@ -112,9 +112,12 @@ def _choose_profile(
 def _overlay(main_path: Path, profile: str, problems: list[Problem]) -> Path | None:
     """`gateway.<profile>.<ext>` beside the main file, if it exists."""
     stem = main_path.name.split(".")[0] if "." in main_path.name else main_path.name
-    found = [p for p in (main_path.with_name(f"{stem}.{profile}{ext}")
-                         for ext in (main_path.suffix, *DOCUMENT_SUFFIXES) if ext)
-             if p.exists() and p != main_path]
+    try:
+        found = [p for p in (main_path.with_name(f"{stem}.{profile}{ext}")
+                             for ext in (main_path.suffix, *DOCUMENT_SUFFIXES) if ext)
+                 if p.exists() and p != main_path]
+    except (OSError, ValueError):  # the main file's own problem is reported by its source
+        return None
     unique = list(dict.fromkeys(found))
     if len(unique) > 1:
         problems.append(Problem(str(unique[0]), f"profile overlay beside {main_path}",
@@ -194,7 +197,12 @@ def _validation_problems(exc: ValidationError, merged: Merged) -> list[Problem]:
         shown = None
         if not secret and err["type"] != "missing" and not isinstance(value, dict):
             shown = render_value(value)
-        problems.append(Problem(key, source, _rule(err), shown, secret=secret))
+        rule = _rule(err)
+        if secret and isinstance(value, str) and value and value in rule:
+            # Some validators quote the value in their message; a secret's must not be.
+            rule = rule.replace(value, "<hidden>") if len(value) >= 4 else (
+                f"invalid value ({err['type']})")
+        problems.append(Problem(key, source, rule, shown, secret=secret))
     return problems
 
 
@@ -257,7 +265,9 @@ def load_config(inputs: ConfigInputs) -> LoadedConfig:
         problems.append(Problem(
             "profile", declared.source,
             f"conflicts with the profile {collected.profile!r} chosen by "
-            f"{collected.profile_origin.source}", render_value(merged.data.get("profile"))))
+            f"{collected.profile_origin.source}",
+            None if declared.secret else render_value(merged.data.get("profile")),
+            secret=declared.secret))
     merged.set(("profile",), collected.profile, collected.profile_origin)
     config: Config | None = None
     try:

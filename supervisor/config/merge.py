@@ -33,17 +33,24 @@ def _indirect_target(parent: tuple[str | int, ...], key: str) -> str | None:
     return base
 
 
+def _shown_path(target: str, origin: Origin) -> str:
+    # A path that itself came from the secrets directory is not echoed either.
+    return f"(path from {origin.source})" if origin.secret else target
+
+
 def _read_secret(layer: Layer, ref: str, target: Any, origin: Origin) -> str | None:
     if not isinstance(target, str) or not target:
-        layer.problems.append(Problem(ref, origin.source, "must be a file path",
-                                      render_value(target)))
+        shown = None if origin.secret else render_value(target)
+        layer.problems.append(Problem(ref, origin.source, "must be a file path", shown,
+                                      secret=origin.secret))
         return None
-    path = Path(target).expanduser()
+    path = Path(target)
     layer.watched.append(path)
-    text = read_text(path, layer, ref, origin.source)
+    shown = _shown_path(target, origin)
+    text = read_text(path, layer, ref, origin.source, shown)
     if text is None:
         return None
-    warn_if_exposed(path, layer)
+    warn_if_exposed(path, layer, shown)
     return text.strip()
 
 
@@ -108,7 +115,7 @@ def resolve_file_refs(merged: Merged) -> Layer:
         ref = schema.dotted(path)
         secret = _read_secret(files, ref, value, origin)
         if secret is not None:
-            source = f"secret file {value} (via {ref}, {origin.source})"
+            source = f"secret file {_shown_path(str(value), origin)} (via {ref}, {origin.source})"
             merged.set((*path[:-1], base), secret, Origin(source, secret=True))
     return files
 

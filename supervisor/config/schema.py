@@ -100,6 +100,12 @@ def is_secret(path: Sequence[str | int]) -> bool:
     return annotation is not None and contains_secret(annotation)
 
 
+def is_secret_string(path: Sequence[str | int]) -> bool:
+    """True if the value at `path` is itself a SecretStr (taken verbatim from text)."""
+    annotation = annotation_at(path)
+    return annotation is not None and any(m is SecretStr for m in members(annotation))
+
+
 def env_var_name(dotted: str) -> str:
     """`server.cors.enabled` -> `REDIS_GATEWAY_SERVER__CORS__ENABLED`."""
     return ENV_PREFIX + dotted.replace(".", ENV_NESTING).upper()

@@ -72,7 +72,7 @@ def flatten(data: Mapping[Any, Any], prefix: KeyPath = ()) -> Iterator[tuple[Key
 
 def parse_text(text: str, path: KeyPath) -> Any:
     """A text value as described in the module docstring; ValueError if bad JSON."""
-    if schema.is_secret(path):
+    if schema.is_secret_string(path):
         return text.strip()
     stripped = text.strip()
     if stripped[:1] in ("[", "{") or (len(stripped) >= 2 and stripped[0] == stripped[-1] == '"'):
@@ -86,21 +86,29 @@ def parse_text(text: str, path: KeyPath) -> Any:
     return stripped
 
 
-def read_text(path: Path, layer: Layer, key: str, source: str) -> str | None:
-    """Read a UTF-8 file, turning every failure into a problem on `layer`."""
+def read_text(path: Path, layer: Layer, key: str, source: str,
+              shown: str | None = None) -> str | None:
+    """Read a UTF-8 file, turning every failure into a problem on `layer`.
+
+    `shown` replaces the path in messages when the path itself came from a secret.
+    """
+    name = shown or str(path)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        layer.problem(key, source, f"file not found: {path}")
+        layer.problem(key, source, f"file not found: {name}")
         return None
     except IsADirectoryError:
-        layer.problem(key, source, f"is a directory, not a file: {path}")
+        layer.problem(key, source, f"is a directory, not a file: {name}")
         return None
     except PermissionError:
-        layer.problem(key, source, f"permission denied reading {path}")
+        layer.problem(key, source, f"permission denied reading {name}")
         return None
     except OSError as exc:
-        layer.problem(key, source, f"cannot read {path}: {exc.strerror or exc}")
+        layer.problem(key, source, f"cannot read {name}: {exc.strerror or exc}")
+        return None
+    except ValueError as exc:  # e.g. a NUL byte in the path
+        layer.problem(key, source, f"invalid path {name!r}: {exc}")
         return None
     layer.raw.append(data)
     try:
@@ -110,7 +118,7 @@ def read_text(path: Path, layer: Layer, key: str, source: str) -> str | None:
         return None
 
 
-def warn_if_exposed(path: Path, layer: Layer) -> None:
+def warn_if_exposed(path: Path, layer: Layer, shown: str | None = None) -> None:
     """Secret files should not be readable by group or others."""
     try:
         mode = path.stat().st_mode
@@ -118,7 +126,7 @@ def warn_if_exposed(path: Path, layer: Layer) -> None:
         return
     if mode & 0o077:
         layer.warnings.append(
-            f"secret file {path} is accessible by group/others (mode {mode & 0o777:04o}); "
+            f"secret file {shown or path} is accessible by group/others (mode {mode & 0o777:04o}); "
             "restrict it to its owner (chmod 600, or defaultMode: 0400 in Kubernetes)"
         )
 
@@ -181,8 +189,9 @@ class _DirectorySource:
         except NotADirectoryError:
             layer.problem(str(self.directory), where, "not a directory")
             return layer
-        except OSError as exc:
-            layer.problem(str(self.directory), where, f"cannot list: {exc.strerror or exc}")
+        except (OSError, ValueError) as exc:
+            layer.problem(str(self.directory), where,
+                          f"cannot list: {getattr(exc, 'strerror', None) or exc}")
             return layer
         # Which `..<timestamp>` directory is live is part of the content (fingerprint).
         data_link = self.directory / "..data"
