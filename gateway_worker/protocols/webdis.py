@@ -228,6 +228,18 @@ async def handle(
             400, f"too many arguments: {len(cmd.args) - 1} > server.max_arguments "
             f"({max_arguments})"
         )
+    response = await _run(request, redis, guard, cmd, options)
+    response.command = cmd.args[0].decode("utf-8", "replace").upper()
+    return response
+
+
+async def _run(
+    request: Request,
+    redis: RedisExecutor,
+    guard: CommandGuard,
+    cmd: WebdisCommand,
+    options: Options,
+) -> Response:
     reason = guard(cmd.args)
     if reason is not None:
         return error_response(403, reason)

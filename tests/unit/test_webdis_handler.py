@@ -129,6 +129,7 @@ def test_get_json_with_etag() -> None:
     assert response.content_type == "application/json"
     assert ("ETag", '"0db1124cf79ffeb80aff6d199d5822f8"') in response.headers
     assert redis.calls == [([b"SET", b"hello", b"world"], None)]
+    assert response.command == "SET"  # for metrics and the access log
 
 
 def test_matching_if_none_match_gives_304() -> None:
