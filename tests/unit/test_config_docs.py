@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway_worker.config import Config, dump_redacted
-from supervisor.config import ConfigInputs, load_config
+from supervisor.config import ConfigError, ConfigInputs, load_config
 from supervisor.config.docs import render_markdown
 from supervisor.config.schema import env_var_name
 from supervisor.config.sources import flatten
@@ -64,7 +64,7 @@ def test_example_prod_is_valid_with_its_secret(tmp_path: Path) -> None:
 
 
 def test_example_prod_without_secret_is_refused() -> None:
-    with pytest.raises(Exception, match="auth.enabled needs auth.jwt_secret"):
+    with pytest.raises(ConfigError, match=r"auth\.enabled needs auth\.jwt_secret"):
         load_config(ConfigInputs(config_path=EXAMPLES / "gateway.toml", profile="prod", env={}))
 
 
