@@ -79,14 +79,22 @@ def format_validation_error(exc: ValidationError) -> str:
     )
 
 
-def _new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
+#: Operator escape hatch: "asyncio" forces the stdlib event loop (default: uvloop
+#: when importable), e.g. to rule uvloop out while debugging.
+LOOP_ENV = "GATEWAY_WORKER_LOOP"  # not REDIS_GATEWAY_*: that prefix is config
 
-        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-        return loop
-    except ImportError:  # pragma: no cover
-        return asyncio.new_event_loop()
+
+def new_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when available (and not disabled by $GATEWAY_WORKER_LOOP)."""
+    if os.environ.get(LOOP_ENV, "auto") != "asyncio":
+        try:
+            import uvloop
+
+            loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+            return loop
+        except ImportError:  # pragma: no cover
+            pass
+    return asyncio.new_event_loop()
 
 
 async def serve(
@@ -203,7 +211,7 @@ def _run(
     from gateway_worker.logging import configure_logging
 
     configure_logging(config.observability.logging, process="worker", pid=os.getpid())
-    with asyncio.Runner(loop_factory=_new_loop) as runner:
+    with asyncio.Runner(loop_factory=new_loop) as runner:
         try:
             return runner.run(serve(config, sockets, status, config_fd))
         except Exception as exc:

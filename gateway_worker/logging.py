@@ -116,7 +116,10 @@ class _Handler(logging.Handler):
             message = record.getMessage()
         except Exception:  # a broken format string in a library must not crash us
             message = str(record.msg)
-        structlog.get_logger(record.name).log(record.levelno, "library.log", message=message)
+        fields: dict[str, Any] = {"message": message}
+        if record.exc_info and record.exc_info[0] is not None:
+            fields["exception"] = logging.Formatter().formatException(record.exc_info)
+        structlog.get_logger(record.name).log(record.levelno, "library.log", **fields)
 
 
 _sink: ReopenableStream | None = None

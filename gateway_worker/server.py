@@ -131,16 +131,12 @@ def protocol_class() -> type[asyncio.Protocol]:
 
 def uvicorn_config(app: Any, config: Config) -> uvicorn.Config:
     """uvicorn settings derived from the gateway config."""
-    try:
-        import uvloop  # noqa: F401 - probing availability only
-
-        loop = "uvloop"
-    except ImportError:  # pragma: no cover
-        loop = "asyncio"
     return uvicorn.Config(
         app,
         lifespan="off",
-        loop=loop,
+        # The worker creates the loop itself (gateway_worker.__main__.new_loop); uvicorn
+        # only runs inside it.
+        loop="none",
         http=protocol_class(),
         log_config=None,
         access_log=False,

@@ -29,9 +29,15 @@ def _control_path(control_socket: str | None, kwargs: dict[str, Any]) -> str:
     try:
         loaded = load_config(inputs_from_options(**kwargs))
     except ConfigError as exc:
+        # The file may have just been broken on purpose (the reload will report it):
+        # a single supervisor socket in the default directory is unambiguous.
+        found = sorted(Path(default_socket_path(0)).parent.glob("redis-gateway-*.sock"))
+        if len(found) == 1:
+            return str(found[0])
         raise click.ClickException(
             "cannot locate the control socket: the configuration is invalid "
-            f"({len(exc.problems)} problem(s)); pass --control-socket PATH"
+            f"({len(exc.problems)} problem(s)) and {len(found)} sockets are in "
+            f"{Path(default_socket_path(0)).parent}; pass --control-socket PATH"
         ) from exc
     cfg = loaded.config
     return cfg.supervisor.control_socket or default_socket_path(cfg.server.port)

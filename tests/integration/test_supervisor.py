@@ -1,0 +1,120 @@
+"""`redis-gateway run` as a real subprocess: serving, reloads, failures, lifecycle."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+
+import psutil
+import pytest
+
+from tests.helpers import free_port, wait_until
+from tests.integration.conftest import Gateway, pid_alive
+
+pytestmark = pytest.mark.integration
+
+Factory = Callable[..., Gateway]
+
+
+def test_serves_reports_status_and_stops_cleanly_on_sigterm(gateway: Gateway) -> None:
+    assert gateway.get("/set/k/v") == (200, {"result": "OK"})
+    assert gateway.get("/get/k") == (200, {"result": "v"})
+    st = gateway.status()
+    assert (st["generation"], st["version"], st["desired_workers"]) == (1, 1, 2)
+    assert len(gateway.worker_pids()) == 2
+    pids = gateway.worker_pids()
+    gateway.signal(signal.SIGTERM)
+    assert gateway.wait_exit() == 0
+    assert not any(pid_alive(p) for p in pids)
+
+
+def test_sighup_with_new_worker_count_starts_a_new_generation(gateway: Gateway) -> None:
+    old = gateway.worker_pids()
+    gateway.write_config({"server": {"workers": 3}})
+    gateway.signal(signal.SIGHUP)
+    st = wait_until(lambda: (s := gateway.status())["version"] == 2 and s, what="version 2")
+    assert st["generation"] == 2
+    assert st["last_reload"]["result"] == "committed"
+    assert st["last_reload"]["changed"] == ["server.workers"]
+    new = gateway.worker_pids()
+    assert len(new) == 3 and not (new & old)
+    wait_until(lambda: not any(pid_alive(p) for p in old), what="old generation exited")
+    assert gateway.get("/healthz")[0] == 200
+
+
+def test_invalid_config_is_refused_while_serving_goes_on(gateway: Gateway) -> None:
+    pids = gateway.worker_pids()
+    gateway.write_config({"server": {"workers": "many"}})
+    result = gateway.reload()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "reload failed (invalid)" in result.stdout
+    assert "server.workers" in result.stdout
+    assert gateway.get("/incr/invalid-cfg")[0] == 200
+    st = gateway.status()
+    assert st["version"] == 1 and st["last_reload"]["result"] == "invalid"
+    assert gateway.worker_pids() == pids
+
+    gateway.write_config({"server": {"workers": 2, "keepalive_timeout_seconds": 7.0}})
+    result = gateway.reload()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("reload committed: version 2 (hash ")
+    result = gateway.reload()
+    assert result.returncode == 0 and "reload unchanged: version 2" in result.stdout
+
+
+def test_new_workers_failing_readiness_revert_to_the_old_generation(gateway: Gateway) -> None:
+    pids = gateway.worker_pids()
+    gateway.write_config({"redis": {"url": f"redis://127.0.0.1:{free_port()}"}})
+    result = gateway.reload()
+    assert result.returncode == 1
+    assert "reload failed (readiness_failed): worker " in result.stdout
+    assert "Redis did not answer PING" in result.stdout
+    st = gateway.status()
+    assert (st["version"], st["generation"]) == (1, 1)
+    assert st["last_reload"]["result"] == "readiness_failed"
+    assert gateway.worker_pids() == pids
+    assert gateway.get("/incr/after-revert")[0] == 200
+
+
+def test_a_killed_worker_is_replaced(gateway: Gateway) -> None:
+    victim = sorted(gateway.worker_pids())[0]
+    psutil.Process(victim).kill()
+    wait_until(lambda: len(pids := gateway.worker_pids()) == 2 and victim not in pids,
+               what="replacement ready")
+    assert any(w["restarts"] == 1 for w in gateway.status()["workers"])
+    assert gateway.get("/healthz")[0] == 200
+
+
+def test_workers_exit_by_themselves_when_the_supervisor_is_killed(gateway: Gateway) -> None:
+    pids = gateway.worker_pids()
+    gateway.signal(signal.SIGKILL)
+    gateway.wait_exit()
+    wait_until(lambda: not any(pid_alive(p) for p in pids), timeout=10,
+               what="orphaned workers exited")
+
+
+def test_first_generation_that_cannot_boot_exits_non_zero(gateway_factory: Factory) -> None:
+    dead = f"redis://127.0.0.1:{free_port()}"
+    gw = gateway_factory({"redis": {"url": dead}}, wait=False)
+    assert gw.wait_exit() == 1
+    err = gw.stderr()
+    assert "first generation could not boot" in err
+    assert "Redis did not answer PING" in err
+
+
+def test_invalid_config_at_start_exits_1_with_every_problem(gateway_factory: Factory) -> None:
+    gw = gateway_factory({"server": {"workers": 0, "max_connections": 0}}, wait=False)
+    assert gw.wait_exit() == 1
+    err = gw.stderr()
+    assert "server.workers" in err and "server.max_connections" in err
+
+
+def test_sigttin_and_sigttou_change_the_worker_count(gateway: Gateway) -> None:
+    gateway.signal(signal.SIGTTIN)
+    wait_until(lambda: len(gateway.worker_pids()) == 3, what="3 workers")
+    # One signal at a time: two identical pending signals are delivered once.
+    gateway.signal(signal.SIGTTOU)
+    wait_until(lambda: len(gateway.status()["workers"]) == 2, what="2 workers")
+    gateway.signal(signal.SIGTTOU)
+    wait_until(lambda: len(gateway.status()["workers"]) == 1, what="1 worker")
+    assert gateway.status()["desired_workers"] == 1
