@@ -138,3 +138,15 @@ def test_guards_are_cached_per_policy_and_prefix() -> None:
     b = policy.guard_for(Principal("b", key_prefix="p:"))
     assert a is b
     assert check(policy) == "empty command"
+
+
+def test_docs_list_the_command_sets() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[2] / "docs" / "security.md").read_text()
+    read_only = doc.split("### The read-only set", 1)[1].split("###", 1)[0]
+    safe = doc.split("### The safe set", 1)[1].split("Why these", 1)[0]
+    assert {f"`{c}`" for c in READ_ONLY_COMMANDS} <= set(read_only.replace(",", " ").split())
+    extra = {f"`{c}`" for c in SAFE_COMMANDS - READ_ONLY_COMMANDS}
+    assert extra == set(safe.replace(",", " ").split()) & {f"`{c}`" for c in SAFE_COMMANDS}
+    assert all(name in doc for name in DANGEROUS_COMMANDS)
