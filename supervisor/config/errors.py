@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from gateway_worker.errors import GatewayError
 
@@ -22,24 +21,38 @@ SECRET_MASK = "**********"  # noqa: S105 - the mask shown instead of a secret
 _MAX_VALUE_CHARS = 80
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One configuration problem: key path, source, rule and (unless secret) value."""
+class Problem(str):
+    """One configuration problem: key path, source, rule and (unless secret) value.
+
+    It *is* its one-line rendering (a `str`), so callers can log it, join it or
+    serialise it to JSON as text, and still read the parts as attributes.
+    """
 
     key: str
     source: str
     rule: str
-    value: str | None = None
-    secret: bool = False
+    value: str | None
+    secret: bool
 
-    def __str__(self) -> str:
+    def __new__(cls, key: str, source: str, rule: str, value: str | None = None,
+                secret: bool = False) -> Problem:
         details = []
-        if self.secret:
+        if secret:
             details.append("value hidden: secret")
-        elif self.value is not None:
-            details.append(f"got {self.value}")
-        details.append(f"from {self.source}")
-        return _one_line(f"{self.key}: {self.rule} ({'; '.join(details)})")
+        elif value is not None:
+            details.append(f"got {value}")
+        details.append(f"from {source}")
+        self = super().__new__(cls, _one_line(f"{key}: {rule} ({'; '.join(details)})"))
+        self.key, self.source, self.rule = key, source, rule
+        self.value = None if secret else value
+        self.secret = secret
+        return self
+
+    def __repr__(self) -> str:
+        return f"Problem({str(self)!r})"
+
+    def __reduce__(self) -> tuple[type[Problem], tuple[str, str, str, str | None, bool]]:
+        return (Problem, (self.key, self.source, self.rule, self.value, self.secret))
 
 
 def _one_line(text: str) -> str:
@@ -70,6 +83,7 @@ class ConfigError(GatewayError):
     ``str(err)`` lists them all, one per line. No problem ever renders a secret.
     """
 
-    def __init__(self, problems: Iterable[Problem | str]) -> None:
-        self.problems: list[Problem | str] = list(problems)
+    def __init__(self, problems: Iterable[str]) -> None:
+        # Each item is a `Problem` (a str with .key/.source/.rule/.value) when raised here.
+        self.problems: list[str] = list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))

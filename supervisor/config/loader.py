@@ -12,6 +12,7 @@ through a log line written here.
 from __future__ import annotations
 
 import copy
+import difflib
 import hashlib
 import json
 import os
@@ -27,7 +28,7 @@ from gateway_worker.config import PROFILES, Config, dump_redacted, dump_with_sec
 from supervisor.config import schema
 from supervisor.config.errors import ConfigError, Problem, render_value
 from supervisor.config.merge import Merged, merge, resolve_file_refs
-from supervisor.config.profiles import check_profile
+from supervisor.config.profiles import SourceOf, check_profile
 from supervisor.config.sources import (
     DOCUMENT_SUFFIXES,
     ConfigMapSource,
@@ -157,8 +158,6 @@ def _rule(err: Mapping[str, Any]) -> str:
     for prefix in ("Value error, ", "Assertion failed, "):
         msg = msg.removeprefix(prefix)
     if err["type"] == "extra_forbidden":
-        import difflib
-
         loc = tuple(err["loc"])
         model = schema.model_at(loc[:-1])
         known = sorted(model.model_fields) if model is not None else []
@@ -236,7 +235,7 @@ def _profile_problems_despite(exc: ValidationError, merged: Merged) -> list[Prob
     return []
 
 
-def _source_of(merged: Merged) -> Any:
+def _source_of(merged: Merged) -> SourceOf:
     def source_of(dotted: str) -> tuple[str, bool]:
         path = tuple(dotted.split("."))
         origin = merged.origin_of(path)
