@@ -198,6 +198,7 @@ class _DirectorySource:
         if data_link.is_symlink():
             layer.raw.append(os.readlink(data_link).encode())
         visible = [n for n in names if not n.startswith(".")]
+        layer.raw.append("\0".join(visible).encode(errors="surrogateescape"))
         documents = [n for n in visible if n.lower().endswith(DOCUMENT_SUFFIXES)]
         for name in documents + [n for n in visible if n not in documents]:
             path = self.directory / name

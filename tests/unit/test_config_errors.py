@@ -84,6 +84,21 @@ def test_permission_denied(tmp_path: Path) -> None:
         f"{path}: permission denied reading {path} (from file {path})"]
 
 
+def test_permission_denied_even_as_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # root bypasses file modes, so the OS error is injected for this one path.
+    path = write(tmp_path / "g.toml", "[server]\n")
+    real = Path.read_bytes
+
+    def read_bytes(self: Path) -> bytes:
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    assert errors(config_path=path) == [
+        f"{path}: permission denied reading {path} (from file {path})"]
+
+
 def test_directory_instead_of_file(tmp_path: Path) -> None:
     assert errors(config_path=tmp_path) == [
         f"{tmp_path}: is a directory, not a file: {tmp_path} (from file {tmp_path})"]

@@ -160,3 +160,13 @@ def test_dot_entries_and_subdirectories_are_skipped(tmp_path: Path) -> None:
     loaded = load_config(ConfigInputs(configmap_dir=cm, env={}))
     assert loaded.config.server.port == 8080
     assert loaded.warnings == (f"configmap dir {cm}: ignored sub-directory 'nested'",)
+
+
+def test_fingerprint_sees_a_renamed_key(tmp_path: Path) -> None:
+    cm = tmp_path / "cm"
+    cm.mkdir()
+    (cm / "server.workers").write_text("2")
+    inputs = ConfigInputs(configmap_dir=cm, env={})
+    before = fingerprint_inputs(inputs)
+    (cm / "server.workers").rename(cm / "redis.pool_max_size")
+    assert fingerprint_inputs(inputs) != before
