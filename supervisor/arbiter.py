@@ -104,6 +104,7 @@ class Arbiter:
         self.started_at = time.time()
         self._boot_deadline = clock() + loaded.config.server.reload_readiness_timeout_seconds
         self._crashes = 0
+        self._slot_restarts: collections.Counter[tuple[int, int]] = collections.Counter()
         self._next_spawn_at = 0.0
         self._old_listeners: list[Listener] = []
         self.signal_queue: collections.deque[int] = collections.deque()
@@ -271,6 +272,8 @@ class Arbiter:
         if failed:
             w = failed[0]
             self.boot_error = f"worker {w.pid}: {w.error or 'exited before it was ready'}"
+        elif self.boot_error is not None:
+            pass  # set by _on_exit: a first-generation worker already exited
         elif self.clock() >= self._boot_deadline and not all(w.state == "ready" for w in first):
             timeout = self.current.config.server.reload_readiness_timeout_seconds
             self.boot_error = f"workers not ready within {timeout}s"
@@ -319,10 +322,13 @@ class Arbiter:
         fields = {"pid": w.pid, "generation": w.generation, "exit": describe_exit(code)}
         self.hooks.worker_exited(w.pid)
         w.close()
+        if not self.booted and not self.stopping and self.boot_error is None:
+            self.boot_error = f"worker {w.pid}: {w.error or 'exited before it was ready'}"
         if expected or w.generation != self.generation or not self.booted:
             log.info("worker.exited", **fields)
             return
         self._crashes += 1
+        self._slot_restarts[(w.generation, w.slot)] += 1
         cap = self.current.config.supervisor.restart_backoff_max_seconds
         delay = min(cap, BACKOFF_BASE_SECONDS * 2 ** (self._crashes - 1))
         self._next_spawn_at = self.clock() + delay
@@ -368,7 +374,8 @@ class Arbiter:
                     break
                 if slot in used:
                     continue
-                w = self._factory(self.generation, slot, self._crashes, self.worker_config,
+                restarts = self._slot_restarts[(self.generation, slot)]
+                w = self._factory(self.generation, slot, restarts, self.worker_config,
                                   self.listeners)
                 self.workers.append(w)
                 current.append(w)

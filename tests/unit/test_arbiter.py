@@ -1,0 +1,350 @@
+"""The arbiter and the reload transaction, driven step by step with fake workers.
+
+No processes: ``FakeWorker`` stands in for ``WorkerProcess`` (same attributes and
+methods), the clock is a counter the test advances, and the config loader returns
+whatever the test put in ``Env.next_config``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import signal
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from gateway_worker.config import Config, dump_with_secrets
+from supervisor.arbiter import Arbiter
+from supervisor.config import ConfigError, ConfigInputs, LoadedConfig
+from supervisor.sockets import Listener
+from supervisor.worker_process import WorkerState
+
+_pids = itertools.count(1000)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeWorker:
+    """Same surface as WorkerProcess; the test decides when it is ready or exits."""
+
+    def __init__(self, clock: Clock, generation: int, slot: int, restarts: int,
+                 config: Config) -> None:
+        self.clock = clock
+        self.generation, self.slot, self.restarts, self.config = generation, slot, restarts, config
+        self.pid = next(_pids)
+        self.state = WorkerState.STARTING
+        self.status_fd = None
+        self.error: str | None = None
+        self.fatal_code: int | None = None
+        self.returncode: int | None = None
+        self.started_at = self.last_heartbeat = clock.now
+        self.kill_deadline: float | None = None
+        self.signals: list[int] = []
+        self._exit: int | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.state is not WorkerState.EXITED
+
+    # test controls
+    def become_ready(self) -> None:
+        self.state = WorkerState.READY
+        self.last_heartbeat = self.clock.now
+
+    def fail(self, error: str, code: int = 4) -> None:
+        self.error, self.fatal_code = error, code
+        self._exit = code
+
+    def exit(self, code: int) -> None:
+        self._exit = code
+
+    # WorkerProcess surface
+    def poll(self) -> bool:
+        if self._exit is None or self.state is WorkerState.EXITED:
+            return False
+        self.returncode = self._exit
+        self.state = WorkerState.EXITED
+        return True
+
+    def read_status(self) -> list[Any]:
+        return []
+
+    def signal(self, sig: int) -> None:
+        if self.alive:
+            self.signals.append(sig)
+
+    def drain(self, timeout: float) -> None:
+        if self.state in (WorkerState.EXITED, WorkerState.DRAINING):
+            return
+        self.state = WorkerState.DRAINING
+        self.kill_deadline = self.clock.now + timeout
+        self.signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.signal(signal.SIGKILL)
+        self.kill_deadline = None
+        if self.alive:
+            self._exit = -9
+
+    def close(self) -> None:
+        pass
+
+    def describe(self) -> dict[str, Any]:
+        return {"pid": self.pid, "state": str(self.state), "generation": self.generation}
+
+
+def loaded(**server: Any) -> LoadedConfig:
+    base = {"workers": 2, "port": 18000, "graceful_shutdown_timeout_seconds": 5.0,
+            "reload_readiness_timeout_seconds": 10.0}
+    config = Config.model_validate({"server": {**base, **server},
+                                    "supervisor": {"restart_backoff_max_seconds": 8.0,
+                                                   "heartbeat_timeout_seconds": 3.0}})
+    digest = hashlib.sha256(json.dumps(dump_with_secrets(config), sort_keys=True).encode())
+    return LoadedConfig(config, {}, digest.hexdigest()[:16], ())
+
+
+class Env:
+    def __init__(self) -> None:
+        self.clock = Clock()
+        self.workers: list[FakeWorker] = []
+        self.next_config: LoadedConfig | ConfigError = loaded()
+        self.sock = socket.socket()
+        listener = Listener(self.sock, "0.0.0.0", 18000)
+        self.arbiter = Arbiter(ConfigInputs(env={}), loaded(), [listener],
+                               worker_factory=self.factory, clock=self.clock,
+                               loader=self.load)
+
+    def factory(self, generation: int, slot: int, restarts: int, config: Config,
+                _listeners: list[Listener]) -> FakeWorker:
+        w = FakeWorker(self.clock, generation, slot, restarts, config)
+        self.workers.append(w)
+        return w
+
+    def load(self, _inputs: ConfigInputs) -> LoadedConfig:
+        if isinstance(self.next_config, ConfigError):
+            raise self.next_config
+        return self.next_config
+
+    def live(self, generation: int | None = None) -> list[FakeWorker]:
+        return [w for w in self.workers if w.alive
+                and (generation is None or w.generation == generation)]
+
+    def boot(self) -> None:
+        self.arbiter.start()
+        for w in self.live():
+            w.become_ready()
+        assert self.arbiter.step() is None
+        assert self.arbiter.booted
+
+    def hup(self) -> None:
+        self.arbiter.enqueue_signal(signal.SIGHUP)
+        self.arbiter.dispatch()
+
+
+@pytest.fixture
+def env() -> Iterator[Env]:
+    e = Env()
+    yield e
+    e.sock.close()
+
+
+def test_first_generation_starts_desired_workers_and_boots(env: Env) -> None:
+    env.arbiter.start()
+    assert len(env.live(1)) == 2
+    assert env.arbiter.step() is None and not env.arbiter.booted
+    for w in env.live():
+        w.become_ready()
+    assert env.arbiter.step() is None
+    assert env.arbiter.booted
+
+
+def test_first_generation_failure_exits_1_with_the_worker_error(env: Env) -> None:
+    env.arbiter.start()
+    env.live()[0].fail("Redis did not answer PING: refused")
+    assert env.arbiter.step() == 1
+    assert "Redis did not answer PING" in (env.arbiter.boot_error or "")
+    assert all(signal.SIGKILL in w.signals for w in env.workers if w.fatal_code is None)
+
+
+def test_reload_starts_generation_then_drains_old_then_commits(env: Env) -> None:
+    env.boot()
+    old = env.live(1)
+    env.next_config = loaded(workers=3)
+    env.hup()
+    assert env.arbiter.step() is None
+    new = env.live(2)
+    assert len(new) == 3
+    assert all(w.state == WorkerState.READY for w in old)  # untouched until N+1 is ready
+    for w in new:
+        w.become_ready()
+    env.arbiter.step()
+    assert all(w.state == WorkerState.DRAINING and signal.SIGTERM in w.signals for w in old)
+    assert env.arbiter.version == 1  # committed only once the old generation is gone
+    for w in old:
+        w.exit(0)
+    env.arbiter.step()
+    assert (env.arbiter.version, env.arbiter.generation) == (2, 2)
+    assert env.arbiter.last_reload is not None
+    assert env.arbiter.last_reload.result == "committed"
+    assert env.arbiter.last_reload.changed == ["server.workers"]
+
+
+def test_invalid_config_keeps_serving_and_counts_invalid(env: Env) -> None:
+    env.boot()
+    env.next_config = ConfigError(["server.workers: Input should be a valid integer"])
+    env.hup()
+    env.arbiter.step()
+    assert env.arbiter.last_reload is not None
+    assert env.arbiter.last_reload.result == "invalid"
+    assert env.arbiter.last_reload.errors == ["server.workers: Input should be a valid integer"]
+    assert env.arbiter.reload_counts["invalid"] == 1
+    assert len(env.live(1)) == 2 and env.arbiter.version == 1
+
+
+def test_unchanged_config_is_a_no_op(env: Env) -> None:
+    env.boot()
+    env.hup()
+    env.arbiter.step()
+    assert env.arbiter.last_reload is not None
+    assert env.arbiter.last_reload.result == "unchanged"
+    assert len(env.workers) == 2
+
+
+def test_new_worker_failing_reverts_and_stops_the_new_generation(env: Env) -> None:
+    env.boot()
+    env.next_config = loaded(workers=2, keepalive_timeout_seconds=9.0)
+    env.hup()
+    env.arbiter.step()
+    new = env.live(2)
+    new[0].become_ready()
+    new[1].fail("Redis did not answer PING")
+    env.arbiter.step()
+    outcome = env.arbiter.last_reload
+    assert outcome is not None and outcome.result == "readiness_failed"
+    assert f"worker {new[1].pid}: Redis did not answer PING" in (outcome.error or "")
+    assert signal.SIGTERM in new[0].signals
+    assert (env.arbiter.generation, env.arbiter.version) == (1, 1)
+    assert all(w.state == WorkerState.READY for w in env.live(1))
+
+
+def test_readiness_timeout_reverts(env: Env) -> None:
+    env.boot()
+    env.next_config = loaded(workers=2, reload_readiness_timeout_seconds=2.0)
+    env.hup()
+    env.arbiter.step()
+    env.clock.now += 2.5
+    env.arbiter.step()
+    assert env.arbiter.last_reload is not None
+    assert env.arbiter.last_reload.result == "readiness_failed"
+    assert "not ready within 2.0s" in (env.arbiter.last_reload.error or "")
+
+
+def test_triggers_during_a_reload_coalesce_into_one_more(env: Env) -> None:
+    env.boot()
+    env.next_config = loaded(workers=3)
+    env.hup()
+    env.arbiter.step()
+    env.hup()
+    env.hup()
+    env.arbiter.request_reload("watch")
+    env.arbiter.dispatch()
+    for w in env.live(2):
+        w.become_ready()
+    env.arbiter.step()
+    for w in env.live(1):
+        w.exit(0)
+    env.arbiter.step()  # commits, then starts the single coalesced reload
+    assert env.arbiter.reload_counts == {"committed": 1, "unchanged": 1}
+    assert env.arbiter.last_reload is not None
+    assert env.arbiter.last_reload.trigger == "SIGHUP,watch"
+
+
+def test_crashed_worker_is_replaced_with_exponential_backoff(env: Env) -> None:
+    env.boot()
+    delays = []
+    for _ in range(5):
+        victim = env.live(1)[0]
+        victim.exit(1)
+        env.arbiter.step()
+        start = env.clock.now
+        while len(env.live(1)) < 2:
+            env.clock.now += 0.25
+            for w in env.live(1):
+                w.last_heartbeat = env.clock.now
+            env.arbiter.step()
+        delays.append(env.clock.now - start)
+        env.live(1)[-1].become_ready()
+    assert delays[0] <= 0.5 and delays[1] >= 1.0 and delays[2] >= 2.0
+    assert max(delays) <= 8.0 + 0.25  # capped at restart_backoff_max_seconds
+    assert sum(w.restarts for w in env.live(1)) == 5  # per slot: 3 + 2
+
+
+def test_missed_heartbeats_escalate_to_sigterm_then_sigkill(env: Env) -> None:
+    env.boot()
+    stuck = env.live(1)[0]
+    env.live(1)[1].last_heartbeat = env.clock.now + 3.5
+    env.clock.now += 3.5
+    env.arbiter.step()
+    assert stuck.signals == [signal.SIGTERM]
+    assert len([w for w in env.live(1) if w.state != WorkerState.DRAINING]) == 2  # replaced
+    env.clock.now += 3.1
+    env.arbiter.step()
+    assert signal.SIGKILL in stuck.signals
+
+
+def test_sigterm_drains_everything_then_exits_0(env: Env) -> None:
+    env.boot()
+    env.arbiter.enqueue_signal(signal.SIGTERM)
+    env.arbiter.dispatch()
+    assert env.arbiter.step() is None
+    assert all(signal.SIGTERM in w.signals for w in env.workers)
+    for w in env.workers:
+        w.exit(0)
+    assert env.arbiter.step() == 0
+
+
+def test_sigquit_is_a_fast_stop(env: Env) -> None:
+    env.boot()
+    env.arbiter.enqueue_signal(signal.SIGQUIT)
+    env.arbiter.dispatch()
+    env.arbiter.step()
+    assert all(w.signals == [signal.SIGQUIT] for w in env.workers)
+    env.clock.now += 2.5
+    env.arbiter.step()
+    assert all(signal.SIGKILL in w.signals for w in env.workers)
+    assert env.arbiter.step() == 0
+
+
+def test_ttin_ttou_change_the_worker_count_and_usr1_is_forwarded(env: Env) -> None:
+    env.boot()
+    env.arbiter.enqueue_signal(signal.SIGTTIN)
+    env.arbiter.dispatch()
+    env.arbiter.step()
+    assert len(env.live(1)) == 3
+    env.arbiter.enqueue_signal(signal.SIGTTOU)
+    env.arbiter.enqueue_signal(signal.SIGUSR1)
+    env.arbiter.dispatch()
+    env.arbiter.step()
+    draining = [w for w in env.live(1) if w.state == WorkerState.DRAINING]
+    assert len(draining) == 1
+    assert all(signal.SIGUSR1 in w.signals for w in env.live(1))
+
+
+def test_status_reports_generation_workers_and_last_reload(env: Env) -> None:
+    env.boot()
+    env.hup()
+    env.arbiter.step()
+    st = env.arbiter.status()
+    assert (st["generation"], st["version"], st["desired_workers"]) == (1, 1, 2)
+    assert len(st["workers"]) == 2
+    assert st["last_reload"]["result"] == "unchanged"
