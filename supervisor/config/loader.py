@@ -112,7 +112,7 @@ def _choose_profile(
 
 def _overlay(main_path: Path, profile: str, problems: list[Problem]) -> Path | None:
     """`gateway.<profile>.<ext>` beside the main file, if it exists."""
-    stem = main_path.name.split(".")[0] if "." in main_path.name else main_path.name
+    stem = main_path.stem
     try:
         found = [p for p in (main_path.with_name(f"{stem}.{profile}{ext}")
                              for ext in (main_path.suffix, *DOCUMENT_SUFFIXES) if ext)
