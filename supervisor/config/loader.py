@@ -260,7 +260,9 @@ def load_config(inputs: ConfigInputs) -> LoadedConfig:
     for layer in collected.layers:
         problems.extend(layer.problems)
     declared = merged.origins.get(("profile",))
-    if declared is not None and merged.data.get("profile") != collected.profile:
+    profile_reported = any(getattr(p, "key", None) == "profile" for p in problems)
+    if (declared is not None and merged.data.get("profile") != collected.profile
+            and not profile_reported):
         problems.append(Problem(
             "profile", declared.source,
             f"conflicts with the profile {collected.profile!r} chosen by "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from supervisor.config import ConfigError, ConfigInputs, load_config
@@ -100,3 +102,13 @@ def test_file_profile_conflicting_with_chosen_profile() -> None:
 def test_unknown_profile_from_env() -> None:
     with pytest.raises(ConfigError, match=r"profile: must be one of"):
         load_config(ConfigInputs(env={"REDIS_GATEWAY_PROFILE": "production"}))
+
+
+def test_invalid_profile_in_main_file_reported_once(tmp_path: Path) -> None:
+    main = tmp_path / "gateway.toml"
+    main.write_text('profile = "production"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(ConfigInputs(config_path=main, env={}))
+    assert [str(p) for p in info.value.problems] == [
+        f"profile: must be one of ['dev', 'staging', 'prod'] (got 'production'; "
+        f"from file {main}:1)"]
