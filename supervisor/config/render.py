@@ -36,10 +36,13 @@ def redacted_tree(loaded: LoadedConfig) -> dict[str, Any]:
     return tree
 
 
-def _drop_none(tree: dict[str, Any]) -> dict[str, Any]:
-    # TOML has no null: an unset key is simply absent.
-    return {k: _drop_none(v) if isinstance(v, dict) else v
-            for k, v in tree.items() if v is not None}
+def _drop_none(value: Any) -> Any:
+    # TOML has no null: an unset key is simply absent (also inside list items).
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_none(v) for v in value]
+    return value
 
 
 def render_show(loaded: LoadedConfig, *, fmt: str, sources: bool) -> str:

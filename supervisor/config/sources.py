@@ -112,7 +112,7 @@ def read_text(path: Path, layer: Layer, key: str, source: str,
         return None
     layer.raw.append(data)
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")  # tolerate a BOM from Windows editors
     except UnicodeDecodeError as exc:
         layer.problem(key, source, f"not UTF-8 text (invalid byte at offset {exc.start})")
         return None

@@ -107,6 +107,16 @@ def test_show_formats_parse(clean_env: dict[str, str]) -> None:
     assert json.loads(out)["server.port"] == {"value": 8080, "source": "default"}
 
 
+def test_show_toml_with_api_keys_and_unset_values(clean_env: dict[str, str]) -> None:
+    keys = '[{"name": "ci", "key": "0123456789abcdef", "admin": true}]'
+    code, out, err = run_cli(["config", "show", "--set", f"auth.api_keys={keys}"])
+    assert code == 0, err
+    shown = tomllib.loads(out)
+    assert shown["auth"]["api_keys"] == [{"name": "ci", "key": "**********", "admin": True,
+                                          "policy": "all_but_dangerous"}]
+    assert "url" not in shown["redis"]  # unset: absent, TOML has no null
+
+
 def test_schema_outputs(clean_env: dict[str, str]) -> None:
     code, out, _ = run_cli(["config", "schema"])
     assert code == 0

@@ -6,7 +6,7 @@ import string
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from gateway_worker.config import Config, dump_redacted
@@ -17,6 +17,7 @@ from supervisor.config import (
     fingerprint_inputs,
     load_config,
 )
+from supervisor.config.render import render_show
 from supervisor.config.sources import flatten
 
 CANARY = "canary-prop-5b2f0e9d7c"
@@ -42,7 +43,7 @@ documents = st.one_of(
 file_names = st.text(string.ascii_letters + string.digits + "._-", min_size=1, max_size=20)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     main=st.none() | st.tuples(st.sampled_from([".toml", ".yaml", ".json", ".txt"]), documents),
     overlay=st.none() | documents,
@@ -90,9 +91,74 @@ def test_any_input_gives_config_or_config_error(
         try:
             result = load_config(inputs)
         except ConfigError as exc:
+            event("ConfigError")
             assert exc.problems, "a ConfigError always names at least one problem"
             assert all("\n" not in str(p) for p in exc.problems)
             assert CANARY not in str(exc)
         else:
+            event("valid config")
             assert isinstance(result, LoadedConfig)
             assert result.config.profile == (profile or result.config.profile)
+            # Every rendering of a valid config works and hides the secret.
+            for fmt in ("toml", "json"):
+                for sources in (False, True):
+                    assert CANARY not in render_show(result, fmt=fmt, sources=sources)
+
+
+DEFAULT_LEAVES = {".".join(p): v for p, v in flatten(dump_redacted(Config()))
+                  if v is not None and p != ("profile",)}
+LAYERS = ("file", "profile", "configmap", "secrets", "env", "set")
+PROVENANCE_PREFIX = {"file": "file ", "profile": "profile file ", "configmap": "configmap ",
+                     "secrets": "secret file ", "env": "env ", "set": "--set "}
+
+
+def _as_text(value: object) -> str:
+    import json
+
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(assignments=st.dictionaries(
+    st.sampled_from(sorted(DEFAULT_LEAVES)), st.sets(st.sampled_from(LAYERS), min_size=1),
+    max_size=12))
+def test_highest_layer_wins_for_any_assignment(assignments: dict[str, set[str]]) -> None:
+    """Each key set (to a valid value) in several layers: the highest one is the source."""
+    import tomli_w
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        files: dict[str, dict[str, object]] = {"file": {}, "profile": {}}
+        env: dict[str, str] = {}
+        overrides: list[str] = []
+        for directory in ("cm", "sec"):
+            (root / directory).mkdir()
+        for key, layers in assignments.items():
+            value = DEFAULT_LEAVES[key]
+            for layer in layers:
+                if layer in files:
+                    node = files[layer]
+                    *parents, last = key.split(".")
+                    for part in parents:
+                        node = node.setdefault(part, {})  # type: ignore[assignment]
+                    node[last] = value
+                elif layer in ("configmap", "secrets"):
+                    path = root / ("cm" if layer == "configmap" else "sec") / key
+                    path.write_text(_as_text(value))
+                    path.chmod(0o600)
+                elif layer == "env":
+                    env["REDIS_GATEWAY_" + key.upper().replace(".", "__")] = _as_text(value)
+                else:
+                    overrides.append(f"{key}={_as_text(value)}")
+        (root / "gateway.toml").write_text(tomli_w.dumps(files["file"]))
+        (root / "gateway.staging.toml").write_text(tomli_w.dumps(files["profile"]))
+        loaded = load_config(ConfigInputs(
+            config_path=root / "gateway.toml", profile="staging", overrides=tuple(overrides),
+            configmap_dir=root / "cm", secrets_dir=root / "sec",
+            env={**env, "REDIS_GATEWAY_REDIS__URL": "redis://r:1"}))
+        for key, layers in assignments.items():
+            top = max(layers, key=LAYERS.index)
+            assert loaded.provenance[key].startswith(PROVENANCE_PREFIX[top]), (key, top)
+        for fmt in ("toml", "json"):
+            for sources in (False, True):
+                assert render_show(loaded, fmt=fmt, sources=sources)
