@@ -11,7 +11,8 @@ Interface used by the app::
   ``Access-Control-Allow-Origin/-Methods/-Headers/-Max-Age`` (and ``-Credentials`` when
   configured); otherwise 403 with a JSON ``{"error": ...}`` naming what was refused.
   ``None`` when CORS is disabled or the request is not a preflight.
-* ``response_headers``: for a request with an allowed ``Origin``,
+* ``response_headers``: nothing for a preflight (the app may call it on every
+  response; ``preflight`` already answered those). For a request with an allowed ``Origin``,
   ``Access-Control-Allow-Origin`` is the origin itself when the allow-list is specific or
   credentials are allowed (browsers refuse ``*`` with credentials), ``*`` otherwise;
   ``Vary: Origin`` whenever the answer depends on the origin; ``Expose-Headers`` lets
@@ -83,8 +84,8 @@ class Cors:
 
     def response_headers(self, headers: dict[str, str]) -> list[tuple[str, str]]:
         """CORS headers to add to an actual (non-preflight) response."""
-        if not self.enabled:
-            return []
+        if not self.enabled or "access-control-request-method" in headers:
+            return []  # disabled, or a preflight: preflight() wrote its own headers
         origin = headers.get("origin")
         if not origin:
             return [("Vary", "Origin")] if self.echo_origin else []

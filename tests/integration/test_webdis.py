@@ -123,7 +123,11 @@ def test_database_prefix(redis_url: str, clean_redis: redis.Redis) -> None:
     assert set3.body == b'{"SET":[true,"OK"]}'
     assert get3.body == b'{"GET":"v3"}'
     assert get0.body == b'{"GET":null}'
-    assert redis.Redis.from_url(redis_url, db=3).get("k3") == b"v3"
+    db3 = redis.Redis.from_url(redis_url, db=3)
+    try:
+        assert db3.get("k3") == b"v3"
+    finally:
+        db3.close()
 
 
 def test_policy_refusal_is_403_and_nothing_runs(redis_url: str, clean_redis: redis.Redis) -> None:

@@ -75,3 +75,9 @@ def test_disallowed_origin_gets_no_allow_header() -> None:
     headers = cors.response_headers({"origin": "https://evil.example"})
     assert headers == [("Vary", "Origin")]
     assert cors.response_headers({}) == [("Vary", "Origin")]
+
+
+def test_response_headers_do_not_repeat_preflight_headers() -> None:
+    # The app adds response_headers() to every response, the preflight's included.
+    cors = make(allowed_origins=[APP])
+    assert cors.response_headers(preflight_headers()) == []
