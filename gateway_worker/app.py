@@ -20,7 +20,8 @@ Order of the steps for one HTTP request (each may answer on its own):
    prefix wins; a disabled protocol is not mounted; no match is 404).
 9. The protocol handler, with the principal's command guard.
 10. CORS response headers.
-Steps 2-9 run under ``server.request_timeout_seconds`` (504, JSON); Redis being
+Steps 2-9 run under ``server.request_timeout_seconds`` (504, JSON; see
+``limits.RequestDeadlines``); Redis being
 unreachable is 503 ``{"error": "Redis unavailable: ..."}``; an unexpected exception is
 500 with a generic message (the traceback only with ``features.debug_mode``). Every
 response has a JSON body, except Webdis raw/text formats and Upstash ``resp2``.
@@ -29,6 +30,7 @@ response has a JSON body, except Webdis raw/text formats and Upstash ``resp2``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import math
 import time
@@ -46,7 +48,7 @@ from gateway_worker.config import Config
 from gateway_worker.cors import Cors
 from gateway_worker.errors import GatewayError, RedisUnavailable
 from gateway_worker.http import Request, Response
-from gateway_worker.limits import BodyTooLarge, ClientGone, read_body
+from gateway_worker.limits import BodyTooLarge, ClientGone, RequestDeadlines, read_body
 from gateway_worker.policy import CommandPolicy
 from gateway_worker.protocols import Handler
 from gateway_worker.protocols.resp_encode import error_response, json_bytes
@@ -110,6 +112,8 @@ class GatewayApp:
         self.access_log = config.observability.logging.access_log
         self.max_body = config.server.max_body_bytes
         self.request_timeout = config.server.request_timeout_seconds
+        self.deadlines = RequestDeadlines(self.request_timeout)
+        self._flusher: asyncio.Task[None] | None = None
         mounts: list[tuple[str, str, Handler]] = []
         api = config.api
         if api.upstash_enabled:
@@ -128,12 +132,23 @@ class GatewayApp:
         except RedisUnavailable as exc:
             await self.redis_client.close()
             raise BootError(f"Redis did not answer PING: {exc}") from None
+        self._flusher = asyncio.create_task(self._flush_metrics(), name="metrics-flush")
         log.info("app.started", redis=self.redis_client.options.where,
                  mounts=[(p, n) for p, n, _ in self.mounts])
 
     async def shutdown(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        self.metrics.flush()
         await self.redis_client.close()
         self.tracing.shutdown()
+
+    async def _flush_metrics(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self.metrics.flush()
 
     # -- ASGI -------------------------------------------------------------------------
 
@@ -148,30 +163,45 @@ class GatewayApp:
         if path == "/readyz":
             await self._readyz(send)
             return
+        if self.tracing.enabled:
+            with self.tracing.request_span(scope["method"], "http") as span:
+                await self._serve(scope, receive, send, path, span)
+        else:
+            await self._serve(scope, receive, send, path, None)
+
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, path: str, span: Any
+    ) -> None:
         start = time.perf_counter()
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         if len(headers) != len(scope["headers"]):
             headers = _join_repeated(scope["headers"])
         protocol = "none"
-        with self.tracing.request_span(scope["method"], "http") as span:
-            try:
-                async with asyncio.timeout(self.request_timeout):
-                    response, protocol = await self._handle(scope, receive, path, headers)
-            except ClientGone:
-                return
-            except TimeoutError:
-                response = error_response(
-                    504,
-                    f"request did not complete within server.request_timeout_seconds="
-                    f"{self.request_timeout:g}",
-                )
-            except RedisUnavailable as exc:
-                response = error_response(503, f"Redis unavailable: {exc}")
-            except Exception as exc:
-                response = self._internal_error(exc)
-            if self.cors is not None:
-                response.headers.extend(self.cors.response_headers(headers))
-            await _send_response(send, response)
+        task = asyncio.current_task()
+        assert task is not None
+        slot = self.deadlines.start(task)
+        try:
+            response, protocol = await self._handle(scope, receive, path, headers)
+        except ClientGone:
+            return
+        except asyncio.CancelledError:
+            if not self.deadlines.timed_out(task):
+                raise
+            response = error_response(
+                504,
+                f"request did not complete within server.request_timeout_seconds="
+                f"{self.request_timeout:g}",
+            )
+        except RedisUnavailable as exc:
+            response = error_response(503, f"Redis unavailable: {exc}")
+        except Exception as exc:
+            response = self._internal_error(exc)
+        finally:
+            self.deadlines.finish(slot, task)
+        if self.cors is not None:
+            response.headers.extend(self.cors.response_headers(headers))
+        await _send_response(send, response)
+        if span is not None:
             self.tracing.finish_request(span, response.status, response.command)
         elapsed = time.perf_counter() - start
         self.metrics.observe(protocol, response.command, response.status, elapsed)

@@ -4,14 +4,16 @@
   reading; a body that grows past it while streaming in is refused as soon as it does
   (413, JSON error). Bodies are never buffered beyond the limit.
 * ``server.max_arguments``: checked by the protocols while parsing (400).
-* ``server.request_timeout_seconds``: the app runs each request under
-  ``asyncio.timeout`` and answers 504 (JSON error) when it expires.
+* ``server.request_timeout_seconds``: ``RequestDeadlines`` cancels a request still
+  running after it; the app then answers 504 (JSON error).
 * ``server.max_connections``: uvicorn's ``limit_concurrency`` (set by
   ``gateway_worker.server``) answers 503 beyond it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -61,3 +63,48 @@ async def read_body(receive: Receive, limit: int, content_length: str | None) ->
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+class RequestDeadlines:
+    """Cancels requests that run past ``timeout`` (to within ``resolution`` seconds).
+
+    Cheaper than ``asyncio.timeout()`` per request (one object and one timer each):
+    requests whose deadlines fall in the same ``resolution`` slot share one timer and
+    one set, so starting and finishing a request is a set add and discard.
+    """
+
+    def __init__(self, timeout: float, resolution: float = 0.05) -> None:
+        self.timeout = timeout
+        self._resolution = resolution
+        self._slots: dict[int, set[asyncio.Task[Any]]] = {}
+        self._expired: set[asyncio.Task[Any]] = set()
+
+    def start(self, task: asyncio.Task[Any]) -> int:
+        """Watch ``task``; returns the slot to pass to ``finish``."""
+        loop = asyncio.get_running_loop()
+        slot = math.ceil((loop.time() + self.timeout) / self._resolution)
+        tasks = self._slots.get(slot)
+        if tasks is None:
+            tasks = self._slots[slot] = set()
+            loop.call_at(slot * self._resolution, self._expire, slot)
+        tasks.add(task)
+        return slot
+
+    def finish(self, slot: int, task: asyncio.Task[Any]) -> None:
+        tasks = self._slots.get(slot)
+        if tasks is not None:
+            tasks.discard(task)
+
+    def timed_out(self, task: asyncio.Task[Any]) -> bool:
+        """True (once) when ``task`` was cancelled by its deadline; the cancellation
+        is then withdrawn so the request can still answer 504."""
+        if task in self._expired:
+            self._expired.discard(task)
+            task.uncancel()
+            return True
+        return False
+
+    def _expire(self, slot: int) -> None:
+        for task in self._slots.pop(slot, ()):
+            self._expired.add(task)
+            task.cancel()

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import json
 from base64 import b64encode
+from collections.abc import Callable
 from typing import Any
 
 from gateway_worker.http import Response
 from gateway_worker.resp import ReplyError, RespValue, Status
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# The C string encoder the one above uses for str values (quotes included).
+_string: Callable[[str], str] = getattr(json.encoder, "c_encode_basestring", None) or (
+    json.encoder.py_encode_basestring
+)
 
 
 def json_bytes(value: Any) -> bytes:
@@ -25,6 +30,17 @@ def error_response(status: int, message: str, headers: list[tuple[str, str]] | N
                    ) -> Response:
     """``{"error": message}`` with ``status``."""
     return Response(status, json_bytes({"error": message}), headers=headers or [])
+
+
+def result_json(value: RespValue) -> bytes:
+    """``{"result": value}`` as text JSON, with fast paths for the common scalars."""
+    if isinstance(value, bytes):
+        return b'{"result":' + _string(value.decode("utf-8", "replace")).encode() + b"}"
+    if value is None:
+        return b'{"result":null}'
+    if type(value) is int:
+        return b'{"result":%d}' % value
+    return json_bytes({"result": to_text(value)})
 
 
 def to_text(value: RespValue) -> Any:

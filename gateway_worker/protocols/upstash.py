@@ -27,7 +27,13 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from gateway_worker.http import CommandGuard, Request, Response
-from gateway_worker.protocols.resp_encode import error_response, json_bytes, to_base64, to_text
+from gateway_worker.protocols.resp_encode import (
+    error_response,
+    json_bytes,
+    result_json,
+    to_base64,
+    to_text,
+)
 from gateway_worker.redis.commands import READ_ONLY
 from gateway_worker.redis.wire import encode_reply
 from gateway_worker.resp import RedisExecutor, ReplyError, RespValue
@@ -94,7 +100,11 @@ def _command_from_path(request: Request, max_arguments: int) -> list[bytes]:
         segments.pop()
     if not segments or not segments[0]:
         raise BadRequest("ERR no command: POST a JSON array or use /COMMAND/arg/...")
-    args = [unquote_to_bytes(s) for s in segments]
+    # The app decoded the raw path as latin-1, so encoding back gives the bytes sent.
+    args = [
+        unquote_to_bytes(s.encode("latin-1")) if "%" in s else s.encode("latin-1")
+        for s in segments
+    ]
     if request.method in ("POST", "PUT") and request.body:
         args.append(request.body)
     for name, value in request.query:
@@ -224,7 +234,7 @@ class Upstash:
             return error_response(400, str(reply))
         if _wants_base64(request):
             return Response(200, json_bytes({"result": to_base64(reply)}))
-        return Response(200, json_bytes({"result": to_text(reply)}))
+        return Response(200, result_json(reply))
 
     def _reply(self, response: Response, name: bytes | None = None) -> Response:
         if name is not None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+import uvloop
 
 from gateway_worker.app import build_app
 from gateway_worker.config import Config
@@ -36,8 +37,7 @@ def running_gateway(config: Config) -> Iterator[str]:
     port = free_port()
     app = build_app(config)
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning",
-                       loop="asyncio")
+        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
     )
     boot_error: list[BaseException] = []
 
@@ -53,7 +53,9 @@ def running_gateway(config: Config) -> Iterator[str]:
             finally:
                 await app.shutdown()
 
-        asyncio.run(main())
+        # uvloop, as in production (uvicorn[standard] picks it for the workers).
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(main())
 
     thread = threading.Thread(target=serve, name=f"gateway-{port}", daemon=True)
     thread.start()

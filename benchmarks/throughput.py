@@ -1,0 +1,227 @@
+"""Throughput of the gateway against Webdis on the same Redis (issue 4, section 5).
+
+Starts a private Redis, the gateway (``redis-gateway run`` with 2 workers) and Webdis
+on free ports of 127.0.0.1, then runs ``wrk`` (64 connections by default) for GET and
+SET through:
+
+* Webdis itself                      (the reference)
+* the gateway's Webdis protocol      (``/webdis/GET/k``)
+* the gateway's Upstash protocol     (``/get/k``)
+
+and prints requests/s, p50/p99 latency, non-2xx counts and the ratio to Webdis.
+Everything it starts is stopped at the end. Needs ``wrk`` and ``webdis`` on PATH
+(Debian: ``apt-get install webdis wrk``).
+
+    .venv/bin/python benchmarks/throughput.py [--duration 10] [--connections 64]
+        [--workers 2] [--profile-worker prof.txt]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from supervisor.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
+
+VALUE = "v" * 32
+
+
+@dataclass
+class Result:
+    name: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+    errors: int
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    if not match:
+        return float("nan")
+    value, unit = float(match.group(1)), match.group(2)
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
+def run_wrk(name: str, url: str, duration: int, connections: int, threads: int) -> Result:
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", url],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = re.search(r"\s50%\s+(\S+)", out)
+    p99 = re.search(r"\s99%\s+(\S+)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return Result(
+        name,
+        rps,
+        _ms(p50.group(1)) if p50 else float("nan"),
+        _ms(p99.group(1)) if p99 else float("nan"),
+        int(non2xx.group(1)) if non2xx else 0,
+        sum(int(g) for g in errors.groups()) if errors else 0,
+    )
+
+
+def wait_ok(url: str, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"{what} did not answer 200 at {url} within {timeout}s")
+
+
+def start_webdis(redis_port: int, port: int, workdir: Path) -> subprocess.Popen[bytes]:
+    config = {
+        "redis_host": "127.0.0.1",
+        "redis_port": redis_port,
+        "redis_auth": None,
+        "http_host": "127.0.0.1",
+        "http_port": port,
+        "threads": 2,
+        "pool_size": 20,
+        "daemonize": False,
+        "database": 0,
+        "verbosity": 0,
+        "logfile": str(workdir / "webdis.log"),
+    }
+    path = workdir / "webdis.json"
+    path.write_text(json.dumps(config))
+    return subprocess.Popen(["webdis", str(path)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def start_gateway(redis_url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
+    exe = ROOT / ".venv" / "bin" / "redis-gateway"
+    sets = {
+        "server.host": "127.0.0.1",
+        "server.port": port,
+        "server.workers": workers,
+        "redis.url": redis_url,
+        "observability.metrics.port": free_port(),
+        "observability.logging.level": "WARNING",
+        "supervisor.watch_config": "false",
+    }
+    args = [str(exe if exe.exists() else "redis-gateway"), "run"]
+    for key, value in sets.items():
+        args += ["--set", f"{key}={value}"]
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def worker_pids(supervisor_pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(supervisor_pid)],
+                         capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--workers", type=int, default=2, help="gateway workers")
+    parser.add_argument("--profile-worker", metavar="FILE",
+                        help="py-spy a worker during the Upstash GET run, write to FILE")
+    args = parser.parse_args()
+
+    missing = [tool for tool in ("wrk", "webdis") if shutil.which(tool) is None]
+    if missing:
+        print(f"missing: {', '.join(missing)} -- install with: apt-get install -y webdis wrk",
+              file=sys.stderr)
+        return 2
+
+    workdir = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
+    server = EmbeddedRedis()
+    server.start()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        client = redis.Redis(port=server.port)
+        client.set("bench:key", VALUE)
+        client.close()
+        webdis_port, gateway_port = free_port(), free_port()
+        procs.append(start_webdis(server.port, webdis_port, workdir))
+        gateway = start_gateway(server.url, gateway_port, args.workers)
+        procs.append(gateway)
+        webdis = f"http://127.0.0.1:{webdis_port}"
+        gw = f"http://127.0.0.1:{gateway_port}"
+        wait_ok(f"{webdis}/PING", "webdis")
+        wait_ok(f"{gw}/readyz", "gateway")
+        targets = [
+            ("webdis GET", f"{webdis}/GET/bench:key"),
+            ("webdis SET", f"{webdis}/SET/bench:set/{VALUE}"),
+            ("gateway webdis GET", f"{gw}/webdis/GET/bench:key"),
+            ("gateway webdis SET", f"{gw}/webdis/SET/bench:set/{VALUE}"),
+            ("gateway upstash GET", f"{gw}/get/bench:key"),
+            ("gateway upstash SET", f"{gw}/set/bench:set/{VALUE}"),
+        ]
+        for _, url in targets:  # correctness before speed
+            response = httpx.get(url, timeout=5)
+            assert response.status_code == 200, (url, response.status_code, response.text)
+        # Warm up (connections, caches, uvloop) before measuring.
+        run_wrk("warmup", targets[4][1], 2, args.connections, args.threads)
+        profiler: subprocess.Popen[bytes] | None = None
+        results: list[Result] = []
+        for name, url in targets:
+            if args.profile_worker and name == "gateway upstash GET":
+                pid = worker_pids(gateway.pid)[0]
+                profiler = subprocess.Popen(
+                    ["py-spy", "record", "-p", str(pid), "-d", str(args.duration),
+                     "-f", "raw", "-o", args.profile_worker, "--nonblocking"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                )
+            results.append(run_wrk(name, url, args.duration, args.connections, args.threads))
+            if profiler is not None:
+                profiler.wait(30)
+                profiler = None
+        by_name = {r.name: r for r in results}
+        print(f"\nwrk -t{args.threads} -c{args.connections} -d{args.duration}s, "
+              f"gateway workers={args.workers}, cpus={os.cpu_count()}")
+        print(f"{'target':<22}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non2xx':>8}"
+              f"{'errors':>8}{'vs webdis':>11}")
+        for r in results:
+            op = r.name.split()[-1]
+            ref = by_name[f"webdis {op}"].rps
+            print(f"{r.name:<22}{r.rps:>10.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}"
+                  f"{r.non_2xx:>8}{r.errors:>8}{r.rps / ref:>10.2f}x")
+        return 0
+    finally:
+        for proc in procs:
+            stop(proc)
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
