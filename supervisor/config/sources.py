@@ -194,9 +194,10 @@ class _DirectorySource:
                           f"cannot list: {getattr(exc, 'strerror', None) or exc}")
             return layer
         # Which `..<timestamp>` directory is live is part of the content (fingerprint).
-        data_link = self.directory / "..data"
-        if data_link.is_symlink():
-            layer.raw.append(os.readlink(data_link).encode())
+        try:
+            layer.raw.append(os.readlink(self.directory / "..data").encode())
+        except OSError:
+            pass  # not a Kubernetes mount (or swapped right now: the next check sees it)
         visible = [n for n in names if not n.startswith(".")]
         layer.raw.append("\0".join(visible).encode(errors="surrogateescape"))
         documents = [n for n in visible if n.lower().endswith(DOCUMENT_SUFFIXES)]
