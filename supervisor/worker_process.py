@@ -51,6 +51,7 @@ class WorkerProcess:
         self.status_fd: int | None = None
         self._config_fd: int | None = None
         self._buffer = b""
+        self.listen_fds: tuple[int, ...] = ()
 
     @property
     def pid(self) -> int:
@@ -62,13 +63,19 @@ class WorkerProcess:
 
     def spawn(
         self,
-        config: Config,
+        config: Config | None,
         listen_fds: Sequence[int],
         env: Mapping[str, str] | None = None,
     ) -> None:
-        """Start the interpreter and hand it the config over a private pipe."""
+        """Start the interpreter and hand it the config over a private pipe.
+
+        With ``config=None`` the worker is a warm *standby*: it imports everything,
+        then waits on the pipe; ``send_config`` later makes it a worker in seconds'
+        fraction instead of a full interpreter boot.
+        """
         cfg_r, cfg_w = os.pipe()
         st_r, st_w = os.pipe()
+        self.listen_fds = tuple(listen_fds)
         argv = [sys.executable, "-m", "gateway_worker", "--supervised"]
         for fd in listen_fds:
             argv += ["--listen-fd", str(fd)]
@@ -89,15 +96,21 @@ class WorkerProcess:
         os.set_blocking(st_r, False)
         self.status_fd = st_r
         self._config_fd = cfg_w
+        # The write end stays open for the worker's whole life: its EOF tells the
+        # worker that the supervisor is gone.
+        if config is not None:
+            self.send_config(config)
+
+    def send_config(self, config: Config) -> None:
+        """Write the one config line (starts a standby worker's app)."""
+        assert self._config_fd is not None
         self.started_at = self.last_heartbeat = time.monotonic()
         line = json.dumps(dump_with_secrets(config), separators=(",", ":")).encode() + b"\n"
         try:
             # Blocking write: the child reads it at once; configs are a few kB.
-            os.write(cfg_w, line)
+            os.write(self._config_fd, line)
         except OSError as exc:
             self.error = f"could not send the config: {exc}"
-        # The write end stays open for the worker's whole life: its EOF tells the
-        # worker that the supervisor is gone.
 
     def read_status(self) -> list[StatusMessage]:
         """Drain the status pipe; updates state. Returns the messages read."""
