@@ -18,7 +18,8 @@ API (the arbiter codes against exactly this)::
 The unit is ``Type=notify`` (``notify-reload`` needs systemd >= 253; Debian 12 has
 252), so ``ExecReload=`` runs ``redis-gateway reload``, which waits for the outcome;
 the supervisor still sends ``RELOADING=1``/``READY=1`` so ``systemctl status`` shows
-the reload. Sending never raises: a lost notification must not take the gateway down.
+the reload. Sending never raises and never blocks (non-blocking socket): a lost
+notification must not take the gateway down or stall its main loop.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class Notifier:
             self._address = "\0" + address[1:] if address.startswith("@") else address
         self._watchdog_usec = watchdog_usec
         self._sock: socket.socket | None = None
+        self._last_watchdog = float("-inf")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Notifier:
@@ -115,7 +117,16 @@ class Notifier:
         return self._watchdog_usec / 2 / 1_000_000
 
     def watchdog(self) -> None:
-        """Keep-alive ping; systemd kills the service if they stop for WatchdogSec."""
+        """Keep-alive ping; systemd kills the service if they stop for WatchdogSec.
+
+        Safe to call on every main-loop iteration: pings closer together than half of
+        ``watchdog_interval()`` are skipped, so the loop can stay oblivious of timing.
+        """
+        interval = self.watchdog_interval()
+        now = time.monotonic()
+        if interval is not None and now - self._last_watchdog < interval / 2:
+            return
+        self._last_watchdog = now
         self._send("WATCHDOG=1")
 
     def close(self) -> None:
@@ -129,9 +140,14 @@ class Notifier:
             return
         try:
             if self._sock is None:
-                self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                # Non-blocking: the arbiter's main loop sends these, and a full receive
+                # queue (a stalled systemd, a test socket nobody reads) must drop a
+                # notification rather than freeze the supervisor.
+                self._sock = socket.socket(
+                    socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK
+                )
             self._sock.sendto(message.encode(), self._address)
-        except OSError as exc:
+        except OSError as exc:  # BlockingIOError included: dropped, never blocking
             log.warning("systemd.notify_failed", message=message.split("\n", 1)[0], error=str(exc))
 
 

@@ -97,6 +97,29 @@ def test_unreachable_notify_socket_does_not_raise(tmp_path: Path) -> None:
     notifier.close()
 
 
+def test_full_receive_queue_drops_instead_of_blocking(
+    notify_socket: tuple[socket.socket, str],
+) -> None:
+    _, path = notify_socket  # never read: the kernel queue fills up
+    notifier = Notifier.from_env({"NOTIFY_SOCKET": path})
+    started = time.monotonic()
+    for i in range(500):
+        notifier.status(f"message {i}")
+    assert time.monotonic() - started < 5
+    notifier.close()
+
+
+def test_watchdog_pings_are_throttled(notify_socket: tuple[socket.socket, str]) -> None:
+    sock, path = notify_socket
+    notifier = Notifier.from_env({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "60000000"})
+    for _ in range(100):  # a busy main loop calling it on every iteration
+        notifier.watchdog()
+    notifier.status("marker")
+    assert receive(sock) == {"WATCHDOG": "1"}
+    assert receive(sock) == {"STATUS": "marker"}
+    notifier.close()
+
+
 def test_watchdog_interval_is_half_of_watchdog_usec() -> None:
     env = {"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": str(os.getpid())}
     assert Notifier.from_env(env).watchdog_interval() == 15.0
