@@ -82,6 +82,14 @@ class _DrainMixin:
             return
         self.transport.close()
 
+    def _drain_if_server_draining(self) -> None:
+        # A connection accepted just before the listener closed reaches
+        # connection_made after Server.shutdown() walked the connection set.
+        grace = getattr(getattr(self, "server_state", None), "drain_grace", None)
+        if grace is not None and not self._draining:
+            self.idle_grace = grace
+            self.shutdown()
+
     def _after_data(self) -> None:
         if not self._draining:
             return
@@ -99,6 +107,10 @@ if HAVE_HTTPTOOLS:
     class DrainingHttpToolsProtocol(_DrainMixin, _FastProtocol):
         """httptools protocol with a race-free drain."""
 
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._drain_if_server_draining()
+
         def data_received(self, data: bytes) -> None:
             super().data_received(data)
             self._after_data()
@@ -111,6 +123,10 @@ if HAVE_HTTPTOOLS:
 
 class DrainingH11Protocol(_DrainMixin, H11Protocol):
     """h11 protocol with a race-free drain (fallback when httptools is missing)."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._drain_if_server_draining()
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
@@ -204,6 +220,8 @@ class WorkerServer(Server):
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         self.drain_started_at = time.monotonic()
+        # Read by connections that complete connection_made from now on.
+        self.server_state.drain_grace = self.idle_grace  # type: ignore[attr-defined]
         for conn in list(self.server_state.connections):
             # Protocol instances share the class attribute; set per connection.
             conn.idle_grace = self.idle_grace  # type: ignore[union-attr]

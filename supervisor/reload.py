@@ -234,6 +234,8 @@ class ReloadTransaction:
 
     def abandon(self) -> ReloadOutcome:
         """The supervisor is stopping: stop a starting generation, report 'stopping'."""
+        if self.phase == "draining":
+            return self._commit()  # the new generation already serves: it was a success
         if self.phase == "starting":
             for w in self.new_workers:
                 w.drain(2.0)

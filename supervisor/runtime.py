@@ -227,7 +227,9 @@ class Runtime(Hooks):
         assert self.arbiter is not None
         cmd = request.get("cmd")
         if cmd == "status":
-            conn.reply({"ok": True, "status": self.arbiter.status()})
+            conn.reply({"ok": True, "status": {**self.arbiter.status(),
+                                               "standby_workers": len(self.standby),
+                                               "control_socket": self.control_path}})
         elif cmd == "reload":
             self.arbiter.request_reload("control socket", conn)
         else:
