@@ -142,7 +142,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 def worker_pids(supervisor_pid: int) -> list[int]:
     out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(supervisor_pid)],
-                         capture_output=True, text=True).stdout
+                         check=False, capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]
 
 

@@ -89,13 +89,13 @@ async def _webdis_missing(request: Request, redis: Any, guard: Any) -> Response:
 class GatewayApp:
     """The worker's ASGI application (see the module docstring for the step order)."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, span_exporter: Any = None) -> None:
         self.config = config
         self.metrics = metrics.get()
         self.redis_client = RedisClient(config.redis, on_error=self.metrics.redis_error)
         self._boot_problem: str | None = None
         try:
-            self.tracing = Tracing(config.observability.tracing)
+            self.tracing = Tracing(config.observability.tracing, exporter=span_exporter)
         except TracingUnavailable as exc:
             self._boot_problem = str(exc)
             self.tracing = Tracing(config.observability.tracing.model_copy(
@@ -157,6 +157,8 @@ class GatewayApp:
             return  # lifespan is off; websockets are not served
         raw: bytes | None = scope.get("raw_path")
         path = raw.decode("latin-1") if raw else scope["path"]
+        if "?" in path:  # some servers (httpx's ASGI transport) leave the query in
+            path = path.partition("?")[0]
         if path == "/healthz":
             await _send(send, 200, _JSON, _HEALTHY, [])
             return
@@ -337,6 +339,7 @@ async def _send_response(send: Send, response: Response) -> None:
             await aclose()
 
 
-def build_app(config: Config) -> GatewayApp:
-    """Assemble the worker's ASGI app for ``config``."""
-    return GatewayApp(config)
+def build_app(config: Config, span_exporter: Any = None) -> GatewayApp:
+    """Assemble the worker's ASGI app for ``config`` (``span_exporter``: tests only,
+    an OpenTelemetry exporter used instead of OTLP)."""
+    return GatewayApp(config, span_exporter)
