@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
+import subprocess
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 import psutil
 import pytest
 
 from tests.helpers import free_port, wait_until
-from tests.integration.conftest import Gateway, pid_alive
+from tests.integration.conftest import REDIS_GATEWAY, Gateway, http_get, pid_alive
 
 pytestmark = pytest.mark.integration
 
@@ -118,3 +122,48 @@ def test_sigttin_and_sigttou_change_the_worker_count(gateway: Gateway) -> None:
     gateway.signal(signal.SIGTTOU)
     wait_until(lambda: len(gateway.status()["workers"]) == 1, what="1 worker")
     assert gateway.status()["desired_workers"] == 1
+
+
+def test_status_command_prints_generation_workers_and_last_reload(gateway: Gateway) -> None:
+    gateway.signal(signal.SIGHUP)
+    wait_until(lambda: gateway.status()["last_reload"], what="a reload result")
+    result = subprocess.run(
+        [*REDIS_GATEWAY, "status", "--control-socket", gateway.control_socket],
+        capture_output=True, text=True, timeout=30, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "config version 1 (hash " in result.stdout
+    assert "generation 1, 2 worker(s) desired" in result.stdout
+    assert "last reload: unchanged" in result.stdout
+    assert sum(" ready " in line for line in result.stdout.splitlines()) == 2
+
+
+def test_dev_profile_without_redis_url_runs_an_embedded_redis(tmp_path: Path) -> None:
+    """The README's `redis-gateway run --profile dev`, on free ports."""
+    port = free_port()
+    sockdir = tempfile.mkdtemp(prefix="rg-")
+    sock = f"{sockdir}/ctl.sock"
+    proc = subprocess.Popen(
+        [*REDIS_GATEWAY, "run", "--profile", "dev", "--set", f"server.port={port}",
+         "--set", "server.host=127.0.0.1", "--set", "server.workers=1",
+         "--set", "observability.metrics.enabled=false",
+         "--set", f"supervisor.control_socket={sock}", "--set", "supervisor.watch_config=false"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path,
+    )
+    try:
+        wait_until(lambda: http_get(port, "/set/dev/yes")[0] == 200, timeout=20,
+                   what="dev gateway serving")
+        assert http_get(port, "/get/dev") == (200, {"result": "yes"})
+        children = psutil.Process(proc.pid).children()
+        servers = [c for c in children if "valkey" in c.name() or "redis" in c.name()]
+        assert len(servers) == 1
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+        wait_until(lambda: not pid_alive(servers[0].pid), what="embedded Redis stopped")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stderr is not None
+        proc.stderr.close()
+        shutil.rmtree(sockdir, ignore_errors=True)
