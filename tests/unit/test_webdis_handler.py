@@ -10,8 +10,11 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from urllib.parse import quote_from_bytes
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway_worker.errors import RedisUnavailable
 from gateway_worker.http import Request, Response
@@ -22,6 +25,7 @@ from gateway_worker.protocols.webdis import (
     parse_command,
     parse_options,
 )
+from gateway_worker.protocols.webdis_format import render_json
 from gateway_worker.resp import DedicatedConnection, ReplyError, RespValue, Status
 
 
@@ -214,3 +218,24 @@ def test_empty_path_is_403_and_argument_limit_is_400() -> None:
     assert response.status == 400
     assert "server.max_arguments" in json.loads(response.body)["error"]
     assert redis.calls == []
+
+
+_ARGS = st.lists(st.binary(max_size=24), max_size=6)
+
+
+def _encode(arg: bytes) -> bytes:
+    # quote() leaves "." alone; Webdis clients encode it (%2e) so it is not an extension.
+    return quote_from_bytes(arg, safe="").replace(".", "%2E").encode()
+
+
+@given(_ARGS, st.sampled_from(["", ".json", ".raw", ".txt", ".msg"]))
+def test_any_percent_encoded_arguments_round_trip(args: list[bytes], ext: str) -> None:
+    uri = b"/".join([b"SET", *(_encode(a) for a in args)]) + ext.encode()
+    cmd = parse_command(uri)
+    assert cmd.args == [b"SET", *args]
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40))
+def test_json_strings_round_trip(text: str) -> None:
+    body = render_json("GET", text.encode())
+    assert json.loads(body) == {"GET": text}
