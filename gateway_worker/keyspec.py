@@ -140,10 +140,13 @@ def locate_keys(name: str, args: list[bytes]) -> tuple[list[bytes], list[bytes]]
             return found
         return (args[1:2] + found if kind.startswith("dest+") else found), []
     if kind == "streams":
+        # XREADGROUP GROUP <group> <consumer> ...: a group or consumer may be named
+        # "STREAMS", so the keyword is looked for after them.
+        start = 4 if name == "XREADGROUP" else 1
         upper = [a.upper() for a in args]
-        if b"STREAMS" not in upper:
+        if b"STREAMS" not in upper[start:]:
             return f"{name} without STREAMS"
-        after = args[upper.index(b"STREAMS") + 1 :]
+        after = args[upper.index(b"STREAMS", start) + 1 :]
         return after[: len(after) // 2], []
     if kind in ("store", "sort"):
         keys = rest[:1]
