@@ -183,6 +183,7 @@ class Runtime(Hooks):
             w.kill()
         if w.proc is not None:
             w.proc.wait()
+            self.worker_exited(w.pid)
         w.close()
 
     def _replenish_standby(self) -> None:

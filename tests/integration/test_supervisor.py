@@ -167,3 +167,26 @@ def test_dev_profile_without_redis_url_runs_an_embedded_redis(tmp_path: Path) ->
         assert proc.stderr is not None
         proc.stderr.close()
         shutil.rmtree(sockdir, ignore_errors=True)
+
+
+def test_a_worker_with_a_blocked_loop_is_killed_and_replaced(gateway_factory: Factory) -> None:
+    gw = gateway_factory({"supervisor": {"heartbeat_interval_seconds": 0.2,
+                                         "heartbeat_timeout_seconds": 1.0}})
+    frozen = sorted(gw.worker_pids())[0]
+    psutil.Process(frozen).suspend()  # SIGSTOP: no heartbeat, no reaction to SIGTERM
+    wait_until(lambda: not pid_alive(frozen), timeout=15, what="frozen worker killed")
+    wait_until(lambda: len(gw.worker_pids()) == 2, what="replacement ready")
+    assert "worker.heartbeat_missed" in gw.logs() and "worker.killed" in gw.logs()
+
+
+def test_config_file_change_is_reloaded_by_the_watcher(gateway_factory: Factory) -> None:
+    gw = gateway_factory({"supervisor": {"watch_config": True, "watch_debounce_ms": 100}},
+                         extra_args=("--pidfile", "gw.pid"))
+    assert (gw.workdir / "gw.pid").read_text().strip() == str(gw.status()["pid"])
+    gw.write_config({"server": {"workers": 1}})
+    st = wait_until(lambda: (s := gw.status())["version"] == 2 and s, what="watcher reload")
+    assert st["last_reload"]["trigger"].startswith("watch")
+    assert st["desired_workers"] == 1
+    gw.signal(signal.SIGTERM)
+    assert gw.wait_exit() == 0
+    assert not (gw.workdir / "gw.pid").exists()
