@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import pytest
@@ -141,3 +142,26 @@ def test_disabled_makes_no_redis_call() -> None:
 
     decision = asyncio.run(main())
     assert decision.allowed and not decision.unavailable
+
+
+def test_limit_holds_across_the_workers_of_a_running_gateway(
+    gateway_factory: Callable[..., Any], clean_redis: redis.Redis
+) -> None:
+    """The real CLI with 2 worker processes: one limit for the client IP, not one each."""
+    gw = gateway_factory({
+        "server": {"workers": 2},
+        "auth": {"rate_limiting": {"enabled": True, "requests_per_minute": 6,
+                                   "burst_size": 4}},
+    })
+    assert len(gw.worker_pids()) == 2
+
+    def one(_: int) -> int:
+        status, _body = gw.get("/webdis/PING")
+        return int(status)
+
+    # Concurrent requests on new connections: both workers accept some of them.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(one, range(16)))
+    assert statuses.count(200) == 4
+    assert statuses.count(429) == 12
+    assert clean_redis.exists(f"{KEY_PREFIX}ip:127.0.0.1") == 1
