@@ -75,7 +75,7 @@ class WebdisRequestError(Exception):
         self.message = message
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Options:
     """Query-string options Webdis understands (the last occurrence wins)."""
 
@@ -85,7 +85,7 @@ class Options:
     filename: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class WebdisCommand:
     """A parsed request: the command, its database and the reply format."""
 
@@ -97,6 +97,8 @@ class WebdisCommand:
 
 def parse_options(query: list[tuple[str, str]]) -> Options:
     """Webdis's query options; raises ``WebdisRequestError`` for a bad JSONP name."""
+    if not query:
+        return Options()
     mime_type = jsonp = filename = None
     separator: bytes | None = None
     for name, value in query:
@@ -128,11 +130,11 @@ def parse_command(
     uri: bytes, body: bytes | None = None, forced_type: str | None = None
 ) -> WebdisCommand:
     """Parse ``[DB/]CMD/arg/...[.ext]`` (no leading slash) plus an optional PUT body."""
-    uri = uri.split(b"?", 1)[0]
+    if b"?" in uri:
+        uri = uri.split(b"?", 1)[0]
     fmt, content_type = DEFAULT_FORMAT
-    last_slash = uri.rfind(b"/")
     dot = uri.rfind(b".")
-    if dot > 0 and dot > last_slash:
+    if dot > 0 and dot > uri.rfind(b"/"):
         found = FORMATS.get(uri[dot + 1 :].decode("latin-1"))
         if found is not None:
             fmt, content_type = found
@@ -148,8 +150,7 @@ def parse_command(
         segments = segments[1:]
     if not segments[0]:
         raise WebdisRequestError(403, "empty command: expected /CMD/arg1/.../argN")
-    args = [segments[0]]
-    args.extend(decode_arg(s) for s in segments[1:])
+    args = [segments[0], *[decode_arg(s) for s in segments[1:]]]
     if body:
         args.append(body)
     return WebdisCommand(args, db, fmt, content_type)

@@ -24,6 +24,7 @@ Deliberate differences from Webdis (its behaviour there is a C-string artefact):
 from __future__ import annotations
 
 import json
+from json.encoder import encode_basestring
 from typing import Any
 
 import msgpack
@@ -242,8 +243,23 @@ def json_value(verb: str, reply: RespValue) -> Any:
 
 def render_json(verb: str, reply: RespValue, jsonp: str | None = None) -> bytes:
     """Webdis's JSON body (``json_reply``), JSONP-wrapped when ``jsonp`` is set."""
-    value = json_value(verb, reply)
-    body = _dumps({} if value is _MISSING else {verb: value})
+    # Fast paths for scalar replies (most requests); ``encode_basestring`` is what the
+    # compact, non-ASCII-preserving encoder uses for strings, so the bytes are equal.
+    value: str
+    if isinstance(reply, ReplyError):
+        value = "[false," + encode_basestring(str(reply)) + "]"
+    elif isinstance(reply, Status):
+        value = "[true," + encode_basestring(_text(reply)) + "]"
+    elif isinstance(reply, bytes) and verb.upper() != "INFO":
+        value = encode_basestring(_text(reply))
+    elif isinstance(reply, int):
+        value = str(reply)
+    elif reply is None:
+        value = "null"
+    else:
+        found = json_value(verb, reply)
+        value = "" if found is _MISSING else _dumps(found)
+    body = "{" + encode_basestring(verb) + ":" + value + "}" if value else "{}"
     if jsonp:
         body = f"{jsonp}({body});\n"
     return body.encode()

@@ -7,11 +7,16 @@ format (MessagePack is not compiled into Debian's build; stream/geo objects are 
 
 from __future__ import annotations
 
+import json
+
 import msgpack
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway_worker.protocols.webdis import etag_of
 from gateway_worker.protocols.webdis_format import (
+    _MISSING,
     FORMATS,
     json_value,
     parse_info,
@@ -182,3 +187,22 @@ def test_format_table_is_webdis_table() -> None:
     assert {k for k, v in FORMATS.items() if v[0] == "custom"} == {
         "bin", "txt", "html", "xhtml", "xml", "png", "jpg", "jpeg", "css",
     }
+
+
+_SCALARS = st.one_of(
+    st.none(),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.binary(max_size=12),
+    st.binary(max_size=12).map(Status),
+    st.text(st.characters(blacklist_categories=("Cs",)), max_size=12).map(ReplyError),
+)
+_REPLIES = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=4), max_leaves=12)
+
+
+@given(st.sampled_from(["GET", "hgetall", "INFO", "XRANGE", "é"]), _REPLIES)
+def test_fast_json_paths_equal_the_generic_encoder(verb: str, reply: RespValue) -> None:
+    value = json_value(verb, reply)
+    expected = "{}" if value is _MISSING else json.dumps(
+        {verb: value}, ensure_ascii=False, separators=(",", ":")
+    )
+    assert render_json(verb, reply) == expected.encode()
