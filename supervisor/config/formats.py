@@ -90,23 +90,33 @@ def _split_dotted(key: str) -> tuple[str, ...]:
 
 
 def _toml_line_finder(text: str) -> LineOf:
-    lines: dict[tuple[str, ...], int] = {}
-    table: tuple[str, ...] = ()
+    # Paths are recorded twice: with the index of each [[array.of.tables]] entry
+    # (to point at the right entry) and without indexes (for everything else).
+    lines: dict[tuple[str | int, ...], int] = {}
+    counts: dict[tuple[str, ...], int] = {}
+    table: tuple[str | int, ...] = ()
     for number, line in enumerate(text.splitlines(), start=1):
         header = _HEADER.match(line)
         if header:
-            table = _split_dotted(header.group(1))
+            names = _split_dotted(header.group(1))
+            table = names
+            if line.lstrip().startswith("[["):
+                counts[names] = counts.get(names, -1) + 1
+                table = (*names, counts[names])
             lines.setdefault(table, number)
+            lines.setdefault(names, number)
             continue
         assign = _ASSIGN.match(line)
         if assign:
-            lines.setdefault(table + _split_dotted(assign.group(1)), number)
+            key = _split_dotted(assign.group(1))
+            lines.setdefault((*table, *key), number)
+            lines.setdefault((*(p for p in table if isinstance(p, str)), *key), number)
 
     def line_of(path: Sequence[str | int]) -> int | None:
-        keys = tuple(p for p in path if isinstance(p, str))
-        for end in range(len(keys), 0, -1):
-            if keys[:end] in lines:
-                return lines[keys[:end]]
+        for candidate in (tuple(path), tuple(p for p in path if isinstance(p, str))):
+            for end in range(len(candidate), 0, -1):
+                if candidate[:end] in lines:
+                    return lines[candidate[:end]]
         return None
 
     return line_of

@@ -174,7 +174,7 @@ def _validation_problems(exc: ValidationError, merged: Merged) -> list[Problem]:
         key = schema.dotted(loc)
         origin = merged.origin_of(loc)
         if origin is not None:
-            source, secret = origin.source, origin.secret
+            source, secret = origin.source_for(loc), origin.secret
         else:
             # A whole-section rule: name the sources of the keys the message mentions.
             mentioned = [m for m in dict.fromkeys(_MENTIONED.findall(str(err["msg"])))

@@ -106,7 +106,7 @@ def resolve_file_refs(merged: Merged) -> Layer:
             resolved = [_resolve_item(files, path, i, item, origin)
                         for i, item in enumerate(value)]
             if resolved != value:
-                merged.set(path, resolved, Origin(origin.source, secret=True))
+                merged.set(path, resolved, Origin(origin.source, True, origin.locate))
             continue
         base = _indirect_target(path[:-1], path[-1])
         if base is None:

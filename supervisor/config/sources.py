@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,10 +39,20 @@ DOCUMENT_SUFFIXES = (".toml", ".yaml", ".yml", ".json")
 
 @dataclass(frozen=True)
 class Origin:
-    """Where a value came from; `secret` values are never shown."""
+    """Where a value came from; `secret` values are never shown.
+
+    `locate`, for documents, gives a more precise source for a path below this
+    leaf (the line of the second `[[auth.api_keys]]` entry rather than the first).
+    """
 
     source: str
     secret: bool = False
+    locate: Callable[[Sequence[str | int]], str] | None = field(
+        default=None, compare=False, repr=False)
+
+    def source_for(self, path: Sequence[str | int]) -> str:
+        """The source, as precise as known for `path`."""
+        return self.locate(path) if self.locate is not None else self.source
 
 
 @dataclass
@@ -156,9 +166,12 @@ def load_document(path: Path, source: str, layer: Layer, *, secret: bool) -> Non
         where = f"{source}:{exc.line}" if exc.line else source
         layer.problem(str(path), where, exc.message)
         return
+    def locate(path: Sequence[str | int]) -> str:
+        line = doc.line_of(path)
+        return f"{source}:{line}" if line else source
+
     for key_path, value in flatten(doc.data):
-        line = doc.line_of(key_path)
-        layer.values[key_path] = (value, Origin(f"{source}:{line}" if line else source, secret))
+        layer.values[key_path] = (value, Origin(locate(key_path), secret, locate))
 
 
 class _DirectorySource:

@@ -194,3 +194,22 @@ def test_secret_file_readable_by_others_warns(tmp_path: Path) -> None:
     assert CANARY not in loaded.warnings[0]
     (sec / "auth.jwt_secret").chmod(0o600)
     assert load_config(ConfigInputs(secrets_dir=sec, env={})).warnings == ()
+
+
+def test_error_in_second_array_table_entry_points_at_it(tmp_path: Path) -> None:
+    path = write(tmp_path / "g.toml", (
+        '[[auth.api_keys]]\nname = "a"\nkey = "0123456789abcdef"\n\n'
+        '[[auth.api_keys]]\nname = "b c"\nkey = "0123456789abcdef"\n'))
+    found = errors(config_path=path)
+    assert len(found) == 1
+    assert found[0].startswith("auth.api_keys.1.name: String should match pattern")
+    assert found[0].endswith(f"(got 'b c'; from file {path}:6)")
+
+
+def test_yaml_list_item_error_line(tmp_path: Path) -> None:
+    path = write(tmp_path / "g.yaml", (
+        "auth:\n  api_keys:\n    - name: a\n      key: '0123456789abcdef'\n"
+        "    - name: b\n      key: '0123456789abcdef'\n      policy: everything\n"))
+    found = errors(config_path=path)
+    assert found[0].startswith("auth.api_keys.1.policy:")
+    assert found[0].endswith(f"from file {path}:7)")

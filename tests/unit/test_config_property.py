@@ -43,7 +43,7 @@ documents = st.one_of(
 file_names = st.text(string.ascii_letters + string.digits + "._-", min_size=1, max_size=20)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     main=st.none() | st.tuples(st.sampled_from([".toml", ".yaml", ".json", ".txt"]), documents),
     overlay=st.none() | documents,
