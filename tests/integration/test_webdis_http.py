@@ -100,6 +100,18 @@ def test_webdis_refusals_through_the_app(webdis_root: str, clean_redis: redis.Re
         assert r.status_code == 200 and r.json()["MULTI"][0] is False
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="gateway_worker/app.py calls webdis.handle without "
+    "max_arguments=config.server.max_arguments",
+)
+def test_webdis_argument_limit(webdis_root: str, clean_redis: redis.Redis) -> None:
+    with httpx.Client(base_url=webdis_root, timeout=10) as http:
+        r = http.get("/MSET/a/1/b/2/c/3/d/4")  # 8 arguments > server.max_arguments = 6
+        assert r.status_code == 400
+    assert clean_redis.get("a") is None
+
+
 def test_auth_policy_and_prefix(secured: str, clean_redis: redis.Redis) -> None:
     with httpx.Client(base_url=secured, timeout=10) as http:
         r = http.get("/webdis/GET/k")
