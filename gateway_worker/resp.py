@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol, Union
+from typing import Protocol, TypeAlias
 
 
 class Status(bytes):
@@ -31,7 +31,7 @@ class ReplyError(str):
     """A RESP error reply, e.g. ``ERR unknown command``; a value, not an exception."""
 
 
-RespValue = Union[None, int, bytes, Status, ReplyError, list["RespValue"]]
+RespValue: TypeAlias = "int | bytes | Status | ReplyError | list[RespValue] | None"
 
 
 class DedicatedConnection(Protocol):
