@@ -68,6 +68,7 @@ def new_connection_client(port: int, stop: Any, out: Any) -> None:
     errors: Counter[str] = Counter()
     buckets: Counter[int] = Counter()
     failed_at: list[float] = []
+    slow: list[tuple[float, float]] = []  # (sent, seconds) of requests over 100 ms
     while not stop.is_set():
         sent = time.monotonic()
         try:
@@ -83,7 +84,10 @@ def new_connection_client(port: int, stop: Any, out: Any) -> None:
             head, _, body = reply.partition(b"\r\n\r\n")
             if head.startswith(b"HTTP/1.1 200") and b'"result"' in body:
                 ok += 1
-                buckets[int(time.monotonic() / BUCKET)] += 1
+                now = time.monotonic()
+                buckets[int(now / BUCKET)] += 1
+                if now - sent > 0.1:
+                    slow.append((sent, now - sent))
             else:
                 failed += 1
                 failed_at.append(sent)
@@ -100,6 +104,7 @@ def new_connection_client(port: int, stop: Any, out: Any) -> None:
             "errors": dict(errors),
             "buckets": dict(buckets),
             "failed_at": failed_at,
+            "slow": slow,
         }
     )
 
@@ -408,6 +413,7 @@ def main() -> int:
         unexpected: list[str] = []
         kill_report: dict[str, Any] = {}
         kill_at = float("nan")
+        phases: list[tuple[float, float, float]] = []  # committed: trigger, ready, done
         peak_sup_rss = 0.0
         done = 0
         for i, (kind, what, planned) in enumerate(
@@ -458,6 +464,8 @@ def main() -> int:
             if result == "committed":
                 current = cfg
                 windows.append((t0, t1))
+                if outcome.get("ready_seconds") is not None:
+                    phases.append((t0, t0 + outcome["ready_seconds"], t1))
                 committed_round_trip.append(round_trip)
                 if outcome.get("ready_seconds") is not None:
                     ready_latency.append(outcome["ready_seconds"])
@@ -530,6 +538,14 @@ def main() -> int:
             start, end = b * BUCKET, (b + 1) * BUCKET
             return any(start < w1 and end > w0 for w0, w1 in windows)
 
+        slow = sorted((d, t) for r in new for t, d in r["slow"])
+        in_any_window = [any(w0 - 0.1 <= t <= w1 for w0, w1 in windows) for _, t in slow]
+        slowest = slow[-1] if slow else None
+        # Which phase of a committed reload a slow request was sent in: new generation
+        # starting (CPU taken by booting workers), or old generation draining.
+        slow_starting = sum(1 for _, t in slow if any(a - 0.1 <= t <= b for a, b, _ in phases))
+        slow_draining = sum(1 for _, t in slow if any(b < t <= c for _, b, c in phases))
+
         steady = [v for b, v in series.items() if not in_window(b)]
         during = [v for b, v in series.items() if in_window(b)]
         baseline = statistics.median(steady) if steady else float("nan")
@@ -573,6 +589,15 @@ def main() -> int:
             if steady and during
             else None,
             "throughput_worst_bucket_during_reloads_rps": round(min(during)) if during else None,
+            "new_connection_slower_than_100ms": len(slow),
+            "new_connection_slower_than_500ms": sum(1 for d, _ in slow if d > 0.5),
+            "new_connection_slow_during_reloads": sum(in_any_window),
+            "new_connection_slow_while_new_generation_starts": slow_starting,
+            "new_connection_slow_while_old_generation_drains": slow_draining,
+            "new_connection_max_latency_s": round(slowest[0], 3) if slowest else None,
+            "new_connection_max_latency_at_s_after_kill": round(slowest[1] - kill_at, 3)
+            if slowest
+            else None,
             "worker_sigkill": kill_report,
             "worker_restarts_seen": sum(w["restarts"] for w in final_status["workers"]),
             "supervisor_rss_mb": round(sup_rss, 1),
