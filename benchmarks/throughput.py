@@ -13,7 +13,7 @@ Everything it starts is stopped at the end. Needs ``wrk`` and ``webdis`` on PATH
 (Debian: ``apt-get install webdis wrk``).
 
     .venv/bin/python benchmarks/throughput.py [--duration 10] [--connections 64]
-        [--workers 2] [--profile-worker prof.txt]
+        [--workers 2] [--repeat 3] [--profile-worker prof.txt]
 """
 
 from __future__ import annotations
@@ -50,6 +50,20 @@ class Result:
     p99_ms: float
     non_2xx: int
     errors: int
+    requests: int = 0
+    cpu_us: float = float("nan")  # server CPU time per request (all its processes)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of ``pids`` (Linux /proc)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def _ms(text: str) -> float:
@@ -70,6 +84,7 @@ def run_wrk(name: str, url: str, duration: int, connections: int, threads: int) 
     p99 = re.search(r"\s99%\s+(\S+)", out)
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    done = re.search(r"(\d+) requests in", out)
     return Result(
         name,
         rps,
@@ -77,7 +92,14 @@ def run_wrk(name: str, url: str, duration: int, connections: int, threads: int) 
         _ms(p99.group(1)) if p99 else float("nan"),
         int(non2xx.group(1)) if non2xx else 0,
         sum(int(g) for g in errors.groups()) if errors else 0,
+        int(done.group(1)) if done else 0,
     )
+
+
+def median_result(results: list[Result]) -> Result:
+    """The round with the median req/s (its latencies and CPU come with it)."""
+    ordered = sorted(results, key=lambda r: r.rps)
+    return ordered[len(ordered) // 2]
 
 
 def wait_ok(url: str, what: str, timeout: float = 30.0) -> None:
@@ -152,14 +174,17 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--workers", type=int, default=2, help="gateway workers")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="rounds over all targets (the median round is reported)")
     parser.add_argument("--profile-worker", metavar="FILE",
                         help="py-spy a worker during the Upstash GET run, write to FILE")
     args = parser.parse_args()
 
-    missing = [tool for tool in ("wrk", "webdis") if shutil.which(tool) is None]
+    tools = ("wrk", "webdis", "py-spy") if args.profile_worker else ("wrk", "webdis")
+    missing = [tool for tool in tools if shutil.which(tool) is None]
     if missing:
-        print(f"missing: {', '.join(missing)} -- install with: apt-get install -y webdis wrk",
-              file=sys.stderr)
+        print(f"missing: {', '.join(missing)} -- install with: apt-get install -y webdis wrk"
+              " (py-spy: pip install py-spy)", file=sys.stderr)
         return 2
 
     workdir = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
@@ -192,29 +217,44 @@ def main() -> int:
         # Warm up (connections, caches, uvloop) before measuring.
         run_wrk("warmup", targets[4][1], 2, args.connections, args.threads)
         profiler: subprocess.Popen[bytes] | None = None
-        results: list[Result] = []
-        for name, url in targets:
-            if args.profile_worker and name == "gateway upstash GET":
-                pid = worker_pids(gateway.pid)[0]
-                profiler = subprocess.Popen(
-                    ["py-spy", "record", "-p", str(pid), "-d", str(args.duration),
-                     "-f", "raw", "-o", args.profile_worker, "--nonblocking"],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                )
-            results.append(run_wrk(name, url, args.duration, args.connections, args.threads))
-            if profiler is not None:
-                profiler.wait(30)
-                profiler = None
+        runs: dict[str, list[Result]] = {name: [] for name, _ in targets}
+        # Rounds interleave the targets, so a burst of other load on the machine
+        # hits every target alike; the median of the rounds is reported.
+        for round_no in range(args.repeat):
+            for name, url in targets:
+                if args.profile_worker and round_no == 0 and name == "gateway upstash GET":
+                    pid = worker_pids(gateway.pid)[0]
+                    profiler = subprocess.Popen(
+                        ["py-spy", "record", "-p", str(pid), "-d", str(args.duration),
+                         "-f", "raw", "-o", args.profile_worker, "--nonblocking"],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    )
+                pids = [procs[0].pid] if name.startswith("webdis") else worker_pids(gateway.pid)
+                before = cpu_seconds(pids)
+                result = run_wrk(name, url, args.duration, args.connections, args.threads)
+                if result.requests:
+                    result.cpu_us = (cpu_seconds(pids) - before) / result.requests * 1e6
+                runs[name].append(result)
+                if profiler is not None:
+                    profiler.wait(30)
+                    profiler = None
+        results = [median_result(runs[name]) for name, _ in targets]
+        print("\nreq/s per round:")
+        for name, _ in targets:
+            print(f"  {name:<22}" + " ".join(f"{r.rps:>8.0f}" for r in runs[name]))
         by_name = {r.name: r for r in results}
         print(f"\nwrk -t{args.threads} -c{args.connections} -d{args.duration}s, "
-              f"gateway workers={args.workers}, cpus={os.cpu_count()}")
+              f"gateway workers={args.workers}, cpus={os.cpu_count()}, "
+              f"median of {args.repeat} rounds")
         print(f"{'target':<22}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non2xx':>8}"
-              f"{'errors':>8}{'vs webdis':>11}")
+              f"{'errors':>8}{'vs webdis':>11}{'CPU us/req':>12}")
         for r in results:
             op = r.name.split()[-1]
             ref = by_name[f"webdis {op}"].rps
             print(f"{r.name:<22}{r.rps:>10.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}"
-                  f"{r.non_2xx:>8}{r.errors:>8}{r.rps / ref:>10.2f}x")
+                  f"{r.non_2xx:>8}{r.errors:>8}{r.rps / ref:>10.2f}x{r.cpu_us:>12.1f}")
+        print("CPU us/req: server CPU time (webdis process, or all gateway workers) per "
+              "request served; less sensitive to other load on the machine than req/s.")
         return 0
     finally:
         for proc in procs:
