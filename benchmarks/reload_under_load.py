@@ -595,6 +595,10 @@ def main() -> int:
             "new_connection_slow_while_new_generation_starts": slow_starting,
             "new_connection_slow_while_old_generation_drains": slow_draining,
             "new_connection_max_latency_s": round(slowest[0], 3) if slowest else None,
+            # Clusters at 1 s / 3 s would be TCP SYN retransmissions (a dropped SYN).
+            "new_connection_slow_histogram_s": dict(
+                sorted(Counter(f"{d:.1f}" for d, _ in slow).items())
+            ),
             "new_connection_max_latency_at_s_after_kill": round(slowest[1] - kill_at, 3)
             if slowest
             else None,
