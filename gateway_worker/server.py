@@ -154,6 +154,9 @@ def uvicorn_config(app: Any, config: Config) -> uvicorn.Config:
         # only runs inside it.
         loop="none",
         http=protocol_class(),
+        # The gateway serves no websockets; "auto" would import a websockets library
+        # at every worker start.
+        ws="none",
         log_config=None,
         access_log=False,
         timeout_keep_alive=int(max(1, round(config.server.keepalive_timeout_seconds))),

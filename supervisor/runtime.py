@@ -32,7 +32,7 @@ log = structlog.get_logger("redis_gateway.supervisor")
 #: worker count): a reload or a crash replacement then skips the interpreter boot
 #: (~0.3 s of CPU each), which is most of a reload's latency.
 STANDBY_MAX = 4
-STANDBY_SPAWN_INTERVAL_SECONDS = 0.2
+STANDBY_SPAWN_INTERVAL_SECONDS = 0.1
 
 
 class StartupError(Exception):
@@ -194,8 +194,10 @@ class Runtime(Hooks):
             if entry[0].poll():
                 self.standby.remove(entry)
                 entry[0].close()
-        if not arbiter.booted or arbiter.stopping or arbiter.reload is not None:
+        if not arbiter.booted or arbiter.stopping:
             return
+        if arbiter.reload is not None and arbiter.reload.phase != "draining":
+            return  # while a new generation starts, it gets the CPU
         if any(w.state == WorkerState.STARTING for w in arbiter.workers):
             return  # let starting workers have the CPU
         target = min(arbiter.desired_workers, STANDBY_MAX)
