@@ -41,6 +41,11 @@ def refusal(name: bytes, reason: str) -> ReplyError:
     )
 
 
+def _retrieve(fut: asyncio.Future[RespValue]) -> None:
+    if not fut.cancelled():
+        fut.exception()
+
+
 class RedisClient:
     """Implements ``gateway_worker.resp.RedisExecutor`` (see the module docstring)."""
 
@@ -148,6 +153,8 @@ class RedisClient:
             try:
                 replies = [await fut for fut in futures]
             except RedisUnavailable as exc:
+                for fut in futures:  # the rest fail too; nobody else will look at them
+                    fut.add_done_callback(_retrieve)
                 raise self._failed(exc) from None
         it = iter(replies)
         return [refused[i] if i in refused else next(it) for i in range(len(commands))]
