@@ -85,13 +85,13 @@ class RedisClient:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for conn in self._mux.values():
+        closing = [*self._mux.values(), *(c for idle in self._idle.values() for c in idle)]
+        for conn in closing:
             conn.close()
-        for idle in self._idle.values():
-            for conn in idle:
-                conn.close()
         self._mux.clear()
         self._idle.clear()
+        for conn in closing:
+            await conn.wait_closed()
 
     # -- RedisExecutor ----------------------------------------------------------------
 

@@ -13,6 +13,7 @@ A ``RespConnection`` is used two ways:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections import deque
 from collections.abc import Sequence
@@ -109,6 +110,7 @@ class RespConnection(asyncio.Protocol):
         self._out: list[bytes] = []
         self._lost: RedisUnavailable | None = None
         self._loop = asyncio.get_running_loop()
+        self._closed: asyncio.Future[None] = self._loop.create_future()
         self._unanswered = 0  # dedicated use: commands sent minus replies read
         self.reusable = True  # dedicated use: False once its session state changed
 
@@ -145,6 +147,16 @@ class RespConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         reason = f": {exc}" if exc else ""
         self._fail(RedisUnavailable(f"connection to Redis at {self.where} lost{reason}"))
+        if not self._closed.done():
+            self._closed.set_result(None)
+
+    async def wait_closed(self, timeout: float = 1.0) -> None:
+        """Wait until the socket is really closed (TLS needs a few loop turns)."""
+        if self._transport is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(self._closed)
 
     # -- state ------------------------------------------------------------------------
 
