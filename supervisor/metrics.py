@@ -23,9 +23,10 @@ Why this shape:
 - Workers are separate interpreters, so their request metrics are written by
   prometheus-client's multiprocess mode (one mmap file per worker pid and metric type in
   ``PROMETHEUS_MULTIPROC_DIR``) and merged at scrape time by a ``MultiProcessCollector``.
-  Counters and histograms of dead workers stay in the sum (totals never go backwards);
-  gauges of a dead worker disappear only if the worker declared them with a ``live*``
-  multiprocess mode (``livesum``, ``liveall``, ...) and we call ``worker_exited(pid)``.
+  Counters and histograms of dead workers stay in the sum (totals never go backwards):
+  ``worker_exited(pid)`` folds them into one archive file per type, so the directory
+  does not grow with every reload. Gauges of a dead worker disappear only if the
+  worker declared them with a ``live*`` multiprocess mode (``livesum``, ``liveall``...).
 - The supervisor itself must *not* run in multiprocess mode: prometheus-client picks its
   value class from the environment when it is first imported, and the supervisor's own
   gauges (config version, workers by state) are process-local. This module therefore
@@ -62,6 +63,7 @@ from prometheus_client import (  # noqa: E402
 )
 from prometheus_client.exposition import choose_encoder  # noqa: E402
 from prometheus_client.metrics_core import Metric  # noqa: E402
+from prometheus_client.mmap_dict import MmapedDict, mmap_key  # noqa: E402
 from prometheus_client.multiprocess import (  # noqa: E402
     MultiProcessCollector,
     mark_process_dead,
@@ -73,6 +75,8 @@ log = structlog.get_logger("redis_gateway.metrics")
 
 RELOAD_RESULTS = ("committed", "invalid", "readiness_failed", "unchanged", "error")
 _SUCCESSFUL_RESULTS = frozenset({"committed", "unchanged"})
+# Types whose samples outlive their process (gauges keep a per-pid meaning instead).
+_FOLDED_TYPES = ("counter", "histogram", "summary")
 RELOAD_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0)
 
 
@@ -179,25 +183,63 @@ class SupervisorMetrics:
 
 
 class MultiprocessDir:
-    """The directory workers write their multiprocess-mode samples to."""
+    """The directory workers write their multiprocess-mode samples to.
+
+    Every worker process leaves one file per metric type (``counter_<pid>.db``, ...),
+    and every reload starts new workers, so a long-lived supervisor would collect
+    thousands of files that each scrape reads. ``worker_exited`` therefore folds a
+    dead worker's counters and histograms into one ``<type>_archive.db`` per type
+    (totals unchanged), and drops its live gauges. Folding and scraping take the same
+    lock, so a scrape never sees a worker's samples twice or not at all.
+    """
 
     def __init__(self, parent: str | None = None) -> None:
         # tmpfs is the right place for mmap'ed sample files: systemd's RuntimeDirectory
         # (/run/redis-gateway) if we have one, else the temp dir.
         parent = parent or os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0] or None
         self.path = tempfile.mkdtemp(prefix="redis-gateway-metrics-", dir=parent)
+        self.lock = threading.Lock()
 
     def env(self) -> dict[str, str]:
         """Environment entries for a worker process."""
         return {"PROMETHEUS_MULTIPROC_DIR": self.path}
 
     def worker_exited(self, pid: int) -> None:
-        """Drop a dead worker's live gauges (its counters stay in the totals)."""
+        """A worker was reaped: drop its live gauges, fold its counters into the archive."""
+        with self.lock:
+            try:
+                # prometheus_client's multiprocess module has no annotations.
+                mark_process_dead(pid, self.path)  # type: ignore[no-untyped-call]
+                for typ in _FOLDED_TYPES:
+                    self._fold(typ, pid)
+            except OSError as exc:
+                log.warning("metrics.worker_cleanup_failed", pid=pid, error=str(exc))
+
+    def _fold(self, typ: str, pid: int) -> None:
+        dead = os.path.join(self.path, f"{typ}_{pid}.db")
+        if not os.path.exists(dead):
+            return
+        archive = os.path.join(self.path, f"{typ}_archive.db")
+        sources = [f for f in (archive, dead) if os.path.exists(f)]
+        # accumulate=False keeps histogram buckets per-bucket, as they are stored.
+        merged = MultiProcessCollector.merge(sources, accumulate=False)  # type: ignore[no-untyped-call]
+        tmp = os.path.join(self.path, f".{typ}_archive.tmp")  # not *.db: never scraped
+        out = MmapedDict(tmp)  # type: ignore[no-untyped-call]
         try:
-            # prometheus_client's multiprocess module has no annotations.
-            mark_process_dead(pid, self.path)  # type: ignore[no-untyped-call]
-        except OSError as exc:
-            log.warning("metrics.mark_dead_failed", pid=pid, error=str(exc))
+            for metric in merged:
+                for sample in metric.samples:
+                    key = mmap_key(
+                        metric.name,
+                        sample.name,
+                        list(sample.labels),
+                        list(sample.labels.values()),
+                        metric.documentation,
+                    )
+                    out.write_value(key, sample.value, 0.0)  # type: ignore[no-untyped-call]
+        finally:
+            out.close()  # type: ignore[no-untyped-call]
+        os.replace(tmp, archive)
+        os.remove(dead)
 
     def cleanup(self) -> None:
         """Remove the directory (at supervisor exit)."""
@@ -207,17 +249,23 @@ class MultiprocessDir:
 class _Combined:
     """Collector over the supervisor registry and the workers' files, merged per scrape."""
 
-    def __init__(self, registry: CollectorRegistry, multiproc_path: str | None) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, multiproc: MultiprocessDir | str | None
+    ) -> None:
         self._registry = registry
+        path = multiproc.path if isinstance(multiproc, MultiprocessDir) else multiproc
+        self._lock = multiproc.lock if isinstance(multiproc, MultiprocessDir) else threading.Lock()
         # The multiprocess module has no annotations (hence the ignores below).
         self._workers: Any = None
-        if multiproc_path:
-            self._workers = MultiProcessCollector(None, path=multiproc_path)  # type: ignore[no-untyped-call]
+        if path:
+            self._workers = MultiProcessCollector(None, path=path)  # type: ignore[no-untyped-call]
 
     def collect(self) -> Iterable[Metric]:
         yield from self._registry.collect()
         if self._workers is not None:
-            yield from self._workers.collect()
+            with self._lock:  # not while a dead worker's files are being folded
+                merged = list(self._workers.collect())
+            yield from merged
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -271,10 +319,7 @@ class MetricsServer:
         multiproc_dir: MultiprocessDir | str | None,
     ) -> None:
         self.host, self.port, self.path = host, port, path
-        mp_path = (
-            multiproc_dir.path if isinstance(multiproc_dir, MultiprocessDir) else multiproc_dir
-        )
-        self.collector = _Combined(registry, mp_path)
+        self.collector = _Combined(registry, multiproc_dir)
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 

@@ -9,13 +9,14 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from supervisor.metrics import (
@@ -165,10 +166,59 @@ def test_endpoint_aggregates_workers_and_cleans_up_dead_live_gauges(
         values = sample_values(scrape(server.bound_port))
         assert ("redis_gateway_test_inflight", ()) not in values
         assert values[("redis_gateway_test_requests_total", (("route", "/incr"),))] == 7
+        assert values[("redis_gateway_test_latency_seconds_count", ())] == 2
+        bucket = ("redis_gateway_test_latency_seconds_bucket", (("le", "0.1"),))
+        assert values[bucket] == 2
+        # Dead workers' files were folded into one archive per type.
+        assert sorted(os.listdir(mp_dir.path)) == ["counter_archive.db", "histogram_archive.db"]
     finally:
         first.kill()
         second.kill()
         server.stop()
+
+
+def test_folding_many_dead_workers_keeps_totals_monotonic_under_scrapes(
+    mp_dir: MultiprocessDir,
+) -> None:
+    registry = CollectorRegistry()
+    server = MetricsServer("127.0.0.1", free_port(), "/metrics", registry, mp_dir)
+    server.start()
+    assert server.bound_port is not None
+    port = server.bound_port
+    seen: list[float] = []
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def scraper() -> None:
+        while not stop.is_set():
+            try:
+                values = sample_values(scrape(port))
+                seen.append(
+                    values.get(("redis_gateway_test_requests_total", (("route", "/incr"),)), 0)
+                )
+            except BaseException as exc:  # reported by the main thread
+                failures.append(exc)
+                return
+
+    thread = threading.Thread(target=scraper)
+    thread.start()
+    try:
+        for n in range(1, 7):
+            worker = Worker(mp_dir, n)
+            try:
+                mp_dir.worker_exited(worker.exit())
+            finally:
+                worker.kill()
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        server.stop()
+    assert not failures, failures
+    assert seen == sorted(seen), "a counter total went backwards during folding"
+    assert sample_values(generate_latest(server.collector).decode())[
+        ("redis_gateway_test_requests_total", (("route", "/incr"),))
+    ] == sum(range(1, 7))
+    assert sorted(os.listdir(mp_dir.path)) == ["counter_archive.db", "histogram_archive.db"]
 
 
 def test_wrong_path_is_404_and_reconfigure_rebinds(mp_dir: MultiprocessDir) -> None:
