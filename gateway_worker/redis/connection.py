@@ -49,13 +49,16 @@ class ConnectOptions:
     password: str | None
     db: int
     connect_timeout: float
+    #: Why the TLS context could not be built (missing/bad files): reported when a
+    #: connection is attempted, so a worker fails to *start* with this message.
+    tls_error: str | None = None
 
     @property
     def where(self) -> str:
         """Address for error messages (never credentials)."""
         if self.unix_path:
             return f"unix://{self.unix_path}"
-        scheme = "rediss" if self.ssl_context else "redis"
+        scheme = "rediss" if self.ssl_context or self.tls_error else "redis"
         return f"{scheme}://{self.host}:{self.port}"
 
     @classmethod
@@ -71,7 +74,13 @@ class ConnectOptions:
         path_db = parts.path.strip("/")
         if parts.scheme != "unix" and db == 0 and path_db.isdigit():
             db = int(path_db)
-        context = _ssl_context(cfg) if parts.scheme == "rediss" else None
+        context: ssl.SSLContext | None = None
+        tls_error: str | None = None
+        if parts.scheme == "rediss":
+            try:
+                context = _ssl_context(cfg)
+            except (OSError, ssl.SSLError) as exc:
+                tls_error = f"redis.tls: {exc}"
         return cls(
             host=parts.hostname if parts.scheme != "unix" else None,
             port=parts.port or 6379,
@@ -81,6 +90,7 @@ class ConnectOptions:
             password=password,
             db=db,
             connect_timeout=cfg.connection_timeout_seconds,
+            tls_error=tls_error,
         )
 
 
@@ -275,6 +285,8 @@ async def open_connection(options: ConnectOptions, *, dedicated: bool = False) -
     An AUTH refusal is raised as ``RedisUnavailable`` too (with Redis's message, which
     never contains the password).
     """
+    if options.tls_error:
+        raise RedisUnavailable(f"cannot connect to Redis at {options.where}: {options.tls_error}")
     loop = asyncio.get_running_loop()
     conn: RespConnection | None = None
     try:

@@ -136,3 +136,10 @@ def test_rediss_without_verification(tls_endpoint: tuple[int, Path, Path]) -> No
     port, _, _ = tls_endpoint
     cfg = RedisConfig(url=f"rediss://127.0.0.1:{port}", tls={"verify": False})
     assert _roundtrip(cfg) == b"over tls"
+
+
+def test_missing_ca_file_is_a_clear_start_error() -> None:
+    cfg = RedisConfig(url="rediss://127.0.0.1:1", tls={"ca_file": "/nonexistent/ca.pem"},
+                      max_retries=0)
+    with pytest.raises(RedisUnavailable, match=r"redis\.tls: .*No such file"):
+        _roundtrip(cfg)
