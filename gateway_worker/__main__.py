@@ -36,6 +36,10 @@ class StatusChannel:
 
     def __init__(self, fd: int | None) -> None:
         self.fd = fd
+        if fd is not None:
+            # Never block the event loop on a supervisor that stopped reading
+            # (e.g. SIGSTOPped): a full pipe drops heartbeats instead.
+            os.set_blocking(fd, False)
 
     def send(self, message: dict[str, Any]) -> None:
         if self.fd is None:
@@ -43,6 +47,8 @@ class StatusChannel:
         message.setdefault("pid", os.getpid())
         try:
             os.write(self.fd, encode_message(message))
+        except BlockingIOError:
+            return  # pipe full: the supervisor is not reading; dropping is harmless
         except OSError:
             # The supervisor is gone; the config-pipe EOF will stop us.
             self.fd = None

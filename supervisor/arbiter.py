@@ -82,6 +82,7 @@ class Arbiter:
         self.current = loaded  # committed config (last-known-good)
         self.version = 1
         self.generation = 1
+        self._last_generation = 1
         self.listeners = listeners
         self.prepare_config = prepare_config
         self.worker_config = prepare_config(loaded.config)
@@ -211,6 +212,11 @@ class Arbiter:
         log.info("generation.starting", generation=generation,
                  pids=[w.pid for w in started])
         return started
+
+    def new_generation_number(self) -> int:
+        """Never reused, even after a failed reload, so pids group unambiguously."""
+        self._last_generation += 1
+        return self._last_generation
 
     def listener_for(self, config: Config) -> tuple[list[Listener], Listener | None]:
         """Current listeners, or a newly bound one when the address changed."""

@@ -85,6 +85,7 @@ class Host(Protocol):
     generation: int
 
     def clock(self) -> float: ...
+    def new_generation_number(self) -> int: ...
     def listener_for(self, config: Config) -> tuple[list[Listener], Listener | None]: ...
     def start_generation(self, generation: int, config: Config,
                          listeners: list[Listener]) -> list[Any]: ...
@@ -138,6 +139,7 @@ class ReloadTransaction:
         self.deadline = 0.0
         self.ready_seconds: float | None = None
         self.changed: list[str] = []
+        self.generation = 0
 
     def _outcome(self, result: str, **kw: Any) -> ReloadOutcome:
         host = self.host
@@ -168,8 +170,8 @@ class ReloadTransaction:
             self.listeners, self.new_listener = host.listener_for(loaded.config)
         except BindError as exc:
             return self._outcome("bind_failed", error=str(exc))
-        generation = host.generation + 1
-        self.new_workers = host.start_generation(generation, loaded.config, self.listeners)
+        self.generation = host.new_generation_number()
+        self.new_workers = host.start_generation(self.generation, loaded.config, self.listeners)
         self.deadline = self.started + loaded.config.server.reload_readiness_timeout_seconds
         self.phase = "starting"
         return None
@@ -199,12 +201,10 @@ class ReloadTransaction:
             return None
         self.ready_seconds = host.clock() - self.started
         assert self.loaded is not None
-        log.info("reload.generation_ready", generation=host.generation + 1,
+        log.info("reload.generation_ready", generation=self.generation,
                  workers=len(self.new_workers), ready_seconds=round(self.ready_seconds, 3))
         # Point of no return: the new generation serves, the old one drains.
-        self.old_workers = host.switch_generation(
-            host.generation + 1, self.loaded, self.listeners
-        )
+        self.old_workers = host.switch_generation(self.generation, self.loaded, self.listeners)
         self.phase = "draining"
         return self.step()
 

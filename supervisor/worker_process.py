@@ -86,6 +86,9 @@ class WorkerProcess:
                 pass_fds=(*listen_fds, cfg_r, st_w),
                 env=dict(env) if env is not None else None,
                 stdin=subprocess.DEVNULL,
+                # Own session: a terminal's Ctrl+C / hangup reaches the supervisor only,
+                # which then drains the workers instead of them dying mid-request.
+                start_new_session=True,
             )
         except OSError:
             for fd in (cfg_r, cfg_w, st_r, st_w):

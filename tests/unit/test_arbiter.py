@@ -348,3 +348,21 @@ def test_status_reports_generation_workers_and_last_reload(env: Env) -> None:
     assert (st["generation"], st["version"], st["desired_workers"]) == (1, 1, 2)
     assert len(st["workers"]) == 2
     assert st["last_reload"]["result"] == "unchanged"
+
+
+def test_generation_numbers_are_never_reused_after_a_failed_reload(env: Env) -> None:
+    env.boot()
+    env.next_config = loaded(workers=1)
+    env.hup()
+    env.arbiter.step()
+    env.live(2)[0].fail("boom")
+    env.arbiter.step()
+    env.hup()
+    env.arbiter.step()
+    assert [w.generation for w in env.live() if w.state == WorkerState.STARTING] == [3]
+    env.live(3)[0].become_ready()
+    env.arbiter.step()
+    for w in env.live(1):
+        w.exit(0)
+    env.arbiter.step()
+    assert (env.arbiter.generation, env.arbiter.version) == (3, 2)
