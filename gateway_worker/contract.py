@@ -12,7 +12,10 @@ Config pipe (supervisor → worker, fd C)
     (secrets in clear, this pipe is private to the two processes), then keeps the
     write end open for the worker's whole life. EOF on it means the supervisor is
     gone: the worker then drains and exits by itself (no orphans, even after
-    SIGKILL of the supervisor).
+    SIGKILL of the supervisor). The line may come long after the start: a worker
+    imports its modules *before* reading it, so the supervisor keeps pre-imported
+    "standby" workers and sends the line only when it needs one (EOF before the
+    line: exit ``ORPHANED`` quietly).
 
 Status pipe (worker → supervisor, fd S)
     Newline-delimited JSON objects, each with a "type":
@@ -24,12 +27,16 @@ Status pipe (worker → supervisor, fd S)
       a worker that cannot boot exits; ``error`` never contains a secret.
     * ``{"type": "draining", "pid": P}`` when it stopped accepting after SIGTERM.
 
-    EOF on the status pipe means the worker is gone.
+    EOF on the status pipe means the worker is gone. The worker's end is
+    non-blocking: if the supervisor stops reading, heartbeats are dropped rather
+    than blocking the worker's event loop.
 
 Signals (supervisor → worker)
     SIGTERM: graceful drain (stop accepting; in-flight requests finish; keep-alive
     connections get ``Connection: close`` on their next response; idle ones are closed
-    after a short grace) then exit 0. SIGQUIT/SIGINT: fast exit. SIGUSR1: reopen logs.
+    after a grace of min(1 s, graceful timeout / 2)) then exit 0. SIGQUIT/SIGINT: fast
+    exit. SIGUSR1: reopen logs. Workers run in their own session (terminal signals
+    reach only the supervisor).
 
 Exit codes: see ``ExitCode``.
 """
