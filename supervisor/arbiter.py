@@ -147,7 +147,9 @@ class Arbiter:
     def handle_term(self) -> None:
         self.stop(graceful=True)
 
-    handle_int = handle_term
+    def handle_int(self) -> None:
+        # A second Ctrl+C while draining means "now" (as uvicorn and gunicorn do).
+        self.stop(graceful=self.stopping is None)
 
     def handle_quit(self) -> None:
         self.stop(graceful=False)

@@ -366,3 +366,14 @@ def test_generation_numbers_are_never_reused_after_a_failed_reload(env: Env) -> 
         w.exit(0)
     env.arbiter.step()
     assert (env.arbiter.generation, env.arbiter.version) == (3, 2)
+
+
+def test_second_sigint_turns_a_graceful_stop_into_a_fast_one(env: Env) -> None:
+    env.boot()
+    env.arbiter.enqueue_signal(signal.SIGINT)
+    env.arbiter.dispatch()
+    assert env.arbiter.stopping == "graceful"
+    env.arbiter.enqueue_signal(signal.SIGINT)
+    env.arbiter.dispatch()
+    assert env.arbiter.stopping == "fast"
+    assert all(w.signals == [signal.SIGTERM, signal.SIGQUIT] for w in env.workers)
