@@ -42,6 +42,7 @@ import os
 for _name in ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir"):
     os.environ.pop(_name, None)
 
+import glob  # noqa: E402
 import shutil  # noqa: E402 - after the environment fix-up above
 import socket  # noqa: E402
 import tempfile  # noqa: E402
@@ -77,6 +78,8 @@ RELOAD_RESULTS = ("committed", "invalid", "readiness_failed", "unchanged", "erro
 _SUCCESSFUL_RESULTS = frozenset({"committed", "unchanged"})
 # Types whose samples outlive their process (gauges keep a per-pid meaning instead).
 _FOLDED_TYPES = ("counter", "histogram", "summary")
+# A sample file starts with an 8-byte "bytes used" header (prometheus_client.mmap_dict).
+_MMAP_HEADER_BYTES = 8
 RELOAD_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0)
 
 
@@ -210,6 +213,9 @@ class MultiprocessDir:
             try:
                 # prometheus_client's multiprocess module has no annotations.
                 mark_process_dead(pid, self.path)  # type: ignore[no-untyped-call]
+                for file in glob.glob(os.path.join(self.path, f"*_{pid}.db")):
+                    if os.path.getsize(file) < _MMAP_HEADER_BYTES:
+                        os.remove(file)  # created, never written (see _readable_sample_files)
                 for typ in _FOLDED_TYPES:
                     self._fold(typ, pid)
             except OSError as exc:
@@ -246,6 +252,24 @@ class MultiprocessDir:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
+def _readable_sample_files(path: str) -> list[str]:
+    """The ``*.db`` files worth reading: not the 0-byte ones.
+
+    prometheus-client creates a file before sizing it, and reading it in that window
+    raises ``struct.error`` for the whole scrape; a worker killed in that window leaves
+    the empty file behind for good (client_python#1199). An empty file holds no
+    samples, so skipping it loses nothing.
+    """
+    files = []
+    for file in glob.glob(os.path.join(path, "*.db")):
+        try:
+            if os.path.getsize(file) >= _MMAP_HEADER_BYTES:
+                files.append(file)
+        except FileNotFoundError:
+            continue
+    return files
+
+
 class _Combined:
     """Collector over the supervisor registry and the workers' files, merged per scrape."""
 
@@ -253,18 +277,16 @@ class _Combined:
         self, registry: CollectorRegistry, multiproc: MultiprocessDir | str | None
     ) -> None:
         self._registry = registry
-        path = multiproc.path if isinstance(multiproc, MultiprocessDir) else multiproc
+        self._path = multiproc.path if isinstance(multiproc, MultiprocessDir) else multiproc
         self._lock = multiproc.lock if isinstance(multiproc, MultiprocessDir) else threading.Lock()
-        # The multiprocess module has no annotations (hence the ignores below).
-        self._workers: Any = None
-        if path:
-            self._workers = MultiProcessCollector(None, path=path)  # type: ignore[no-untyped-call]
 
     def collect(self) -> Iterable[Metric]:
         yield from self._registry.collect()
-        if self._workers is not None:
+        if self._path:
             with self._lock:  # not while a dead worker's files are being folded
-                merged = list(self._workers.collect())
+                files = _readable_sample_files(self._path)
+                # The multiprocess module has no annotations.
+                merged = list(MultiProcessCollector.merge(files, accumulate=True))  # type: ignore[no-untyped-call]
             yield from merged
 
 

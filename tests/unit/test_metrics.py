@@ -221,6 +221,27 @@ def test_folding_many_dead_workers_keeps_totals_monotonic_under_scrapes(
     assert sorted(os.listdir(mp_dir.path)) == ["counter_archive.db", "histogram_archive.db"]
 
 
+def test_empty_sample_file_of_a_killed_worker_does_not_break_scrapes(
+    mp_dir: MultiprocessDir,
+) -> None:
+    """client_python#1199: a worker killed between creating and sizing its file."""
+    worker = Worker(mp_dir, 5)
+    dead_pid = 999_999
+    empty = Path(mp_dir.path) / f"counter_{dead_pid}.db"
+    empty.write_bytes(b"")
+    server = MetricsServer("127.0.0.1", free_port(), "/metrics", CollectorRegistry(), mp_dir)
+    server.start()
+    try:
+        assert server.bound_port is not None
+        values = sample_values(scrape(server.bound_port))
+        assert values[("redis_gateway_test_requests_total", (("route", "/incr"),))] == 5
+        mp_dir.worker_exited(dead_pid)
+        assert not empty.exists()
+    finally:
+        worker.kill()
+        server.stop()
+
+
 def test_wrong_path_is_404_and_reconfigure_rebinds(mp_dir: MultiprocessDir) -> None:
     registry = CollectorRegistry()
     SupervisorMetrics(registry, process_metrics=False)
