@@ -31,11 +31,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib
 import math
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
 from urllib.parse import parse_qsl
 
@@ -72,14 +73,14 @@ class BootError(GatewayError):
     """The app cannot start (Redis unreachable, tracing SDK missing, ...)."""
 
 
-def _load_webdis() -> Handler | None:
+def _load_webdis(max_arguments: int) -> Handler | None:
     try:
         module = importlib.import_module("gateway_worker.protocols.webdis")
     except ModuleNotFoundError as exc:
         if exc.name != "gateway_worker.protocols.webdis":
             raise
         return None
-    return cast(Handler, module.handle)
+    return cast(Handler, functools.partial(module.handle, max_arguments=max_arguments))
 
 
 async def _webdis_missing(request: Request, redis: Any, guard: Any) -> Response:
@@ -119,7 +120,8 @@ class GatewayApp:
         if api.upstash_enabled:
             mounts.append((api.upstash_prefix, "upstash", self.upstash.handle))
         if api.webdis_enabled:
-            mounts.append((api.webdis_prefix, "webdis", _load_webdis() or _webdis_missing))
+            webdis = _load_webdis(config.server.max_arguments) or _webdis_missing
+            mounts.append((api.webdis_prefix, "webdis", webdis))
         self.mounts = sorted(mounts, key=lambda m: len(m[0]), reverse=True)
 
     # -- lifecycle --------------------------------------------------------------------
@@ -202,7 +204,7 @@ class GatewayApp:
             self.deadlines.finish(slot, task)
         if self.cors is not None:
             response.headers.extend(self.cors.response_headers(headers))
-        await _send_response(send, response)
+        await _send_response(send, response, receive)
         if span is not None:
             self.tracing.finish_request(span, response.status, response.command)
         elapsed = time.perf_counter() - start
@@ -317,23 +319,52 @@ async def _send(
     await send({"type": "http.response.body", "body": body})
 
 
-async def _send_response(send: Send, response: Response) -> None:
+async def _send_response(send: Send, response: Response, receive: Receive) -> None:
     extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
     content_type = response.content_type.encode("latin-1")
     if response.stream is None:
         await _send(send, response.status, content_type, response.body, extra)
         return
     headers = [(b"content-type", content_type), *extra]
-    stream = response.stream
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    await _send_stream(send, receive, response.stream)
+
+
+async def _wait_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _send_stream(send: Send, receive: Receive, stream: AsyncIterator[bytes]) -> None:
+    """Relay ``stream`` as a chunked body until it ends or the client goes away.
+
+    uvicorn ignores writes to a closed connection, so without watching for
+    ``http.disconnect`` a stream with no end (a subscription) would hold its Redis
+    connection until the worker stops.
+    """
+    gone = asyncio.ensure_future(_wait_disconnect(receive))
+    chunks = stream.__aiter__()
     try:
-        await send({"type": "http.response.start", "status": response.status,
-                    "headers": headers})
-        async for chunk in stream:
+        while True:
+            following = asyncio.ensure_future(chunks.__anext__())
+            await asyncio.wait((following, gone), return_when=asyncio.FIRST_COMPLETED)
+            if not following.done():
+                following.cancel()  # the client left: stop waiting for data
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await following
+                return
+            try:
+                chunk = following.result()
+            except StopAsyncIteration:
+                break
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
     except OSError:
         pass  # the client went away mid-stream
     finally:
+        gone.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await gone
         aclose = getattr(stream, "aclose", None)
         if aclose is not None:
             await aclose()

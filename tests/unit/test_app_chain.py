@@ -8,7 +8,7 @@ import asyncio
 import json
 import os
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -230,3 +230,43 @@ def test_metrics_and_access_log(redis_url: str, clean_redis: Any) -> None:
         assert "secret" not in repr(access)
 
     run(config(redis_url), scenario)
+
+
+def test_stream_stops_when_the_client_goes_away(redis_url: str) -> None:
+    closed: list[str] = []
+
+    async def endless() -> AsyncIterator[bytes]:
+        try:
+            yield b"first"
+            await asyncio.Event().wait()  # a subscription with no more messages
+            yield b"never"
+        finally:
+            closed.append("stream closed")
+
+    async def streaming(request: Request, redis: Any, guard: Any) -> Response:
+        return Response(200, content_type="application/json", stream=endless())
+
+    async def scenario(client: httpx.AsyncClient, app: GatewayApp) -> None:
+        app.mounts = [("/", "upstash", streaming)]
+        leave = asyncio.Event()
+        sent: list[dict[str, Any]] = []
+        messages = [{"type": "http.request", "body": b"", "more_body": False}]
+
+        async def receive() -> dict[str, Any]:
+            if messages:
+                return messages.pop(0)
+            await leave.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+            if message.get("body") == b"first":
+                leave.set()  # the client goes away after the first chunk
+
+        scope = {"type": "http", "method": "GET", "path": "/sub", "raw_path": b"/sub",
+                 "query_string": b"", "headers": [], "client": ("10.0.0.1", 1)}
+        await asyncio.wait_for(app(scope, receive, send), timeout=5)
+        assert [m.get("body") for m in sent[1:]] == [b"first"]
+
+    run(config(redis_url), scenario)
+    assert closed == ["stream closed"]
