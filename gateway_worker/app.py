@@ -234,10 +234,17 @@ class GatewayApp:
             override = headers.get("x-http-method-override")
             if override:
                 method = override.strip().upper()
-        try:
-            body = await read_body(receive, self.max_body, headers.get("content-length"))
-        except BodyTooLarge as exc:
-            return error_response(413, str(exc)), "none"
+        if method == "GET" and "content-length" not in headers and (
+            "transfer-encoding" not in headers
+        ):
+            # No body is coming (the common case): skip the body reader; a GET with
+            # an announced body goes through it like any other request.
+            body = b""
+        else:
+            try:
+                body = await read_body(receive, self.max_body, headers.get("content-length"))
+            except BodyTooLarge as exc:
+                return error_response(413, str(exc)), "none"
         client = scope.get("client")
         client_ip = client[0] if client else ""
         qs: bytes = scope.get("query_string", b"")

@@ -78,10 +78,13 @@ class RequestDeadlines:
         self._resolution = resolution
         self._slots: dict[int, set[asyncio.Task[Any]]] = {}
         self._expired: set[asyncio.Task[Any]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self, task: asyncio.Task[Any]) -> int:
         """Watch ``task``; returns the slot to pass to ``finish``."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
         slot = math.ceil((loop.time() + self.timeout) / self._resolution)
         tasks = self._slots.get(slot)
         if tasks is None:

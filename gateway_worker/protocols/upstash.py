@@ -227,12 +227,14 @@ class Upstash:
         return self._reply(Response(200, json_bytes(items)), name)
 
     def _single(self, request: Request, reply: RespValue) -> Response:
-        if _wants_resp2(request):
+        headers = request.headers
+        # The `in` tests keep the common case (neither header) to two dict lookups.
+        if "upstash-response-format" in headers and _wants_resp2(request):
             status = 400 if isinstance(reply, ReplyError) else 200
             return Response(status, encode_reply(reply), _OCTET)
         if isinstance(reply, ReplyError):
             return error_response(400, str(reply))
-        if _wants_base64(request):
+        if "upstash-encoding" in headers and _wants_base64(request):
             return Response(200, json_bytes({"result": to_base64(reply)}))
         return Response(200, result_json(reply))
 
