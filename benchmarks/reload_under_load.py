@@ -115,12 +115,14 @@ def keepalive_client(port: int, stop: Any, out: Any) -> None:
     errors: Counter[str] = Counter()
     buckets: Counter[int] = Counter()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+    race_at: list[float] = []
     n = 0
     while not stop.is_set():
         n += 1
         is_incr = n % 2 == 1
         path = f"/incr/{KA_KEY}" if is_incr else f"/get/{KA_KEY}"
         for attempt in (1, 2):
+            sent = time.monotonic()
             try:
                 conn.request("GET", path)
                 resp = conn.getresponse()
@@ -137,6 +139,7 @@ def keepalive_client(port: int, stop: Any, out: Any) -> None:
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
                 # The server closed the connection as we sent: nothing came back.
                 conn.close()
+                race_at.append(sent)
                 if is_incr:
                     stats["race_incr_not_retried"] += 1
                     errors[f"race on INCR: {type(exc).__name__}"] += 1
@@ -152,7 +155,15 @@ def keepalive_client(port: int, stop: Any, out: Any) -> None:
                 errors[type(exc).__name__] += 1
                 break
     conn.close()
-    out.put({"kind": "keepalive", **stats, "errors": dict(errors), "buckets": dict(buckets)})
+    out.put(
+        {
+            "kind": "keepalive",
+            **stats,
+            "errors": dict(errors),
+            "buckets": dict(buckets),
+            "race_at": race_at,
+        }
+    )
 
 
 # -- the supervisor under test ---------------------------------------------------------
@@ -407,6 +418,7 @@ def main() -> int:
         windows: list[tuple[float, float]] = []
         ready_latency: list[float] = []
         committed_round_trip: list[float] = []
+        drained_after: list[float] = []  # trigger -> old generation gone
         invalid_times: list[tuple[float, float]] = []  # (supervisor, round trip)
         readiness_times: list[float] = []
         outcomes: Counter[str] = Counter()
@@ -446,7 +458,12 @@ def main() -> int:
             gateway.write(cfg)
             t0 = time.monotonic()
             outcome, round_trip = gateway.reload()
-            t1 = time.monotonic()
+            # The reply may come before the old generation finished draining; the
+            # reload is over (and the next one can start) only then.
+            drain_deadline = time.monotonic() + 30
+            while gateway.status()["reload_in_progress"] and time.monotonic() < drain_deadline:
+                time.sleep(0.02)
+            t2 = time.monotonic()
             done += 1
             result = outcome["result"]
             outcomes[result] += 1
@@ -463,21 +480,23 @@ def main() -> int:
                 )
             if result == "committed":
                 current = cfg
-                windows.append((t0, t1))
+                windows.append((t0, t2))
                 if outcome.get("ready_seconds") is not None:
-                    phases.append((t0, t0 + outcome["ready_seconds"], t1))
+                    phases.append((t0, t0 + outcome["ready_seconds"], t2))
                 committed_round_trip.append(round_trip)
+                drained_after.append(t2 - t0)
                 if outcome.get("ready_seconds") is not None:
                     ready_latency.append(outcome["ready_seconds"])
             elif result == "invalid":
                 invalid_times.append((outcome["duration_seconds"], round_trip))
             elif result == "readiness_failed":
-                windows.append((t0, t1))
+                windows.append((t0, t2))
                 readiness_times.append(round_trip)
             sup_rss = psutil.Process(gateway.proc.pid).memory_info().rss / 2**20
             peak_sup_rss = max(peak_sup_rss, sup_rss)
             print(
                 f"  reload {i + 1:2d} {what:32s} -> {result:16s} {round_trip * 1000:7.0f} ms"
+                + (f", drained {(t2 - t0) * 1000:.0f} ms" if result == "committed" else "")
                 + (
                     f" (ready {outcome['ready_seconds'] * 1000:.0f} ms)"
                     if outcome.get("ready_seconds")
@@ -521,6 +540,10 @@ def main() -> int:
             new_errors.update(r["errors"])
         counter = int(db.get(NEW_KEY) or 0)
         ka_counter = int(db.get(KA_KEY) or 0)
+        # Keep-alive requests that got no reply: on the SIGKILLed worker (expected, it
+        # died mid-request), or during a reload (an idle-close race in the drain).
+        race_at = [t for r in ka for t in r["race_at"]]
+        races_at_kill = sum(1 for t in race_at if kill_at - 1.0 <= t <= kill_at + 0.1)
         ka_stats: Counter[str] = Counter()
         ka_errors: Counter[str] = Counter()
         for r in ka:
@@ -568,6 +591,10 @@ def main() -> int:
             "unacknowledged_writes": counter - new_ok if counter > new_ok else 0,
             "keepalive": dict(ka_stats),
             "keepalive_errors": dict(ka_errors),
+            "keepalive_races_with_sigkilled_worker": races_at_kill,
+            "keepalive_races_during_reloads": sum(
+                1 for t in race_at if any(w0 - 0.1 <= t <= w1 for w0, w1 in windows)
+            ),
             "keepalive_incr_counter_minus_ok": ka_counter - ka_stats["incr_ok"],
             "python_interpreter_start_s": round(interpreter_seconds, 3),
             "worker_imports_s": round(worker_import_seconds, 3),
@@ -576,6 +603,8 @@ def main() -> int:
             "reload_ready_p95_s": round(percentile(ready_latency, 0.95), 3),
             "reload_committed_round_trip_p50_s": round(percentile(committed_round_trip, 0.5), 3),
             "reload_committed_round_trip_p95_s": round(percentile(committed_round_trip, 0.95), 3),
+            "reload_until_old_generation_gone_p50_s": round(percentile(drained_after, 0.5), 3),
+            "reload_until_old_generation_gone_p95_s": round(percentile(drained_after, 0.95), 3),
             "invalid_rejected_supervisor_max_ms": round(
                 max((s for s, _ in invalid_times), default=float("nan")) * 1000, 1
             ),
