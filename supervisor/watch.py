@@ -12,6 +12,7 @@ API (the arbiter codes against exactly this)::
     watcher.start()            # takes the first fingerprint as the baseline
     watcher.update(new_paths)  # after a reload changed which inputs exist
     watcher.acknowledge(fp)    # optional: "I loaded the inputs with this fingerprint"
+    watcher.reconfigure(debounce_seconds=1.0, recheck_interval_seconds=60.0)  # on reload
     watcher.stop()
 
 How it decides, and why:
@@ -51,6 +52,11 @@ log = structlog.get_logger("redis_gateway.watch")
 # Reading a file (our own fingerprint() included) emits these; reacting to them would
 # make the watcher wake itself up forever.
 _IGNORED_EVENTS = frozenset({EVENT_TYPE_OPENED, EVENT_TYPE_CLOSED_NO_WRITE})
+
+
+_RECHECK = "periodic re-check"
+# Internal wake-up reason: the re-check interval changed, recompute the next deadline.
+_RESCHEDULE = "reschedule"
 
 
 def _as_text(value: bytes | str) -> str:
@@ -123,6 +129,7 @@ class ConfigWatcher:
         self._dirty_path = ""
         self._stopped = False
         self._last_seen: str | None = None
+        self._recheck_changed = False
         self._observer: Observer | None = None  # type: ignore[valid-type]
         self._thread: threading.Thread | None = None
 
@@ -164,6 +171,14 @@ class ConfigWatcher:
         if self._observer is not None:
             self._observer.unschedule_all()
             self._schedule(targets)
+
+    def reconfigure(self, debounce_seconds: float, recheck_interval_seconds: float) -> None:
+        """Apply reloaded ``supervisor.watch_debounce_ms`` / ``recheck_interval_seconds``."""
+        with self._cond:
+            self._debounce = max(0.0, debounce_seconds)
+            self._recheck = max(0.0, recheck_interval_seconds)
+            self._recheck_changed = True
+            self._cond.notify_all()
 
     def acknowledge(self, fingerprint: str) -> None:
         """Record that the caller has loaded inputs with this fingerprint.
@@ -218,13 +233,17 @@ class ConfigWatcher:
                 reason = self._wait_for_reason_locked(next_recheck)
                 if reason is None:
                     return
-            if reason == "periodic re-check":
-                next_recheck = time.monotonic() + self._recheck
-            self._check(reason)
+                if reason in (_RECHECK, _RESCHEDULE):
+                    next_recheck = time.monotonic() + self._recheck if self._recheck else None
+            if reason != _RESCHEDULE:
+                self._check(reason)
 
     def _wait_for_reason_locked(self, next_recheck: float | None) -> str | None:
         """Block until the debounce expired or a re-check is due; None once stopped."""
         while not self._stopped:
+            if self._recheck_changed:
+                self._recheck_changed = False
+                return _RESCHEDULE
             now = time.monotonic()
             deadlines = []
             if self._dirty_since is not None:
@@ -235,7 +254,7 @@ class ConfigWatcher:
                 deadlines.append(quiet_at)
             if next_recheck is not None:
                 if now >= next_recheck:
-                    return "periodic re-check"
+                    return _RECHECK
                 deadlines.append(next_recheck)
             self._cond.wait(timeout=(min(deadlines) - now) if deadlines else None)
         return None

@@ -222,3 +222,13 @@ def test_failing_fingerprint_does_not_kill_the_watcher(tmp_path: Path) -> None:
     finally:
         watcher.stop()
     assert calls["n"] >= 3
+
+
+def test_reconfigure_turns_the_periodic_recheck_on(tmp_path: Path, make_watcher) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text("a = 1\n")
+    watcher, recorder = make_watcher([config], recheck=0.0, watch=[])
+    config.write_text("a = 2\n")
+    recorder.expect_none()  # nothing watched, no re-check: unnoticed
+    watcher.reconfigure(debounce_seconds=DEBOUNCE, recheck_interval_seconds=0.1)
+    recorder.expect_exactly_one()
