@@ -189,7 +189,10 @@ class Arbiter:
         log.info("supervisor.stopping", mode=self.stopping)
         self.hooks.stopping()
         if self.reload is not None:
-            self._finish_reload(self.reload.abandon())
+            outcome = self.reload.abandon()
+            if outcome is not None:
+                self._report(outcome)
+            self.reload = None
         for waiter in self.pending_waiters:
             waiter.reply({"ok": False, "error": "supervisor is stopping"})
         self.pending_waiters.clear()
@@ -265,7 +268,10 @@ class Arbiter:
         if self.reload is not None:
             outcome = self.reload.step()
             if outcome is not None:
-                self._finish_reload(outcome)
+                self._report(outcome)
+            if self.reload.finished:
+                # Only now may the next (coalesced) reload start: never two at once.
+                self.reload = None
         if self.reload is None and self.reload_pending and self.booted and not self.stopping:
             self._start_reload()
         self.manage_workers()
@@ -307,10 +313,10 @@ class Arbiter:
                                         loader=self.loader)
         outcome = self.reload.begin()
         if outcome is not None:
-            self._finish_reload(outcome)
+            self._report(outcome)
+            self.reload = None
 
-    def _finish_reload(self, outcome: ReloadOutcome) -> None:
-        self.reload = None
+    def _report(self, outcome: ReloadOutcome) -> None:
         self.last_reload = outcome
         self.reload_counts[outcome.result] += 1
         for waiter in self.waiters:
@@ -426,6 +432,8 @@ class Arbiter:
             "version": self.version,
             "hash": self.current.hash,
             "profile": cfg.profile,
+            # Which layer set each key (names of files/env vars, never values).
+            "provenance": self.current.provenance,
             "desired_workers": self.desired_workers,
             "listen": [f"{lst.host}:{lst.port}" for lst in self.listeners],
             "workers": [w.describe() for w in self.workers],

@@ -5,7 +5,7 @@
      invalid   unchanged   bind_failed     all ready before the deadline?
                                               │ no ─► stop N+1, keep N: readiness_failed
                                               ▼ yes
-                               drain N (parallel, SIGKILL on deadline) ─► commit
+                               commit, then drain N (parallel, SIGKILL on deadline)
 
 Nothing before "drain N" touches the serving generation, so any failure leaves the
 old generation and the old config serving. The transaction never blocks: the
@@ -154,9 +154,16 @@ class ReloadTransaction:
             log.info("reload.unchanged", trigger=self.trigger, version=host.version)
         return outcome
 
+    @property
+    def finished(self) -> bool:
+        """True once nothing of this reload is left (old generation gone, or failed)."""
+        return self.phase in ("new", "done") or (
+            self.phase == "draining" and not any(w.alive for w in self.old_workers))
+
     def begin(self) -> ReloadOutcome | None:
         host = self.host
         log.info("reload.started", trigger=self.trigger, version=host.version)
+        self.phase = "done"  # until generation N+1 is started below
         try:
             loaded = self.loader(host.inputs)
         except ConfigError as exc:
@@ -177,12 +184,13 @@ class ReloadTransaction:
         return None
 
     def step(self) -> ReloadOutcome | None:
+        """Advance; returns the outcome once, when it becomes known."""
         if self.phase == "starting":
             return self._step_starting()
-        if self.phase == "draining":
-            if any(w.alive for w in self.old_workers):
-                return None
-            return self._commit()
+        if self.phase == "draining" and not any(w.alive for w in self.old_workers):
+            self.phase = "done"
+            log.info("reload.drained", generation=self.generation,
+                     seconds=round(self.host.clock() - self.started, 3))
         return None
 
     def _step_starting(self) -> ReloadOutcome | None:
@@ -203,10 +211,13 @@ class ReloadTransaction:
         assert self.loaded is not None
         log.info("reload.generation_ready", generation=self.generation,
                  workers=len(self.new_workers), ready_seconds=round(self.ready_seconds, 3))
-        # Point of no return: the new generation serves, the old one drains.
+        # Point of no return: the new generation serves, so the reload is committed
+        # now; the old generation drains in the background (with deadlines). Waiting
+        # for the drain before answering would deadlock POST /admin/reload, whose
+        # request is in flight on an old worker.
         self.old_workers = host.switch_generation(self.generation, self.loaded, self.listeners)
         self.phase = "draining"
-        return self.step()
+        return self._commit()
 
     def _abort(self, error: str) -> ReloadOutcome:
         for w in self.new_workers:
@@ -218,7 +229,6 @@ class ReloadTransaction:
 
     def _commit(self) -> ReloadOutcome:
         assert self.loaded is not None
-        self.phase = "done"
         outcome = ReloadOutcome(
             result="committed", trigger=self.trigger, version=self.host.version + 1,
             hash=self.loaded.hash, changed=self.changed,
@@ -232,12 +242,14 @@ class ReloadTransaction:
                  duration_seconds=round(outcome.duration_seconds, 3))
         return outcome
 
-    def abandon(self) -> ReloadOutcome:
-        """The supervisor is stopping: stop a starting generation, report 'stopping'."""
-        if self.phase == "draining":
-            return self._commit()  # the new generation already serves: it was a success
-        if self.phase == "starting":
-            for w in self.new_workers:
-                w.drain(2.0)
+    def abandon(self) -> ReloadOutcome | None:
+        """The supervisor is stopping: stop a starting generation (outcome 'stopping')."""
+        if self.phase != "starting":
+            self.phase = "done"
+            return None  # already reported (committed, draining) or never started
+        for w in self.new_workers:
+            w.drain(2.0)
+        if self.new_listener is not None:
+            self.new_listener.close()
         self.phase = "done"
         return self._outcome("readiness_failed", error="supervisor is stopping")

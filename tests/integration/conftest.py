@@ -208,9 +208,11 @@ class Gateway:
             for child in children:
                 try:
                     child.kill()
-                    child.wait(5)
                 except psutil.NoSuchProcess:
                     pass
+            # psutil.wait_procs polls non-children slowly (~1.7 s here); this is faster.
+            wait_until(lambda: not any(pid_alive(c.pid) for c in children), timeout=10,
+                       what="gateway processes gone")
             if self.proc.stderr is not None:
                 self.proc.stderr.close()
         if self._log is not None:

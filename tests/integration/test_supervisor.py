@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import shutil
 import signal
 import subprocess
@@ -155,7 +157,7 @@ def test_dev_profile_without_redis_url_runs_an_embedded_redis(tmp_path: Path) ->
                    what="dev gateway serving")
         assert http_get(port, "/get/dev") == (200, {"result": "yes"})
         children = psutil.Process(proc.pid).children()
-        servers = [c for c in children if "valkey" in c.name() or "redis" in c.name()]
+        servers = [c for c in children if c.name().startswith(("valkey-server", "redis-server"))]
         assert len(servers) == 1
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
@@ -190,3 +192,24 @@ def test_config_file_change_is_reloaded_by_the_watcher(gateway_factory: Factory)
     gw.signal(signal.SIGTERM)
     assert gw.wait_exit() == 0
     assert not (gw.workdir / "gw.pid").exists()
+
+
+def test_admin_reload_endpoint_goes_through_the_control_socket(gateway_factory: Factory) -> None:
+    key = "admin-key-0123456789"
+    gw = gateway_factory({
+        "auth": {"enabled": True, "api_keys": [{"name": "ops", "key": key, "admin": True}]},
+        "features": {"admin_endpoints": True},
+    })
+    gw.write_config({"auth": {"enabled": True, "api_keys": [
+        {"name": "ops", "key": key, "admin": True}]}, "features": {"admin_endpoints": True},
+        "server": {"workers": 1}})
+    conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=30)
+    try:
+        conn.request("POST", "/admin/reload", headers={"X-API-Key": key})
+        resp = conn.getresponse()
+        body = json.loads(resp.read())
+    finally:
+        conn.close()
+    assert resp.status == 200, body
+    assert body["reload"]["result"] == "committed" and body["reload"]["version"] == 2
+    assert gw.status()["desired_workers"] == 1
