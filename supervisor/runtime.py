@@ -63,6 +63,7 @@ class Runtime(Hooks):
         # Warm standby workers: imported everything, waiting for a config.
         self.standby: list[tuple[WorkerProcess, list[Listener]]] = []
         self._next_standby_at = 0.0
+        self._last_watchdog = 0.0
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -288,7 +289,11 @@ class Runtime(Hooks):
                 if str(w.state) in counts:
                     counts[str(w.state)] += 1
             self.metrics.set_workers(counts)
-        if self.notifier.watchdog_interval() is not None:
+        interval = self.notifier.watchdog_interval()
+        now = time.monotonic()
+        if interval is not None and now - self._last_watchdog >= interval:
+            # Sent from the main loop: a wedged loop stops the pings and systemd acts.
+            self._last_watchdog = now
             self.notifier.watchdog()
         self._replenish_standby()
 
