@@ -51,7 +51,14 @@ def register(root: click.Group) -> None:
     @click.option("--pidfile", type=click.Path(path_type=Path, dir_okay=False),
                   default=None, help="Write the supervisor's pid here (removed on exit).")
     def run(pidfile: Path | None, **kwargs: Any) -> None:
-        """Run the supervisor and its workers (foreground)."""
+        """Run the supervisor and its workers (foreground).
+
+        \b
+        Signals: HUP reload; TERM/INT graceful stop (INT twice: fast);
+        QUIT fast stop; TTIN/TTOU one worker more/less; USR1 reopen logs.
+        Exit 1 if the config is invalid or the first workers cannot boot.
+        See docs/operations.md.
+        """
         from supervisor.config import ConfigError, load_config
         from supervisor.runtime import run_supervisor
 
