@@ -31,7 +31,9 @@ Why this shape:
   value class from the environment when it is first imported, and the supervisor's own
   gauges (config version, workers by state) are process-local. This module therefore
   removes ``PROMETHEUS_MULTIPROC_DIR`` from the supervisor's environment before importing
-  prometheus-client, and only workers get it (``MultiprocessDir.env()``).
+  prometheus-client (and ``SupervisorMetrics`` restores the single-process value class
+  if something imported prometheus-client earlier); only workers get the variable
+  (``MultiprocessDir.env()``).
 """
 
 from __future__ import annotations
@@ -92,10 +94,12 @@ class SupervisorMetrics:
 
     def __init__(self, registry: CollectorRegistry, process_metrics: bool = True) -> None:
         if values.ValueClass is not values.MutexValue:
-            raise MetricsError(
-                "prometheus_client was imported in multiprocess mode in the supervisor; "
-                "import supervisor.metrics before anything else imports prometheus_client"
-            )
+            # prometheus_client was imported while PROMETHEUS_MULTIPROC_DIR was set (by
+            # the operator, or before this module cleared it): its value class is chosen
+            # at import time, and metrics pick it up when created. The supervisor's own
+            # series are process-local, so put the single-process class back.
+            log.warning("metrics.multiprocess_mode_disabled_in_supervisor")
+            values.ValueClass = values.MutexValue
         # `*_created` series would double the series count of every counter and
         # histogram, and nothing here reads them (process-wide; fine in the supervisor).
         disable_created_metrics()  # type: ignore[no-untyped-call]

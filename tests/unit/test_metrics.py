@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest, values
 from prometheus_client.parser import text_string_to_metric_families
 
 from supervisor.metrics import (
@@ -135,6 +135,20 @@ def test_unknown_reload_result_is_refused() -> None:
 def test_supervisor_is_not_in_multiprocess_mode(mp_dir: MultiprocessDir) -> None:
     assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
     assert mp_dir.env() == {"PROMETHEUS_MULTIPROC_DIR": mp_dir.path}
+
+
+def test_supervisor_metrics_leave_multiprocess_mode_if_imported_in_it() -> None:
+    """prometheus_client imported while PROMETHEUS_MULTIPROC_DIR was set elsewhere."""
+    original = values.ValueClass
+    values.ValueClass = values.MultiProcessValue()
+    try:
+        registry = CollectorRegistry()
+        metrics = SupervisorMetrics(registry, process_metrics=False)
+        metrics.worker_restart()
+        assert values.ValueClass is values.MutexValue
+        assert registry.get_sample_value("redis_gateway_worker_restarts_total") == 1
+    finally:
+        values.ValueClass = original
 
 
 def test_endpoint_aggregates_workers_and_cleans_up_dead_live_gauges(
