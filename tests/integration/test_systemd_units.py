@@ -48,7 +48,10 @@ def test_service_settings_match_the_supervisor_contract() -> None:
     assert seconds(service["WatchdogSec"]) > 0
     assert service["Restart"] == "on-failure"
     assert service["RuntimeDirectory"] == "redis-gateway"
-    assert "/run/redis-gateway/" in service["Environment"]
+    control_socket = service["Environment"].split("CONTROL_SOCKET=", 1)[1].split()[0]
+    assert control_socket.startswith("/run/redis-gateway/")
+    # Reload must find the supervisor even when the edited config is invalid.
+    assert f"--control-socket {control_socket}" in service["ExecReload"]
     for hardening in ("NoNewPrivileges", "ProtectHome", "PrivateTmp", "RestrictSUIDSGID"):
         assert service[hardening] == "yes", hardening
     assert service["ProtectSystem"] == "strict"
