@@ -288,7 +288,8 @@ class RedisClient:
             await asyncio.sleep(interval)
             for conn in list(self._mux.values()):
                 if conn.pending and conn.expire(self._timeout):
-                    self._failed(RedisUnavailable("did not reply"))
+                    self._failed(RedisUnavailable(
+                        f"Redis at {conn.where} did not reply within {self._timeout}s"))
 
     async def _health(self) -> None:
         interval = self._cfg.health_check_interval_seconds
