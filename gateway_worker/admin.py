@@ -47,9 +47,12 @@ class Admin:
                 "hash": self.hash,
                 "config": dump_redacted(self.config),
             }
-            status = await self._ask("status", 5.0)
+            # The supervisor knows the version, its own hash and which layer set each
+            # key; a worker started alone reports its hash of the redacted config.
+            reply = await self._ask("status", 5.0)
+            status = reply.get("status", reply) if isinstance(reply, dict) else None
             if isinstance(status, dict):
-                for key in ("version", "provenance", "config_hash"):
+                for key in ("version", "hash", "provenance", "generation"):
                     if key in status:
                         body[key] = status[key]
             return Response(200, json_bytes(body))

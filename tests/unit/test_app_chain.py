@@ -108,7 +108,9 @@ def test_admin_talks_to_the_control_socket(redis_url: str) -> None:
         command = json.loads(await reader.readline())
         seen.append(command)
         if command["cmd"] == "status":
-            reply: dict[str, Any] = {"ok": True, "generation": 3, "version": 7}
+            reply: dict[str, Any] = {"ok": True, "status": {
+                "generation": 3, "version": 7, "hash": "supervisor-hash",
+                "provenance": {"server.port": "--set"}}}
         else:
             reply = {"ok": False, "error": "validation failed: server.port"}
         writer.write(json.dumps(reply).encode() + b"\n")
@@ -120,12 +122,16 @@ def test_admin_talks_to_the_control_socket(redis_url: str) -> None:
         try:
             admin = {"authorization": f"Bearer {ADMIN_KEY}"}
             r = await client.get("/admin/status", headers=admin)
-            assert (r.status_code, r.json()) == (200, {"ok": True, "generation": 3, "version": 7})
+            assert r.status_code == 200
+            assert r.json()["status"]["version"] == 7
             r = await client.post("/admin/reload", headers=admin)
             assert r.status_code == 409
             assert r.json()["error"] == "validation failed: server.port"
             r = await client.get("/admin/config", headers=admin)
-            assert r.json()["version"] == 7
+            body = r.json()
+            assert (body["version"], body["hash"], body["generation"]) == (
+                7, "supervisor-hash", 3)
+            assert body["provenance"] == {"server.port": "--set"}
         finally:
             server.close()
             await server.wait_closed()
