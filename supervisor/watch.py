@@ -139,6 +139,8 @@ class ConfigWatcher:
         """Take the baseline fingerprint, start watching and the re-check thread."""
         if self._thread is not None:
             return
+        with self._cond:
+            self._stopped = False  # a stopped watcher may be started again
         if self._last_seen is None:
             self._last_seen = self._safe_fingerprint()
         self._observer = Observer()
@@ -167,8 +169,11 @@ class ConfigWatcher:
         """Watch a new set of inputs (after a reload changed which files exist)."""
         targets = _Targets(paths)
         with self._cond:
+            unchanged = targets.directories() == self._targets.directories()
             self._targets = targets
-        if self._observer is not None:
+        # Called after every commit: re-creating identical inotify watches would only
+        # open a window in which events are lost.
+        if self._observer is not None and not unchanged:
             self._observer.unschedule_all()
             self._schedule(targets)
 

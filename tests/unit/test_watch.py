@@ -232,3 +232,13 @@ def test_reconfigure_turns_the_periodic_recheck_on(tmp_path: Path, make_watcher)
     recorder.expect_none()  # nothing watched, no re-check: unnoticed
     watcher.reconfigure(debounce_seconds=DEBOUNCE, recheck_interval_seconds=0.1)
     recorder.expect_exactly_one()
+
+
+def test_stop_then_start_watches_again(tmp_path: Path, make_watcher) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text("a = 1\n")
+    watcher, recorder = make_watcher([config])
+    watcher.stop()
+    watcher.start()
+    config.write_text("a = 2\n")
+    recorder.expect_exactly_one()
