@@ -6,6 +6,7 @@ Worker samples come from real child interpreters in prometheus-client multiproce
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -305,3 +306,26 @@ def test_multiprocess_dir_cleanup(tmp_path: Path) -> None:
     mp.worker_exited(999_999)  # nothing to remove: no error
     mp.cleanup()
     assert not Path(mp.path).exists()
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this machine")
+def test_endpoint_on_ipv6() -> None:
+    registry = CollectorRegistry()
+    SupervisorMetrics(registry, process_metrics=False)
+    server = MetricsServer("::1", 0, "/metrics", registry, None)
+    server.start()
+    try:
+        url = f"http://[::1]:{server.bound_port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            assert b"redis_gateway_config_version" in resp.read()
+    finally:
+        server.stop()
