@@ -222,7 +222,7 @@ class MultiprocessDir:
                         os.remove(file)  # created, never written (see _readable_sample_files)
                 for typ in _FOLDED_TYPES:
                     self._fold(typ, pid)
-            except OSError as exc:
+            except Exception as exc:  # e.g. a corrupt file: metrics must not stop the arbiter
                 log.warning("metrics.worker_cleanup_failed", pid=pid, error=str(exc))
 
     def _fold(self, typ: str, pid: int) -> None:
