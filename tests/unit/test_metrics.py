@@ -329,3 +329,13 @@ def test_endpoint_on_ipv6() -> None:
             assert b"redis_gateway_config_version" in resp.read()
     finally:
         server.stop()
+
+
+def test_corrupt_file_of_a_dead_worker_does_not_raise_into_the_arbiter(
+    mp_dir: MultiprocessDir,
+) -> None:
+    corrupt = Path(mp_dir.path) / "counter_4242.db"
+    # Header claims 1000 bytes used in a 16-byte file.
+    corrupt.write_bytes((1000).to_bytes(4, "little") + b"\0" * 12)
+    mp_dir.worker_exited(4242)  # logged, not raised
+    assert corrupt.exists()  # left for an operator to look at
