@@ -231,7 +231,12 @@ def _run(
 ) -> int:
     from gateway_worker.logging import configure_logging
 
-    configure_logging(config.observability.logging, process="worker", pid=os.getpid())
+    try:
+        configure_logging(config.observability.logging, process="worker", pid=os.getpid())
+    except OSError as exc:
+        return status.fatal(
+            f"observability.logging.output {config.observability.logging.output!r}: "
+            f"cannot open: {exc.strerror or exc}", ExitCode.BOOT_ERROR)
     with asyncio.Runner(loop_factory=new_loop) as runner:
         try:
             return runner.run(serve(config, sockets, status, config_fd))

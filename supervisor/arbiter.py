@@ -389,8 +389,13 @@ class Arbiter:
                 if slot in used:
                     continue
                 restarts = self._slot_restarts[(self.generation, slot)]
-                w = self._factory(self.generation, slot, restarts, self.worker_config,
-                                  self.listeners)
+                try:
+                    w = self._factory(self.generation, slot, restarts, self.worker_config,
+                                      self.listeners)
+                except OSError as exc:  # fork/exec failed: retry later, never crash
+                    log.error("worker.spawn_failed", error=str(exc), slot=slot)  # noqa: TRY400 - expected condition
+                    self._next_spawn_at = now + BACKOFF_BASE_SECONDS
+                    break
                 self.workers.append(w)
                 current.append(w)
                 log.info("worker.spawned", pid=w.pid, generation=self.generation, slot=slot)

@@ -28,7 +28,9 @@ from supervisor.sockets import BindError, Listener
 
 log = structlog.get_logger("redis_gateway.reload")
 
-RESULTS = ("committed", "invalid", "unchanged", "readiness_failed", "bind_failed")
+#: bind_failed: the new address cannot be bound; error: the supervisor could not even
+#: try (config loader crashed, workers could not be forked). Metrics count both as "error".
+RESULTS = ("committed", "invalid", "unchanged", "readiness_failed", "bind_failed", "error")
 
 
 @dataclass
@@ -169,6 +171,9 @@ class ReloadTransaction:
         except ConfigError as exc:
             return self._outcome("invalid", errors=list(exc.problems),
                                  error=f"invalid configuration ({len(exc.problems)} problem(s))")
+        except Exception as exc:  # a loader bug must not take the supervisor down
+            log.exception("reload.loader_crashed")
+            return self._outcome("error", error=f"loading the config failed: {exc!r}")
         if loaded.hash == host.current.hash:
             return self._outcome("unchanged")
         self.loaded = loaded
@@ -178,7 +183,13 @@ class ReloadTransaction:
         except BindError as exc:
             return self._outcome("bind_failed", error=str(exc))
         self.generation = host.new_generation_number()
-        self.new_workers = host.start_generation(self.generation, loaded.config, self.listeners)
+        try:
+            self.new_workers = host.start_generation(
+                self.generation, loaded.config, self.listeners)
+        except OSError as exc:  # fork/exec failed (EAGAIN, ENOMEM, ...)
+            if self.new_listener is not None:
+                self.new_listener.close()
+            return self._outcome("error", error=f"cannot start workers: {exc}")
         self.deadline = self.started + loaded.config.server.reload_readiness_timeout_seconds
         self.phase = "starting"
         return None

@@ -249,7 +249,7 @@ class Runtime(Hooks):
 
     def reload_finished(self, outcome: ReloadOutcome, status: str) -> None:
         if self.metrics is not None:
-            result = outcome.result if outcome.result != "bind_failed" else "error"
+            result = "error" if outcome.result == "bind_failed" else outcome.result
             self.metrics.reload(result, outcome.duration_seconds)
         text = status if outcome.ok else f"{status}; last reload failed: {outcome.result}"
         self.notifier.ready(text)
@@ -257,7 +257,10 @@ class Runtime(Hooks):
     def committed(self, loaded: LoadedConfig) -> None:
         self.loaded = loaded
         config = loaded.config
-        sup_logging.configure(config.observability.logging)
+        try:
+            sup_logging.configure(config.observability.logging)
+        except OSError as exc:  # keep the previous sink; the workers already use it
+            log.error("logging.reconfigure_failed", error=str(exc))  # noqa: TRY400 - expected condition
         if self.watcher is not None:
             self.watcher.update(list(loaded.watched_paths))
         if self.metrics is not None:
@@ -346,7 +349,13 @@ class Runtime(Hooks):
 
 def run_supervisor(inputs: ConfigInputs, loaded: LoadedConfig, pidfile: Path | None) -> int:
     """`redis-gateway run` after the config was loaded; returns the exit code."""
-    sup_logging.configure(loaded.config.observability.logging)
+    try:
+        sup_logging.configure(loaded.config.observability.logging)
+    except OSError as exc:
+        print(f"redis-gateway: cannot start: observability.logging.output "
+              f"{loaded.config.observability.logging.output!r}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 1
     runtime = Runtime(inputs, loaded)
     try:
         try:

@@ -117,7 +117,7 @@ class Env:
     def __init__(self) -> None:
         self.clock = Clock()
         self.workers: list[FakeWorker] = []
-        self.next_config: LoadedConfig | ConfigError = loaded()
+        self.next_config: LoadedConfig | Exception = loaded()
         self.sock = socket.socket()
         listener = Listener(self.sock, "0.0.0.0", 18000)
         self.arbiter = Arbiter(ConfigInputs(env={}), loaded(), [listener],
@@ -131,7 +131,7 @@ class Env:
         return w
 
     def load(self, _inputs: ConfigInputs) -> LoadedConfig:
-        if isinstance(self.next_config, ConfigError):
+        if isinstance(self.next_config, Exception):
             raise self.next_config
         return self.next_config
 
@@ -379,3 +379,26 @@ def test_second_sigint_turns_a_graceful_stop_into_a_fast_one(env: Env) -> None:
     env.arbiter.dispatch()
     assert env.arbiter.stopping == "fast"
     assert all(w.signals == [signal.SIGTERM, signal.SIGQUIT] for w in env.workers)
+
+
+def test_a_crashing_loader_or_fork_failure_fails_the_reload_not_the_supervisor(
+    env: Env,
+) -> None:
+    env.boot()
+    env.next_config = KeyError("bug in a config source")
+    env.hup()
+    assert env.arbiter.step() is None
+    assert env.arbiter.last_reload is not None
+    assert env.arbiter.last_reload.result == "error"
+    assert "KeyError" in (env.arbiter.last_reload.error or "")
+
+    def no_fork(*_args: Any) -> FakeWorker:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    env.next_config = loaded(workers=3)
+    env.arbiter._factory = no_fork
+    env.hup()
+    assert env.arbiter.step() is None
+    assert env.arbiter.last_reload.result == "error"
+    assert "cannot start workers" in (env.arbiter.last_reload.error or "")
+    assert (env.arbiter.version, len(env.live(1))) == (1, 2)
