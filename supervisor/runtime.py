@@ -262,7 +262,10 @@ class Runtime(Hooks):
         except OSError as exc:  # keep the previous sink; the workers already use it
             log.error("logging.reconfigure_failed", error=str(exc))  # noqa: TRY400 - expected condition
         if self.watcher is not None:
-            self.watcher.update(list(loaded.watched_paths))
+            try:
+                self.watcher.update(list(loaded.watched_paths))
+            except Exception as exc:  # e.g. inotify limits: the periodic re-check remains
+                log.error("watch.update_failed", error=str(exc))  # noqa: TRY400 - expected condition
         if self.metrics is not None:
             assert self.arbiter is not None
             self.metrics.set_config(version=self.arbiter.version,
