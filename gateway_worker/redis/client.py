@@ -11,6 +11,8 @@
   by a sweeper instead of a timer per request.
 * A health task PINGs every ``redis.health_check_interval_seconds``, reconnecting when
   Redis is back, so readiness and service recover without traffic.
+* Every ``redis.refresh_interval_seconds`` the shared connections are replaced by new
+  ones (DNS resolved anew), without failing a request (see ``_refresh``).
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ class RedisClient:
         self._idle: dict[int, list[RespConnection]] = {}
         self._pool_slots = asyncio.Semaphore(cfg.pool_max_size)
         self._tasks: list[asyncio.Task[None]] = []
+        # Shared connections replaced by a refresh, closed once their replies are in.
+        self._retiring: list[tuple[RespConnection, float]] = []
         self._on_error = on_error
         self.healthy = False
         self.last_error: str | None = None
@@ -77,6 +81,7 @@ class RedisClient:
         self._tasks = [
             asyncio.create_task(self._sweep(), name="redis-timeouts"),
             asyncio.create_task(self._health(), name="redis-health"),
+            asyncio.create_task(self._refresh(), name="redis-refresh"),
         ]
 
     async def close(self) -> None:
@@ -85,7 +90,12 @@ class RedisClient:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        closing = [*self._mux.values(), *(c for idle in self._idle.values() for c in idle)]
+        closing = [
+            *self._mux.values(),
+            *(c for idle in self._idle.values() for c in idle),
+            *(c for c, _ in self._retiring),
+        ]
+        self._retiring = []
         for conn in closing:
             conn.close()
         self._mux.clear()
@@ -286,10 +296,46 @@ class RedisClient:
         interval = min(1.0, self._timeout / 4)
         while True:
             await asyncio.sleep(interval)
-            for conn in list(self._mux.values()):
+            for conn in [*self._mux.values(), *(c for c, _ in self._retiring)]:
                 if conn.pending and conn.expire(self._timeout):
                     self._failed(RedisUnavailable(
                         f"Redis at {conn.where} did not reply within {self._timeout}s"))
+            if self._retiring:
+                now = asyncio.get_running_loop().time()
+                keep = []
+                for conn, since in self._retiring:
+                    if conn.pending and now - since < 2 * self._timeout:
+                        keep.append((conn, since))
+                    else:
+                        conn.close()
+                self._retiring = keep
+
+    async def _refresh(self) -> None:
+        """Reconnect every ``redis.refresh_interval_seconds`` (DNS is resolved anew).
+
+        The new shared connection is swapped in first; the old one keeps serving the
+        replies it still owes and is closed by the sweeper once they are in, so no
+        request sees the change. If the new connection cannot be opened, the old one
+        stays. Idle dedicated connections are simply dropped (reopened on demand).
+        """
+        interval = self._cfg.refresh_interval_seconds
+        while True:
+            await asyncio.sleep(interval)
+            for idle in self._idle.values():
+                while idle:
+                    idle.pop().close()
+            for db, old in list(self._mux.items()):
+                try:
+                    new = await open_connection(replace(self.options, db=db))
+                except RedisUnavailable as exc:
+                    log.warning("redis.refresh_failed", where=self.options.where, db=db,
+                                error=str(exc))
+                    continue
+                if self._mux.get(db) is old and old.is_open:
+                    self._mux[db] = new
+                    self._retiring.append((old, asyncio.get_running_loop().time()))
+                else:
+                    new.close()
 
     async def _health(self) -> None:
         interval = self._cfg.health_check_interval_seconds

@@ -177,3 +177,28 @@ def test_command_timeout_fails_fast_and_connection_recovers() -> None:
         asyncio.run(main())
     finally:
         server.stop()
+
+
+def test_refresh_replaces_the_shared_connection_without_errors(
+    redis_url: str, clean_redis: redis.Redis
+) -> None:
+    async def main() -> None:
+        client = RedisClient(RedisConfig(url=redis_url, refresh_interval_seconds=0.2))
+        await client.start()
+        try:
+            first = client._mux[0]
+            await client.execute([b"SET", b"r", b"1"])
+            replies: list[object] = []
+            deadline = asyncio.get_running_loop().time() + 10
+            # Keep commands in flight until the connection was replaced and the old
+            # one closed; every one of them must succeed.
+            while client._mux[0] is first or first.is_open:
+                batch = [client.execute([b"GET", b"r"]) for _ in range(20)]
+                replies.extend(await asyncio.gather(*batch))
+                assert asyncio.get_running_loop().time() < deadline, "no refresh happened"
+            assert set(replies) == {b"1"}
+            assert await client.execute([b"INCR", b"r"]) == 2
+        finally:
+            await client.close()
+
+    asyncio.run(main())
