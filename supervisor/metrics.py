@@ -27,6 +27,7 @@ Why this shape:
   ``worker_exited(pid)`` folds them into one archive file per type, so the directory
   does not grow with every reload. Gauges of a dead worker disappear only if the
   worker declared them with a ``live*`` multiprocess mode (``livesum``, ``liveall``...).
+  The directory itself is ``supervisor.metrics_workers.MultiprocessDir``.
 - The supervisor itself must *not* run in multiprocess mode: prometheus-client picks its
   value class from the environment when it is first imported, and the supervisor's own
   gauges (config version, workers by state) are process-local. This module therefore
@@ -44,10 +45,8 @@ import os
 for _name in ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir"):
     os.environ.pop(_name, None)
 
-import glob  # noqa: E402
-import shutil  # noqa: E402 - after the environment fix-up above
+import gzip  # noqa: E402 - after the environment fix-up above
 import socket  # noqa: E402
-import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Iterable, Mapping  # noqa: E402
@@ -66,22 +65,15 @@ from prometheus_client import (  # noqa: E402
 )
 from prometheus_client.exposition import choose_encoder  # noqa: E402
 from prometheus_client.metrics_core import Metric  # noqa: E402
-from prometheus_client.mmap_dict import MmapedDict, mmap_key  # noqa: E402
-from prometheus_client.multiprocess import (  # noqa: E402
-    MultiProcessCollector,
-    mark_process_dead,
-)
+from prometheus_client.multiprocess import MultiProcessCollector  # noqa: E402
 
 from gateway_worker.errors import GatewayError  # noqa: E402
+from supervisor.metrics_workers import MultiprocessDir, readable_sample_files  # noqa: E402
 
 log = structlog.get_logger("redis_gateway.metrics")
 
 RELOAD_RESULTS = ("committed", "invalid", "readiness_failed", "unchanged", "error")
 _SUCCESSFUL_RESULTS = frozenset({"committed", "unchanged"})
-# Types whose samples outlive their process (gauges keep a per-pid meaning instead).
-_FOLDED_TYPES = ("counter", "histogram", "summary")
-# A sample file starts with an 8-byte "bytes used" header (prometheus_client.mmap_dict).
-_MMAP_HEADER_BYTES = 8
 RELOAD_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0)
 
 
@@ -189,91 +181,6 @@ class SupervisorMetrics:
         self._restarts.inc()
 
 
-class MultiprocessDir:
-    """The directory workers write their multiprocess-mode samples to.
-
-    Every worker process leaves one file per metric type (``counter_<pid>.db``, ...),
-    and every reload starts new workers, so a long-lived supervisor would collect
-    thousands of files that each scrape reads. ``worker_exited`` therefore folds a
-    dead worker's counters and histograms into one ``<type>_archive.db`` per type
-    (totals unchanged), and drops its live gauges. Folding and scraping take the same
-    lock, so a scrape never sees a worker's samples twice or not at all.
-    """
-
-    def __init__(self, parent: str | None = None) -> None:
-        # tmpfs is the right place for mmap'ed sample files: systemd's RuntimeDirectory
-        # (/run/redis-gateway) if we have one, else the temp dir.
-        parent = parent or os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0] or None
-        self.path = tempfile.mkdtemp(prefix="redis-gateway-metrics-", dir=parent)
-        self.lock = threading.Lock()
-
-    def env(self) -> dict[str, str]:
-        """Environment entries for a worker process."""
-        return {"PROMETHEUS_MULTIPROC_DIR": self.path}
-
-    def worker_exited(self, pid: int) -> None:
-        """A worker was reaped: drop its live gauges, fold its counters into the archive."""
-        with self.lock:
-            try:
-                # prometheus_client's multiprocess module has no annotations.
-                mark_process_dead(pid, self.path)  # type: ignore[no-untyped-call]
-                for file in glob.glob(os.path.join(self.path, f"*_{pid}.db")):
-                    if os.path.getsize(file) < _MMAP_HEADER_BYTES:
-                        os.remove(file)  # created, never written (see _readable_sample_files)
-                for typ in _FOLDED_TYPES:
-                    self._fold(typ, pid)
-            except Exception as exc:  # e.g. a corrupt file: metrics must not stop the arbiter
-                log.warning("metrics.worker_cleanup_failed", pid=pid, error=str(exc))
-
-    def _fold(self, typ: str, pid: int) -> None:
-        dead = os.path.join(self.path, f"{typ}_{pid}.db")
-        if not os.path.exists(dead):
-            return
-        archive = os.path.join(self.path, f"{typ}_archive.db")
-        sources = [f for f in (archive, dead) if os.path.exists(f)]
-        # accumulate=False keeps histogram buckets per-bucket, as they are stored.
-        merged = MultiProcessCollector.merge(sources, accumulate=False)  # type: ignore[no-untyped-call]
-        tmp = os.path.join(self.path, f".{typ}_archive.tmp")  # not *.db: never scraped
-        out = MmapedDict(tmp)  # type: ignore[no-untyped-call]
-        try:
-            for metric in merged:
-                for sample in metric.samples:
-                    key = mmap_key(
-                        metric.name,
-                        sample.name,
-                        list(sample.labels),
-                        list(sample.labels.values()),
-                        metric.documentation,
-                    )
-                    out.write_value(key, sample.value, 0.0)  # type: ignore[no-untyped-call]
-        finally:
-            out.close()  # type: ignore[no-untyped-call]
-        os.replace(tmp, archive)
-        os.remove(dead)
-
-    def cleanup(self) -> None:
-        """Remove the directory (at supervisor exit)."""
-        shutil.rmtree(self.path, ignore_errors=True)
-
-
-def _readable_sample_files(path: str) -> list[str]:
-    """The ``*.db`` files worth reading: not the 0-byte ones.
-
-    prometheus-client creates a file before sizing it, and reading it in that window
-    raises ``struct.error`` for the whole scrape; a worker killed in that window leaves
-    the empty file behind for good (client_python#1199). An empty file holds no
-    samples, so skipping it loses nothing.
-    """
-    files = []
-    for file in glob.glob(os.path.join(path, "*.db")):
-        try:
-            if os.path.getsize(file) >= _MMAP_HEADER_BYTES:
-                files.append(file)
-        except FileNotFoundError:
-            continue
-    return files
-
-
 class _Combined:
     """Collector over the supervisor registry and the workers' files, merged per scrape."""
 
@@ -288,7 +195,7 @@ class _Combined:
         yield from self._registry.collect()
         if self._path:
             with self._lock:  # not while a dead worker's files are being folded
-                files = _readable_sample_files(self._path)
+                files = readable_sample_files(self._path)
                 # The multiprocess module has no annotations.
                 merged = list(MultiProcessCollector.merge(files, accumulate=True))  # type: ignore[no-untyped-call]
             yield from merged
@@ -320,11 +227,16 @@ class _Handler(BaseHTTPRequestHandler):
             log.exception("metrics.scrape_failed", error=str(exc))
             self._reply(500, "text/plain; charset=utf-8", b"metrics collection failed\n")
             return
-        self._reply(200, content_type, body)
+        # Prometheus asks for gzip; every worker's series make the body grow quickly.
+        accepts = self.headers.get("Accept-Encoding", "")
+        gzipped = "gzip" in [part.split(";")[0].strip() for part in accepts.split(",")]
+        self._reply(200, content_type, gzip.compress(body) if gzipped else body, gzipped)
 
-    def _reply(self, status: int, content_type: str, body: bytes) -> None:
+    def _reply(self, status: int, content_type: str, body: bytes, gzipped: bool = False) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        if gzipped:
+            self.send_header("Content-Encoding", "gzip")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -398,3 +310,12 @@ class MetricsServer:
         )
         thread.start()
         return httpd, thread
+
+
+__all__ = [
+    "RELOAD_RESULTS",
+    "MetricsError",
+    "MetricsServer",
+    "MultiprocessDir",
+    "SupervisorMetrics",
+]

@@ -5,6 +5,7 @@ Worker samples come from real child interpreters in prometheus-client multiproce
 
 from __future__ import annotations
 
+import gzip
 import os
 import socket
 import subprocess
@@ -339,3 +340,20 @@ def test_corrupt_file_of_a_dead_worker_does_not_raise_into_the_arbiter(
     corrupt.write_bytes((1000).to_bytes(4, "little") + b"\0" * 12)
     mp_dir.worker_exited(4242)  # logged, not raised
     assert corrupt.exists()  # left for an operator to look at
+
+
+def test_gzip_when_the_scraper_asks_for_it() -> None:
+    registry = CollectorRegistry()
+    SupervisorMetrics(registry, process_metrics=False)
+    server = MetricsServer("127.0.0.1", 0, "/metrics", registry, None)
+    server.start()
+    try:
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{server.bound_port}/metrics",
+            headers={"Accept-Encoding": "gzip"},
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert resp.headers["Content-Encoding"] == "gzip"
+            assert b"redis_gateway_config_version" in gzip.decompress(resp.read())
+    finally:
+        server.stop()
