@@ -140,6 +140,7 @@ def format_status(st: dict[str, Any]) -> str:
         f"{', '.join(st['listen'])}",
         f"config version {st['version']} (hash {st['hash']}), profile {st['profile']}",
         f"generation {st['generation']}, {st['desired_workers']} worker(s) desired"
+        + (f", {st['standby_workers']} standby" if st.get("standby_workers") else "")
         + (", reload in progress" if st.get("reload_in_progress") else ""),
         "workers:",
         f"  {'PID':>7}  {'GEN':>3}  {'STATE':<9} {'AGE':>8}  RESTARTS",
