@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import redis
 
-from tests.helpers import free_port
+from tests.helpers import free_port, wait_until
 from tests.integration.conftest import Gateway, KeepAliveClient, http_get
 
 pytestmark = pytest.mark.integration
@@ -99,12 +99,9 @@ def test_reloads_under_load_lose_nothing(
             gw.write_config(over, raw=raw)
             result = gw.reload()
             results.append(result.stdout.split(":")[0])
-            # Serving continued through the reload (new requests succeeded after it).
-            deadline_ok = before + 5
-            while load.total_ok < deadline_ok and not load.stop.is_set():
-                if load.failed_new:
-                    break
-                threading.Event().wait(0.01)
+            # Serving goes on after the reload (new requests succeed) before the next one.
+            wait_until(lambda before=before: load.total_ok >= before + 5 or load.failed_new,
+                       timeout=10, what="requests served after the reload")
     counter = int(clean_redis.get("counter") or 0)
     print(f"\nzero-downtime: new-connection ok={load.ok_new} failed={len(load.failed_new)}; "
           f"keep-alive ok={load.ok_keepalive} failed={len(load.failed_keepalive)} "
