@@ -227,6 +227,10 @@ class Arbiter:
         """Current listeners, or a newly bound one when the address changed."""
         host, port = config.server.host, config.server.port
         if all(same_address(lst, host, port) for lst in self.listeners):
+            if any(lst.from_systemd and lst.port != port for lst in self.listeners):
+                log.warning("reload.address_ignored", reason="socket passed by systemd",
+                            configured=f"{host}:{port}",
+                            listening=[f"{lst.host}:{lst.port}" for lst in self.listeners])
             return self.listeners, None
         new = bind(host, port)
         return [new], new
