@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -123,3 +124,21 @@ def test_kustomization_builds_every_manifest() -> None:
     assert result.returncode == 0, result.stderr
     kinds = sorted(doc["kind"] for doc in yaml.safe_load_all(result.stdout))
     assert kinds == ["ConfigMap", "Deployment", "PodDisruptionBudget", "Secret", "Service"]
+
+
+def test_alert_rules_use_metrics_the_supervisor_exports() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from supervisor.metrics import SupervisorMetrics
+
+    registry = CollectorRegistry()
+    metrics = SupervisorMetrics(registry, process_metrics=False)
+    metrics.set_config(version=1, config_hash="abc", profile="prod")  # labelled series
+    metrics.set_workers({"ready": 2})
+    exported = {s.name for family in registry.collect() for s in family.samples}
+    rules = load("prometheus-rules.yaml")["spec"]["groups"][0]["rules"]
+    assert rules
+    for rule in rules:
+        names = set(re.findall(r"redis_gateway_[a-z_]+", rule["expr"]))
+        assert names, rule["alert"]
+        assert names <= exported, (rule["alert"], names - exported)
