@@ -123,7 +123,19 @@ class CorsConfig(_Model):
         description="Methods announced in Access-Control-Allow-Methods.",
     )
     allowed_headers: list[str] = Field(
-        default_factory=lambda: ["Authorization", "Content-Type", "X-API-Key"],
+        # The Upstash-* headers are what @upstash/redis sends from a browser; without
+        # them every preflight of a browser client fails.
+        default_factory=lambda: [
+            "Authorization",
+            "Content-Type",
+            "X-API-Key",
+            "Upstash-Encoding",
+            "Upstash-Response-Format",
+            "Upstash-Sync-Token",
+            "Upstash-Telemetry-Platform",
+            "Upstash-Telemetry-Runtime",
+            "Upstash-Telemetry-Sdk",
+        ],
         description="Request headers announced in Access-Control-Allow-Headers.",
     )
     allow_credentials: bool = Field(
