@@ -39,7 +39,11 @@ def test_preflight_allowed_with_specific_origin_list() -> None:
     assert headers["Access-Control-Allow-Origin"] == APP
     assert headers["Vary"] == "Origin"
     assert headers["Access-Control-Allow-Methods"] == "GET, POST, PUT, OPTIONS"
-    assert headers["Access-Control-Allow-Headers"] == "Authorization, Content-Type, X-API-Key"
+    assert headers["Access-Control-Allow-Headers"] == (
+        "Authorization, Content-Type, X-API-Key, Upstash-Encoding, Upstash-Response-Format, "
+        "Upstash-Sync-Token, Upstash-Telemetry-Platform, Upstash-Telemetry-Runtime, "
+        "Upstash-Telemetry-Sdk"
+    )
     assert headers["Access-Control-Max-Age"] == "120"
     assert "Access-Control-Allow-Credentials" not in headers
 
