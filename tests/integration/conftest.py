@@ -12,11 +12,12 @@ Reuse them from any integration test:
         assert gw.status()["version"] == 2                # via the control socket
 
     Defaults: 127.0.0.1 on a free port, 2 workers, ``redis.url`` = the session
-    ``redis_url``, metrics off, watcher off, small timeouts (graceful 3 s, readiness
-    5 s), JSON logs captured in ``gw.log_path``. ``wait=False`` returns before the
-    first generation is ready (for boot-failure tests); ``extra_args`` are appended to
-    the `run` command line. Every process is killed at teardown (SIGKILL of the
-    supervisor, then of any worker still alive).
+    ``redis_url``, metrics off, watcher off, graceful timeout 3 s, readiness timeout
+    20 s (generous for a loaded machine; readiness-failure tests point redis.url at a
+    closed port, which fails at once), JSON logs captured in ``gw.log_path``.
+    ``wait=False`` returns before the first generation is ready (boot-failure tests);
+    ``extra_args`` are appended to the `run` command line. Every process is killed at
+    teardown (SIGKILL of the supervisor and of its workers).
 
 ``gateway`` is ``gateway_factory()`` with the defaults.
 
@@ -147,7 +148,7 @@ class Gateway:
             stdout=self._log, stderr=subprocess.PIPE, cwd=self.workdir,
         )
         if wait:
-            wait_until(self._ready, timeout=20, what="gateway ready")
+            wait_until(self._ready, timeout=40, what="gateway ready")
         return self
 
     def _ready(self) -> bool:
@@ -224,7 +225,8 @@ def base_config(redis_url: str, sockdir: Path) -> dict[str, Any]:
         "server": {
             "host": "127.0.0.1", "port": free_port(), "workers": 2,
             "graceful_shutdown_timeout_seconds": 3.0,
-            "reload_readiness_timeout_seconds": 5.0,
+            # Generous: a loaded CI machine can take seconds to boot interpreters.
+            "reload_readiness_timeout_seconds": 20.0,
         },
         "redis": {"url": redis_url, "connection_timeout_seconds": 1.0},
         "observability": {"metrics": {"enabled": False}},

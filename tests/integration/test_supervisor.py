@@ -38,7 +38,8 @@ def test_sighup_with_new_worker_count_starts_a_new_generation(gateway: Gateway) 
     old = gateway.worker_pids()
     gateway.write_config({"server": {"workers": 3}})
     gateway.signal(signal.SIGHUP)
-    st = wait_until(lambda: (s := gateway.status())["version"] == 2 and s, what="version 2")
+    st = wait_until(lambda: (s := gateway.status())["version"] == 2 and s, timeout=30,
+                    what="version 2")
     assert st["generation"] == 2
     assert st["last_reload"]["result"] == "committed"
     assert st["last_reload"]["changed"] == ["server.workers"]
@@ -186,7 +187,8 @@ def test_config_file_change_is_reloaded_by_the_watcher(gateway_factory: Factory)
                          extra_args=("--pidfile", "gw.pid"))
     assert (gw.workdir / "gw.pid").read_text().strip() == str(gw.status()["pid"])
     gw.write_config({"server": {"workers": 1}})
-    st = wait_until(lambda: (s := gw.status())["version"] == 2 and s, what="watcher reload")
+    st = wait_until(lambda: (s := gw.status())["version"] == 2 and s, timeout=30,
+                    what="watcher reload")
     assert st["last_reload"]["trigger"].startswith("watch")
     assert st["desired_workers"] == 1
     gw.signal(signal.SIGTERM)
