@@ -368,7 +368,13 @@ def run_supervisor(inputs: ConfigInputs, loaded: LoadedConfig, pidfile: Path | N
             print(f"redis-gateway: cannot start: {exc}", file=sys.stderr)
             return 1
         if pidfile is not None:
-            pidfile.write_text(f"{os.getpid()}\n")
+            try:
+                pidfile.write_text(f"{os.getpid()}\n")
+            except OSError as exc:
+                print(f"redis-gateway: cannot start: --pidfile {pidfile}: {exc.strerror or exc}",
+                      file=sys.stderr)
+                pidfile = None
+                return 1
         code = runtime.run()
         arbiter = runtime.arbiter
         if arbiter is not None and arbiter.boot_error:
