@@ -93,13 +93,17 @@ class _DrainMixin:
     def _after_data(self) -> None:
         if not self._draining:
             return
+        if self._grace_timer is not None:
+            self._grace_timer.cancel()
+            self._grace_timer = None
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete:
             # A request arrived while draining: answer it, with Connection: close.
             cycle.keep_alive = False
-            if self._grace_timer is not None:
-                self._grace_timer.cancel()
-                self._grace_timer = None
+        else:
+            # Part of a request (or stray bytes): the connection is not idle, so the
+            # grace starts over; it only closes after `idle_grace` of silence.
+            self._arm_grace()
 
 
 if HAVE_HTTPTOOLS:

@@ -100,3 +100,21 @@ def test_in_flight_request_completes_during_drain() -> None:
         await asyncio.wait_for(task, 5)
 
     asyncio.run(scenario())
+
+
+def test_a_request_arriving_in_pieces_during_the_grace_is_served() -> None:
+    async def scenario() -> None:
+        server, task, port, _ = await start(grace=0.4)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        await request(reader, writer, "/a")
+        server.request_drain()
+        await asyncio.sleep(0.3)
+        writer.write(b"GET /b HTTP/1.1\r\n")  # not idle any more: the grace restarts
+        await asyncio.sleep(0.3)  # past the first grace, within the restarted one
+        writer.write(b"host: x\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.lower().startswith(b"http/1.1 200") and b"connection: close" in head.lower()
+        writer.close()
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(scenario())
