@@ -100,11 +100,6 @@ def test_webdis_refusals_through_the_app(webdis_root: str, clean_redis: redis.Re
         assert r.status_code == 200 and r.json()["MULTI"][0] is False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway_worker/app.py calls webdis.handle without "
-    "max_arguments=config.server.max_arguments",
-)
 def test_webdis_argument_limit(webdis_root: str, clean_redis: redis.Redis) -> None:
     with httpx.Client(base_url=webdis_root, timeout=10) as http:
         r = http.get("/MSET/a/1/b/2/c/3/d/4")  # 8 arguments > server.max_arguments = 6
@@ -189,11 +184,6 @@ def test_subscribe_is_a_chunked_stream(webdis_root: str, clean_redis: redis.Redi
         _kill_subscribers(clean_redis)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway_worker/app.py does not watch http.disconnect while streaming, so a "
-    "subscriber that went away keeps its Redis subscription until the next server stop",
-)
 def test_subscription_released_when_client_goes_away(
     webdis_root: str, clean_redis: redis.Redis
 ) -> None:
