@@ -59,19 +59,11 @@ def register(root: click.Group) -> None:
         Exit 1 if the config is invalid or the first workers cannot boot.
         See docs/operations.md.
         """
-        from supervisor.config import ConfigError, load_config
+        from supervisor.config.cli import load_or_exit
         from supervisor.runtime import run_supervisor
 
         inputs = inputs_from_options(**kwargs)
-        try:
-            loaded = load_config(inputs)
-        except ConfigError as exc:
-            click.echo(f"configuration invalid: {len(exc.problems)} problem(s)", err=True)
-            for problem in exc.problems:
-                click.echo(f"  {problem}", err=True)
-            sys.exit(1)
-        for warning in loaded.warnings:
-            click.echo(f"warning: {warning}", err=True)
+        loaded = load_or_exit(inputs)
         sys.exit(run_supervisor(inputs, loaded, pidfile))
 
     @root.command("reload")

@@ -87,7 +87,8 @@ def inputs_from_options(
     )
 
 
-def _load_or_exit(inputs: ConfigInputs) -> LoadedConfig:
+def load_or_exit(inputs: ConfigInputs) -> LoadedConfig:
+    """Load and validate, or print every problem to stderr and exit 1; warnings go to stderr."""
     try:
         loaded = load_config(inputs)
     except ConfigError as exc:
@@ -111,7 +112,7 @@ def register(root: click.Group) -> None:
     @config_options
     def validate(**kwargs: Any) -> None:
         """Load every layer and validate; exit 1 listing every problem."""
-        loaded = _load_or_exit(inputs_from_options(**kwargs))
+        loaded = load_or_exit(inputs_from_options(**kwargs))
         click.echo(
             f"configuration valid: profile={loaded.config.profile} hash={loaded.hash}"
         )
@@ -127,7 +128,7 @@ def register(root: click.Group) -> None:
         """Print the effective configuration, secrets redacted."""
         from supervisor.config.render import render_show
 
-        loaded = _load_or_exit(inputs_from_options(**kwargs))
+        loaded = load_or_exit(inputs_from_options(**kwargs))
         click.echo(render_show(loaded, fmt=fmt, sources=sources), nl=False)
 
     @config_group.command("schema")
