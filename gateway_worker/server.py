@@ -30,12 +30,13 @@ import signal
 import socket
 import time
 from collections.abc import Callable, Generator
-from typing import Any
+from typing import Any, cast
 
 import uvicorn
 from uvicorn.server import Server
 
 from gateway_worker.config import Config
+from gateway_worker.write_coalescing import CoalescingTransport
 
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _FastProtocol
@@ -112,7 +113,10 @@ if HAVE_HTTPTOOLS:
         """httptools protocol with a race-free drain."""
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
+            # One send() per response instead of two (status+headers, then body): see
+            # gateway_worker.write_coalescing. pause/resume_reading, is_closing and
+            # get_extra_info pass through; close() flushes what is buffered first.
+            super().connection_made(cast(asyncio.Transport, CoalescingTransport(transport)))
             self._drain_if_server_draining()
 
         def data_received(self, data: bytes) -> None:
