@@ -19,10 +19,11 @@ import structlog
 from gateway_worker.config import Config
 from supervisor import logging as sup_logging
 from supervisor.arbiter import SIGNALS, Arbiter, Hooks
-from supervisor.config import ConfigError, ConfigInputs, LoadedConfig, fingerprint_inputs
+from supervisor.config import ConfigError, ConfigInputs, LoadedConfig
 from supervisor.control import ControlConnection, ControlError, ControlServer, default_socket_path
 from supervisor.embedded_redis import EmbeddedRedis, EmbeddedRedisError
 from supervisor.reload import ReloadOutcome
+from supervisor.services import ServiceError, Services
 from supervisor.sockets import BindError, Listener, bind, from_systemd
 from supervisor.worker_process import WorkerProcess, WorkerState
 
@@ -44,7 +45,7 @@ def wants_embedded_redis(config: Config) -> bool:
             and config.supervisor.embedded_redis)
 
 
-class Runtime(Hooks):
+class Runtime(Services, Hooks):
     """The live supervisor's resources and the arbiter's side effects."""
 
     def __init__(self, inputs: ConfigInputs, loaded: LoadedConfig) -> None:
@@ -91,13 +92,16 @@ class Runtime(Hooks):
             self.control = ControlServer(self.control_path, self._on_control)
         except ControlError as exc:
             raise StartupError(str(exc)) from exc
-        self._setup_metrics(config)
+        try:
+            self._setup_metrics(config)
+        except ServiceError as exc:
+            raise StartupError(str(exc)) from exc
         self.arbiter = Arbiter(
             self.inputs, self.loaded, self.listeners,
             prepare_config=self.prepare_config, worker_factory=self.spawn, hooks=self,
         )
         if config.supervisor.watch_config:
-            self._setup_watcher(config)
+            self._start_watcher(config)
 
     def _start_embedded(self) -> None:
         self.embedded = EmbeddedRedis()
@@ -106,42 +110,6 @@ class Runtime(Hooks):
         except EmbeddedRedisError as exc:
             raise StartupError(f"embedded Redis: {exc}") from exc
         log.info("embedded_redis.started", url=self.embedded.url)
-
-    def _setup_metrics(self, config: Config) -> None:
-        m = config.observability.metrics
-        if not m.enabled:
-            return
-        from prometheus_client import CollectorRegistry
-
-        from supervisor.metrics import (
-            MetricsError,
-            MetricsServer,
-            MultiprocessDir,
-            SupervisorMetrics,
-        )
-
-        registry = CollectorRegistry()
-        self.metrics = SupervisorMetrics(registry)
-        self.multiproc = MultiprocessDir()
-        self.metrics_server = MetricsServer(m.host, m.port, m.path, registry, self.multiproc)
-        try:
-            self.metrics_server.start()
-        except MetricsError as exc:
-            raise StartupError(str(exc)) from exc
-        self.metrics.set_config(version=1, config_hash=self.loaded.hash,
-                                profile=config.profile)
-
-    def _setup_watcher(self, config: Config) -> None:
-        from supervisor.watch import ConfigWatcher
-
-        self.watcher = ConfigWatcher(
-            paths=list(self.loaded.watched_paths),
-            fingerprint=lambda: fingerprint_inputs(self.inputs),
-            on_change=self._on_file_change,
-            debounce_seconds=config.supervisor.watch_debounce_ms / 1000,
-            recheck_interval_seconds=config.supervisor.recheck_interval_seconds,
-        )
-        self.watcher.start()
 
     def prepare_config(self, config: Config) -> Config:
         """The config a worker receives: embedded Redis URL and control socket filled in."""
@@ -178,6 +146,11 @@ class Runtime(Hooks):
         w = WorkerProcess(generation, slot, restarts)
         w.spawn(config, [lst.fd for lst in listeners], self._worker_env())
         return w
+
+    def _discard_standby(self) -> None:
+        for w, _ in self.standby:
+            self._discard(w)
+        self.standby.clear()
 
     def _discard(self, w: WorkerProcess) -> None:
         if w.alive:
@@ -261,11 +234,10 @@ class Runtime(Hooks):
             sup_logging.configure(config.observability.logging)
         except OSError as exc:  # keep the previous sink; the workers already use it
             log.error("logging.reconfigure_failed", error=str(exc))  # noqa: TRY400 - expected condition
-        if self.watcher is not None:
-            try:
-                self.watcher.update(list(loaded.watched_paths))
-            except Exception as exc:  # e.g. inotify limits: the periodic re-check remains
-                log.error("watch.update_failed", error=str(exc))  # noqa: TRY400 - expected condition
+        try:
+            self._apply_watcher(config)
+        except Exception as exc:  # e.g. inotify limits: the periodic re-check remains
+            log.error("watch.reconfigure_failed", error=str(exc))  # noqa: TRY400 - expected condition
         if self.metrics is not None:
             assert self.arbiter is not None
             self.metrics.set_config(version=self.arbiter.version,
@@ -325,18 +297,13 @@ class Runtime(Hooks):
                 signal.signal(sig, handler)
 
     def close(self) -> None:
-        if self.watcher is not None:
-            self.watcher.stop()
-        for w, _ in self.standby:
-            self._discard(w)
-        self.standby.clear()
+        self._stop_services()
+        self._discard_standby()
         if self.arbiter is not None:
             for w in self.arbiter.workers:
                 self._discard(w)
         if self.control is not None:
             self.control.close()
-        if self.metrics_server is not None:
-            self.metrics_server.stop()
         if self.multiproc is not None:
             self.multiproc.cleanup()
         for lst in self.listeners:

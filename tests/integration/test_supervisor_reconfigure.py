@@ -1,0 +1,66 @@
+"""Hot reload of the supervisor's own services on a real `redis-gateway run`: the config
+watcher (on/off, watched paths, acknowledged inputs) and the metrics endpoint."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import tomli_w
+
+from tests.helpers import wait_until
+from tests.integration.conftest import Gateway, deep_merge
+
+pytestmark = pytest.mark.integration
+
+Factory = Callable[..., Gateway]
+WATCH_ON = {"supervisor": {"watch_config": True, "watch_debounce_ms": 100,
+                           "recheck_interval_seconds": 0}}
+
+
+def _save(gw: Gateway, over: dict[str, Any]) -> None:
+    """Atomic save (as editors do), and remember it as the gateway's base config."""
+    gw.config = deep_merge(gw.config, over)
+    tmp = gw.config_path.with_name(".gateway.toml.swp")
+    tmp.write_text(tomli_w.dumps(gw.config))
+    os.replace(tmp, gw.config_path)
+
+
+def _version(gw: Gateway, version: int) -> dict[str, Any]:
+    return wait_until(lambda: (s := gw.status())["version"] == version and s, timeout=20,
+                      what=f"config version {version}")
+
+
+def _stays(gw: Gateway, reloads: dict[str, int], seconds: float) -> None:
+    """No further reload for ``seconds`` (the absence of an event needs a window)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert gw.status()["reloads"] == reloads
+        time.sleep(0.05)
+
+
+def test_watcher_starts_stops_and_watches_a_new_profile_file_on_reload(
+    gateway_factory: Factory,
+) -> None:
+    gw = gateway_factory({"server": {"workers": 1}})
+    _save(gw, WATCH_ON)
+    assert gw.reload().returncode == 0  # watch_config false -> true
+    _version(gw, 2)
+
+    _save(gw, {"server": {"request_timeout_seconds": 11}})
+    status = _version(gw, 3)
+    assert status["last_reload"]["trigger"].startswith("watch")
+
+    # A profile overlay that did not exist at start-up is an input too.
+    overlay = gw.config_path.with_name("gateway.dev.toml")
+    overlay.write_text('[server]\nrequest_timeout_seconds = 12\n')
+    status = _version(gw, 4)
+    assert status["last_reload"]["changed"] == ["server.request_timeout_seconds"]
+
+    _save(gw, {"supervisor": {"watch_config": False}})  # seen by the watcher, then off
+    status = _version(gw, 5)
+    _save(gw, {"server": {"request_timeout_seconds": 13}})
+    _stays(gw, status["reloads"], 1.0)

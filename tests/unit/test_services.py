@@ -1,0 +1,70 @@
+"""The supervisor's services re-applied from a reloaded config (real ConfigWatcher)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from supervisor.config import ConfigInputs, LoadedConfig, load_config
+from supervisor.services import Services, watched_paths
+from supervisor.watch import ConfigWatcher
+
+
+class Host(Services):
+    def __init__(self, inputs: ConfigInputs, loaded: LoadedConfig) -> None:
+        self.inputs, self.loaded = inputs, loaded
+        self.watcher = self.metrics = self.metrics_server = self.multiproc = None
+        self.changes: list[str] = []
+
+    def _on_file_change(self, reason: str) -> None:
+        self.changes.append(reason)
+
+    def _discard_standby(self) -> None:
+        pass
+
+
+def _load(path: Path, text: str) -> tuple[ConfigInputs, LoadedConfig]:
+    path.write_text(text)
+    inputs = ConfigInputs(config_path=path, env={})
+    return inputs, load_config(inputs)
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Iterator[Host]:
+    inputs, loaded = _load(tmp_path / "gateway.toml", "[supervisor]\nwatch_config = true\n")
+    h = Host(inputs, loaded)
+    try:
+        yield h
+    finally:
+        h._stop_services()
+
+
+def _apply(host: Host, text: str) -> Any:
+    _, host.loaded = _load(Path(str(host.inputs.config_path)), text)
+    host._apply_watcher(host.loaded.config)
+    return host.watcher
+
+
+def test_watcher_follows_watch_config_and_its_timings(host: Host) -> None:
+    first = _apply(host, "[supervisor]\nwatch_config = true\n")
+    assert isinstance(first, ConfigWatcher)
+    same = _apply(host, "[supervisor]\nwatch_config = true\nwatch_debounce_ms = 2500\n"
+                        "recheck_interval_seconds = 7\n")
+    assert same is first
+    assert (same._debounce, same._recheck) == (2.5, 7.0)
+    assert _apply(host, "[supervisor]\nwatch_config = false\n") is None
+    assert first._thread is None  # stopped, threads joined
+    again = _apply(host, "[supervisor]\nwatch_config = true\n")
+    assert isinstance(again, ConfigWatcher) and again is not first
+
+
+def test_profile_overlays_are_watched_beside_the_main_file(tmp_path: Path) -> None:
+    main = tmp_path / "gateway.toml"
+    inputs, loaded = _load(main, 'profile = "dev"\n')
+    paths = watched_paths(inputs, loaded)
+    assert main in paths
+    assert tmp_path / "gateway.dev.toml" in paths and tmp_path / "gateway.dev.yaml" in paths
+    assert not any("prod" in p.name for p in paths)
