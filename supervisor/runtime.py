@@ -219,6 +219,7 @@ class Runtime(Services, Hooks):
 
     def reloading(self) -> None:
         self.notifier.reloading()
+        self.acknowledge_inputs()
 
     def reload_finished(self, outcome: ReloadOutcome, status: str) -> None:
         if self.metrics is not None:

@@ -90,6 +90,12 @@ class Services:
                                  recheck_interval_seconds=s.recheck_interval_seconds)
         self.watcher.update(watched_paths(self.inputs, self.loaded))
 
+    def acknowledge_inputs(self) -> None:
+        """A reload is about to read the inputs: the watcher must not report this
+        content again (edit + `systemctl reload` would otherwise reload twice)."""
+        if self.watcher is not None:
+            self.watcher.acknowledge(fingerprint_inputs(self.inputs))
+
     # -- metrics ---------------------------------------------------------------------------
 
     def _create_metrics(self, config: Config) -> None:

@@ -4,6 +4,7 @@ watcher (on/off, watched paths, acknowledged inputs) and the metrics endpoint.""
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections.abc import Callable
 from typing import Any
@@ -64,3 +65,17 @@ def test_watcher_starts_stops_and_watches_a_new_profile_file_on_reload(
     status = _version(gw, 5)
     _save(gw, {"server": {"request_timeout_seconds": 13}})
     _stays(gw, status["reloads"], 1.0)
+
+
+def test_edit_then_sighup_reloads_once_without_an_unchanged_echo(
+    gateway_factory: Factory,
+) -> None:
+    debounce_ms = 1000
+    gw = gateway_factory({"server": {"workers": 1}, "supervisor": {
+        **WATCH_ON["supervisor"], "watch_debounce_ms": debounce_ms}})
+    _save(gw, {"server": {"request_timeout_seconds": 14}})
+    gw.signal(signal.SIGHUP)  # `systemctl reload` right after saving
+    status = _version(gw, 2)
+    assert status["last_reload"]["trigger"] == "SIGHUP"
+    # Past the watcher's debounce: it must not report the content SIGHUP loaded.
+    _stays(gw, {"committed": 1}, debounce_ms / 1000 + 1.0)

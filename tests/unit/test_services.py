@@ -61,6 +61,20 @@ def test_watcher_follows_watch_config_and_its_timings(host: Host) -> None:
     assert isinstance(again, ConfigWatcher) and again is not first
 
 
+def test_acknowledged_inputs_are_not_reported_again(host: Host) -> None:
+    # A long debounce: only the test decides when the watcher looks.
+    watcher = _apply(host, "[supervisor]\nwatch_config = true\nwatch_debounce_ms = 60000\n")
+    assert isinstance(watcher, ConfigWatcher)
+    path = Path(str(host.inputs.config_path))
+    path.write_text("[supervisor]\nwatch_config = true\nwatch_debounce_ms = 1\n")
+    host.acknowledge_inputs()
+    watcher._check("test")  # what the debounce expiry does
+    assert host.changes == []
+    path.write_text("[supervisor]\nwatch_config = true\nwatch_debounce_ms = 2\n")
+    watcher._check("test")
+    assert host.changes == ["test"]
+
+
 def test_profile_overlays_are_watched_beside_the_main_file(tmp_path: Path) -> None:
     main = tmp_path / "gateway.toml"
     inputs, loaded = _load(main, 'profile = "dev"\n')
