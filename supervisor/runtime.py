@@ -114,6 +114,8 @@ class Runtime(Services, Hooks):
     def prepare_config(self, config: Config) -> Config:
         """The config a worker receives: embedded Redis URL and control socket filled in."""
         update: dict[str, Any] = {}
+        # Before any worker for this config is spawned (a reload may turn metrics on).
+        self.ensure_multiproc(config)
         if wants_embedded_redis(config):
             if self.embedded is None:
                 self._start_embedded()
@@ -239,15 +241,8 @@ class Runtime(Services, Hooks):
             self._apply_watcher(config)
         except Exception as exc:  # e.g. inotify limits: the periodic re-check remains
             log.error("watch.reconfigure_failed", error=str(exc))  # noqa: TRY400 - expected condition
-        if self.metrics is not None:
-            assert self.arbiter is not None
-            self.metrics.set_config(version=self.arbiter.version,
-                                    config_hash=loaded.hash, profile=config.profile)
-            m = config.observability.metrics
-            try:
-                self.metrics_server.reconfigure(m.host, m.port, m.path)
-            except Exception as exc:  # never let metrics take the supervisor down
-                log.error("metrics.reconfigure_failed", error=str(exc))  # noqa: TRY400 - expected condition, no traceback
+        assert self.arbiter is not None
+        self._apply_metrics(config, self.arbiter.version)
 
     def stopping(self) -> None:
         self.notifier.stopping()

@@ -98,15 +98,52 @@ class Services:
 
     # -- metrics ---------------------------------------------------------------------------
 
+    def ensure_multiproc(self, config: Config) -> None:
+        """Workers started for a config with metrics on need the multiprocess dir in
+        their environment; standby workers spawned without it are replaced."""
+        if self.multiproc is not None or not config.observability.metrics.enabled:
+            return
+        from supervisor.metrics import MultiprocessDir
+
+        self.multiproc = MultiprocessDir()
+        self._discard_standby()
+
+    def _apply_metrics(self, config: Config, version: int) -> None:
+        """Start, stop or move the endpoint as the config says; never raises."""
+        m = config.observability.metrics
+        if self.metrics is None and not m.enabled:
+            return  # never enabled: prometheus-client stays unimported
+        from supervisor.metrics import MetricsError
+
+        if self.metrics is None and m.enabled:
+            self._create_metrics(config)
+        if self.metrics is not None:
+            # Kept up to date while disabled, so re-enabling shows the truth.
+            self.metrics.set_config(version=version, config_hash=self.loaded.hash,
+                                    profile=config.profile)
+        server = self.metrics_server
+        if server is None:
+            return
+        try:
+            if not m.enabled:
+                if server.bound_port is not None:
+                    server.stop()
+                    log.info("metrics.stopped", reason="observability.metrics.enabled is false")
+            elif server.bound_port is None:
+                server.reconfigure(m.host, m.port, m.path)  # not serving: only records them
+                server.start()
+            else:
+                server.reconfigure(m.host, m.port, m.path)
+        except MetricsError as exc:  # never let metrics take the supervisor down
+            log.error("metrics.reconfigure_failed", error=str(exc))  # noqa: TRY400 - expected condition, no traceback
+
     def _create_metrics(self, config: Config) -> None:
         from prometheus_client import CollectorRegistry
 
         from supervisor.metrics import MetricsServer, SupervisorMetrics
 
         m = config.observability.metrics
-        from supervisor.metrics import MultiprocessDir
-
-        self.multiproc = MultiprocessDir()
+        self.ensure_multiproc(config)
         registry = CollectorRegistry()
         self.metrics = SupervisorMetrics(registry)
         self.metrics_server = MetricsServer(m.host, m.port, m.path, registry, self.multiproc)

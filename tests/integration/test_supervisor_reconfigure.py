@@ -6,13 +6,15 @@ from __future__ import annotations
 import os
 import signal
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import tomli_w
 
-from tests.helpers import wait_until
+from tests.helpers import free_port, wait_until
 from tests.integration.conftest import Gateway, deep_merge
 
 pytestmark = pytest.mark.integration
@@ -79,3 +81,43 @@ def test_edit_then_sighup_reloads_once_without_an_unchanged_echo(
     assert status["last_reload"]["trigger"] == "SIGHUP"
     # Past the watcher's debounce: it must not report the content SIGHUP loaded.
     _stays(gw, {"committed": 1}, debounce_ms / 1000 + 1.0)
+
+
+def _scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        return str(resp.read().decode())
+
+
+def _refused(port: int) -> bool:
+    try:
+        _scrape(port)
+    except (urllib.error.URLError, ConnectionError):
+        return True
+    return False
+
+
+def test_metrics_endpoint_is_started_moved_and_stopped_by_reloads(
+    gateway_factory: Factory,
+) -> None:
+    gw = gateway_factory({"server": {"workers": 1}})
+    port = free_port()
+    _save(gw, {"observability": {"metrics": {"enabled": True, "port": port}}})
+    assert gw.reload().returncode == 0
+    # The generation started by that reload reports its requests too.
+    assert gw.get("/incr/metrics-reload")[0] == 200
+    text = wait_until(lambda: (t := _scrape(port)) and "redis_gateway_requests_total{" in t
+                      and t, timeout=10, what="worker request metrics")
+    assert "redis_gateway_config_version 2.0" in text
+
+    _save(gw, {"observability": {"metrics": {"enabled": False}}})
+    assert gw.reload().returncode == 0
+    wait_until(lambda: _refused(port), timeout=5, what="metrics endpoint closed")
+
+    moved = free_port()
+    _save(gw, {"observability": {"metrics": {"enabled": True, "port": moved}}})
+    assert gw.reload().returncode == 0
+    text = _scrape(moved)
+    assert "redis_gateway_config_version 4.0" in text
+    assert 'redis_gateway_reloads_total{result="committed"} 3.0' in text
+    assert _refused(port)
+
