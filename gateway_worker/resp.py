@@ -3,7 +3,10 @@
 Replies keep their wire shape (no redis-py conversions), because both protocols
 must reproduce them exactly:
 
-* ``None``            nil bulk / nil array
+* ``None``            nil bulk (``$-1``)
+* ``NIL_ARRAY``       nil array (``*-1``: BLPOP timing out, EXEC aborted by WATCH);
+                      nil to every format, except Upstash ``resp2``, which must echo
+                      ``*-1`` byte for byte (``NilArray``, falsy singleton)
 * ``int``             integer reply
 * ``bytes``           bulk string
 * ``Status``          simple string (``+OK``); a ``bytes`` subclass, so code that
@@ -31,7 +34,30 @@ class ReplyError(str):
     """A RESP error reply, e.g. ``ERR unknown command``; a value, not an exception."""
 
 
-RespValue: TypeAlias = "int | bytes | Status | ReplyError | list[RespValue] | None"
+class NilArray:
+    """The RESP nil array (``*-1``); use the ``NIL_ARRAY`` singleton."""
+
+    __slots__ = ()
+    _instance: NilArray | None = None
+
+    def __new__(cls) -> NilArray:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return "NIL_ARRAY"
+
+    def __reduce__(self) -> str:
+        return "NIL_ARRAY"  # copies and pickles stay the singleton
+
+
+NIL_ARRAY = NilArray()
+
+RespValue: TypeAlias = "int | bytes | Status | ReplyError | list[RespValue] | NilArray | None"
 
 
 class DedicatedConnection(Protocol):

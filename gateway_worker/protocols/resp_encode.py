@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway_worker.http import Response
-from gateway_worker.resp import ReplyError, RespValue, Status
+from gateway_worker.resp import NilArray, ReplyError, RespValue, Status
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 # The C string encoder the one above uses for str values (quotes included).
@@ -36,7 +36,7 @@ def result_json(value: RespValue) -> bytes:
     """``{"result": value}`` as text JSON, with fast paths for the common scalars."""
     if isinstance(value, bytes):
         return b'{"result":' + _string(value.decode("utf-8", "replace")).encode() + b"}"
-    if value is None:
+    if value is None or isinstance(value, NilArray):
         return b'{"result":null}'
     if type(value) is int:
         return b'{"result":%d}' % value
@@ -49,6 +49,8 @@ def to_text(value: RespValue) -> Any:
         return value.decode("utf-8", "replace")
     if isinstance(value, list):
         return [to_text(v) for v in value]
+    if isinstance(value, NilArray):
+        return None  # JSON has one null; only `resp2` keeps nil arrays apart
     # int, None, ReplyError (a str: nested errors are rendered as their message)
     return value
 
@@ -67,4 +69,6 @@ def to_base64(value: RespValue) -> Any:
         return [to_base64(v) for v in value]
     if isinstance(value, ReplyError):
         return str(value)
+    if isinstance(value, NilArray):
+        return None
     return value

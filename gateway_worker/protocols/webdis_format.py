@@ -29,7 +29,7 @@ from typing import Any
 
 import msgpack
 
-from gateway_worker.resp import ReplyError, RespValue, Status
+from gateway_worker.resp import NilArray, ReplyError, RespValue, Status
 
 #: extension → (format, Content-Type); exactly Webdis's table (cmd_select_format).
 FORMATS: dict[str, tuple[str, str]] = {
@@ -85,7 +85,7 @@ def _keyvalue(items: list[RespValue]) -> dict[str, Json] | None:
         if not _is_bulk(key):
             return None
         assert isinstance(key, bytes)
-        if value is None:
+        if value is None or isinstance(value, NilArray):
             obj[_text(key)] = None
         elif _is_bulk(value):
             assert isinstance(value, bytes)
@@ -291,7 +291,7 @@ def render_raw(reply: RespValue) -> bytes:
 
 def render_custom(reply: RespValue, separator: bytes | None = None) -> bytes | None:
     """The bare value (``custom_type_reply``); None for nil (404)."""
-    if reply is None:
+    if reply is None or isinstance(reply, NilArray):
         return None
     if isinstance(reply, ReplyError):
         return b"-" + str(reply).encode()

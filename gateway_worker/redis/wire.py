@@ -5,7 +5,8 @@ and ``$2\\r\\nOK`` (bulk string) both as ``bytes``; the protocols need the diffe
 (Webdis renders a status as ``[true,"OK"]``, Upstash ``resp2`` must echo the exact
 bytes). So ``ReplyParser`` keeps its own copy of the unconsumed bytes and, for every
 reply hiredis returns, walks it against those bytes: the type byte at each position
-says whether a string was ``+`` (wrapped as ``Status``) or ``$``, and the reply's
+says whether a string was ``+`` (wrapped as ``Status``) or ``$``, and whether a nil
+was ``$-1`` (``None``) or ``*-1`` (``NIL_ARRAY``), and the reply's
 length is found with C-speed ``index(b"\\r\\n")`` plus the known bulk lengths. For the
 common top-level scalar replies this is O(1); arrays cost one cheap step per element.
 Correctness over speed: the alternative (a table of which commands reply with a
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 
 import hiredis
 
-from gateway_worker.resp import ReplyError, RespValue, Status
+from gateway_worker.resp import NIL_ARRAY, NilArray, ReplyError, RespValue, Status
 
 _CRLF = b"\r\n"
 _PLUS = 0x2B  # '+'
@@ -41,13 +42,11 @@ def encode_command(args: Sequence[bytes]) -> bytes:
 
 
 def encode_reply(value: RespValue) -> bytes:
-    """A reply value back to its RESP2 bytes (Upstash ``resp2`` format).
-
-    Nil arrays (``*-1``) come back from hiredis as ``None`` too and are written
-    as a nil bulk (``$-1``): both mean nil to every RESP2 client.
-    """
+    """A reply value back to its exact RESP2 bytes (Upstash ``resp2`` format)."""
     if value is None:
         return b"$-1\r\n"
+    if isinstance(value, NilArray):
+        return b"*-1\r\n"
     if isinstance(value, Status):
         return b"+" + bytes(value) + _CRLF
     if isinstance(value, bytes):
@@ -74,8 +73,8 @@ def _walk(buf: bytes | bytearray, pos: int, value: RespValue) -> tuple[RespValue
         return value, buf.index(_CRLF, pos) + 2
     if kind == _STAR:
         end = buf.index(_CRLF, pos) + 2
-        if value is None:
-            return None, end
+        if value is None:  # hiredis returns ``*-1`` as None, like ``$-1``
+            return NIL_ARRAY, end
         assert isinstance(value, list)
         for i, item in enumerate(value):
             new, end = _walk(buf, end, item)

@@ -17,7 +17,7 @@ import redis
 from gateway_worker.config import RedisConfig
 from gateway_worker.errors import RedisUnavailable
 from gateway_worker.redis import RedisClient
-from gateway_worker.resp import ReplyError, Status
+from gateway_worker.resp import NIL_ARRAY, ReplyError, Status
 from supervisor.embedded_redis import EmbeddedRedis, find_server_binary
 from tests.helpers import wait_until
 
@@ -120,7 +120,8 @@ def test_blocking_commands_use_dedicated_connections(redis_url: str,
             await client.execute([b"RPUSH", b"q", b"item"])
             assert await blpop == [b"q", b"item"]
             # The connection went back to the pool and is reused.
-            assert await client.execute([b"BLPOP", b"q", b"0.01"]) is None
+            # A timed-out BLPOP answers a nil array, kept apart from a nil bulk.
+            assert await client.execute([b"BLPOP", b"q", b"0.01"]) is NIL_ARRAY
         finally:
             await client.close()
 

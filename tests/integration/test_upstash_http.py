@@ -133,6 +133,21 @@ def test_resp2_format(http: httpx.Client) -> None:
     assert r.content == b":1\r\n$5\r\nhello\r\n"
 
 
+def test_resp2_nil_array_is_not_a_nil_bulk(http: httpx.Client) -> None:
+    resp2 = {"upstash-response-format": "resp2"}
+    # BLPOP timing out answers a nil array; JSON has only one null.
+    assert http.get("/blpop/empty-list/0.05", headers=resp2).content == b"*-1\r\n"
+    assert http.get("/blpop/empty-list/0.05").content == b'{"result":null}'
+    b64 = {"upstash-encoding": "base64"}
+    assert http.get("/blpop/empty-list/0.05", headers=b64).content == b'{"result":null}'
+    # Nested: a BLPOP inside MULTI answers *-1 at once, next to a nil bulk.
+    body = b'[["BLPOP","empty-list","1"],["GET","missing"]]'
+    r = http.post("/multi-exec", headers=resp2, content=body)
+    assert r.content == b"*-1\r\n$-1\r\n"
+    r = http.post("/multi-exec", content=body)
+    assert r.json() == [{"result": None}, {"result": None}]
+
+
 def test_pipeline_shapes(http: httpx.Client) -> None:
     r = http.post("/pipeline", content=b'[["SET","p","1"],["LPUSH","p","x"],["INCR","p"]]')
     assert r.status_code == 200

@@ -10,7 +10,7 @@ from gateway_worker.redis.wire import (
     encode_command,
     encode_reply,
 )
-from gateway_worker.resp import ReplyError, RespValue, Status
+from gateway_worker.resp import NIL_ARRAY, ReplyError, RespValue, Status
 
 STREAM = (
     b"+OK\r\n"
@@ -22,12 +22,13 @@ STREAM = (
     b"*-1\r\n"
     b"*0\r\n"
     b"$0\r\n\r\n"
+    b"*2\r\n*-1\r\n$-1\r\n"
 )
 
 
 def _check(replies: list[RespValue]) -> None:
-    assert len(replies) == 9
-    ok_status, ok_bulk, number, nil, error, nested, nil_array, empty, empty_bulk = replies
+    assert len(replies) == 10
+    ok_status, ok_bulk, number, nil, error, nested, nil_array, empty, empty_bulk, nils = replies
     assert type(ok_status) is Status and ok_status == b"OK"
     assert type(ok_bulk) is bytes and ok_bulk == b"OK"
     assert number == -42
@@ -39,9 +40,11 @@ def _check(replies: list[RespValue]) -> None:
     inner = nested[2]
     assert isinstance(inner, list)
     assert inner[0] == 1 and type(inner[1]) is ReplyError
-    assert nil_array is None
+    assert nil_array is NIL_ARRAY and not nil_array
     assert empty == []
     assert empty_bulk == b""
+    # A nil array nested in an array (a BLPOP inside MULTI) keeps its kind too.
+    assert isinstance(nils, list) and nils[0] is NIL_ARRAY and nils[1] is None
 
 
 def test_parser_whole_stream_at_once() -> None:
@@ -80,6 +83,16 @@ def test_encode_command_is_binary_safe() -> None:
 
 def test_encode_reply_round_trip() -> None:
     replies = ReplyParser().feed(STREAM)
-    # *-1 comes back as a nil bulk (documented): same meaning to RESP2 clients.
-    expected = STREAM.replace(b"*-1\r\n", b"$-1\r\n")
-    assert b"".join(encode_reply(r) for r in replies) == expected
+    # Byte for byte, nil arrays (``*-1``) and nil bulks (``$-1``) included.
+    assert b"".join(encode_reply(r) for r in replies) == STREAM
+
+
+def test_nil_array_is_one_falsy_singleton() -> None:
+    import copy
+    import pickle
+
+    from gateway_worker.resp import NilArray
+
+    assert NilArray() is NIL_ARRAY
+    assert copy.deepcopy([NIL_ARRAY])[0] is NIL_ARRAY
+    assert pickle.loads(pickle.dumps(NIL_ARRAY)) is NIL_ARRAY

@@ -25,7 +25,7 @@ from gateway_worker.protocols.webdis_format import (
     render_msgpack,
     render_raw,
 )
-from gateway_worker.resp import ReplyError, RespValue, Status
+from gateway_worker.resp import NIL_ARRAY, ReplyError, RespValue, Status
 
 
 @pytest.mark.parametrize(
@@ -206,3 +206,20 @@ def test_fast_json_paths_equal_the_generic_encoder(verb: str, reply: RespValue) 
         {verb: value}, ensure_ascii=False, separators=(",", ":")
     )
     assert render_json(verb, reply) == expected.encode()
+
+
+@pytest.mark.parametrize(
+    ("reply", "plain"),
+    [
+        (NIL_ARRAY, None),
+        ([b"1", NIL_ARRAY], [b"1", None]),
+        ([b"f", NIL_ARRAY], [b"f", None]),  # HGETALL-shaped
+    ],
+)
+def test_nil_array_renders_as_nil_like_webdis(reply: RespValue, plain: RespValue) -> None:
+    # hiredis gives Webdis one NIL type for `*-1` and `$-1`: every format shows a nil.
+    for verb in ("BLPOP", "HGETALL"):
+        assert render_json(verb, reply) == render_json(verb, plain)
+        assert render_msgpack(verb.encode(), reply) == render_msgpack(verb.encode(), plain)
+    assert render_raw(reply) == render_raw(plain)
+    assert render_custom(reply, b",") == render_custom(plain, b",")
