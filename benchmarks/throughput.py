@@ -14,6 +14,10 @@ Everything it starts is stopped at the end. Needs ``wrk`` and ``webdis`` on PATH
 
     .venv/bin/python benchmarks/throughput.py [--duration 10] [--connections 64]
         [--workers 2] [--repeat 3] [--profile-worker prof.txt]
+        [--engine uvicorn|native|both]
+
+``--engine both`` starts two gateways, one per ``server.http_engine``, and interleaves
+them in the same rounds (the fair way to compare them on a noisy machine).
 """
 
 from __future__ import annotations
@@ -134,7 +138,8 @@ def start_webdis(redis_port: int, port: int, workdir: Path) -> subprocess.Popen[
                             stderr=subprocess.DEVNULL)
 
 
-def start_gateway(redis_url: str, port: int, workers: int) -> subprocess.Popen[bytes]:
+def start_gateway(redis_url: str, port: int, workers: int, engine: str | None = None
+                  ) -> subprocess.Popen[bytes]:
     exe = ROOT / ".venv" / "bin" / "redis-gateway"
     sets = {
         "server.host": "127.0.0.1",
@@ -145,6 +150,8 @@ def start_gateway(redis_url: str, port: int, workers: int) -> subprocess.Popen[b
         "observability.logging.level": "WARNING",
         "supervisor.watch_config": "false",
     }
+    if engine is not None:
+        sets["server.http_engine"] = engine
     args = [str(exe if exe.exists() else "redis-gateway"), "run"]
     for key, value in sets.items():
         args += ["--set", f"{key}={value}"]
@@ -176,6 +183,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="gateway workers")
     parser.add_argument("--repeat", type=int, default=3,
                         help="rounds over all targets (the median round is reported)")
+    parser.add_argument("--engine", choices=("uvicorn", "native", "both"),
+                        help="server.http_engine of the gateway (default: the config's "
+                        "default); both: one gateway per engine, in the same rounds")
     parser.add_argument("--profile-worker", metavar="FILE",
                         help="py-spy a worker during the Upstash GET run, write to FILE")
     args = parser.parse_args()
@@ -195,41 +205,54 @@ def main() -> int:
         client = redis.Redis(port=server.port)
         client.set("bench:key", VALUE)
         client.close()
-        webdis_port, gateway_port = free_port(), free_port()
+        webdis_port = free_port()
         procs.append(start_webdis(server.port, webdis_port, workdir))
-        gateway = start_gateway(server.url, gateway_port, args.workers)
-        procs.append(gateway)
         webdis = f"http://127.0.0.1:{webdis_port}"
-        gw = f"http://127.0.0.1:{gateway_port}"
         wait_ok(f"{webdis}/PING", "webdis")
-        wait_ok(f"{gw}/readyz", "gateway")
         targets = [
             ("webdis GET", f"{webdis}/GET/bench:key"),
             ("webdis SET", f"{webdis}/SET/bench:set/{VALUE}"),
-            ("gateway webdis GET", f"{gw}/webdis/GET/bench:key"),
-            ("gateway webdis SET", f"{gw}/webdis/SET/bench:set/{VALUE}"),
-            ("gateway upstash GET", f"{gw}/get/bench:key"),
-            ("gateway upstash SET", f"{gw}/set/bench:set/{VALUE}"),
         ]
+        engines: list[str | None] = (
+            ["uvicorn", "native"] if args.engine == "both" else [args.engine])
+        owner: dict[str, subprocess.Popen[bytes]] = {}  # target -> its gateway
+        for engine in engines:
+            gateway_port = free_port()
+            gateway = start_gateway(server.url, gateway_port, args.workers, engine)
+            procs.append(gateway)
+            gw = f"http://127.0.0.1:{gateway_port}"
+            wait_ok(f"{gw}/readyz", "gateway")
+            label = "gateway" if args.engine != "both" else f"{engine}"
+            for name, url in [
+                (f"{label} webdis GET", f"{gw}/webdis/GET/bench:key"),
+                (f"{label} webdis SET", f"{gw}/webdis/SET/bench:set/{VALUE}"),
+                (f"{label} upstash GET", f"{gw}/get/bench:key"),
+                (f"{label} upstash SET", f"{gw}/set/bench:set/{VALUE}"),
+            ]:
+                targets.append((name, url))
+                owner[name] = gateway
         for _, url in targets:  # correctness before speed
             response = httpx.get(url, timeout=5)
             assert response.status_code == 200, (url, response.status_code, response.text)
         # Warm up (connections, caches, uvloop) before measuring.
-        run_wrk("warmup", targets[4][1], 2, args.connections, args.threads)
+        for name, url in targets:
+            if name.endswith("upstash GET"):  # one per gateway
+                run_wrk("warmup", url, 2, args.connections, args.threads)
         profiler: subprocess.Popen[bytes] | None = None
         runs: dict[str, list[Result]] = {name: [] for name, _ in targets}
         # Rounds interleave the targets, so a burst of other load on the machine
         # hits every target alike; the median of the rounds is reported.
         for round_no in range(args.repeat):
             for name, url in targets:
-                if args.profile_worker and round_no == 0 and name == "gateway upstash GET":
-                    pid = worker_pids(gateway.pid)[0]
+                if args.profile_worker and round_no == 0 and name == targets[4][0]:
+                    pid = worker_pids(owner[name].pid)[0]
                     profiler = subprocess.Popen(
                         ["py-spy", "record", "-p", str(pid), "-d", str(args.duration),
                          "-f", "raw", "-o", args.profile_worker, "--nonblocking"],
                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                     )
-                pids = [procs[0].pid] if name.startswith("webdis") else worker_pids(gateway.pid)
+                pids = ([procs[0].pid] if name.startswith("webdis")
+                        else worker_pids(owner[name].pid))
                 before = cpu_seconds(pids)
                 result = run_wrk(name, url, args.duration, args.connections, args.threads)
                 if result.requests:
@@ -244,7 +267,8 @@ def main() -> int:
             print(f"  {name:<22}" + " ".join(f"{r.rps:>8.0f}" for r in runs[name]))
         by_name = {r.name: r for r in results}
         print(f"\nwrk -t{args.threads} -c{args.connections} -d{args.duration}s, "
-              f"gateway workers={args.workers}, cpus={os.cpu_count()}, "
+              f"gateway workers={args.workers}, engine={args.engine or 'default'}, "
+              f"cpus={os.cpu_count()}, "
               f"median of {args.repeat} rounds")
         print(f"{'target':<22}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non2xx':>8}"
               f"{'errors':>8}{'vs webdis':>11}{'CPU us/req':>12}")

@@ -181,6 +181,11 @@ class ServerConfig(_Model):
     max_arguments: int = Field(
         10_000, ge=1, description="Most arguments accepted in one command (400 beyond)."
     )
+    http_engine: Literal["uvicorn", "native"] = Field(
+        "uvicorn",
+        description="HTTP server inside each worker: `uvicorn` (httptools protocol), or "
+        "`native` (gateway_worker.fasthttp: the same behaviour with less CPU per request).",
+    )
     cors: CorsConfig = Field(default_factory=CorsConfig, description="CORS settings.")
 
 

@@ -146,8 +146,13 @@ class DrainingH11Protocol(_DrainMixin, H11Protocol):
             self._arm_grace()
 
 
-def protocol_class() -> type[asyncio.Protocol]:
-    """The fastest available HTTP protocol, with the draining behaviour."""
+def protocol_class(engine: str = "uvicorn") -> type[asyncio.Protocol]:
+    """The HTTP protocol for ``server.http_engine``, with the draining behaviour."""
+    if engine == "native":
+        # Imported here: gateway_worker.fasthttp builds on _DrainMixin above.
+        from gateway_worker.fasthttp import NativeHttpProtocol
+
+        return NativeHttpProtocol
     if HAVE_HTTPTOOLS:
         return DrainingHttpToolsProtocol
     return DrainingH11Protocol  # pragma: no cover
@@ -161,7 +166,7 @@ def uvicorn_config(app: Any, config: Config) -> uvicorn.Config:
         # The worker creates the loop itself (gateway_worker.__main__.new_loop); uvicorn
         # only runs inside it.
         loop="none",
-        http=protocol_class(),
+        http=protocol_class(config.server.http_engine),
         # The gateway serves no websockets; "auto" would import a websockets library
         # at every worker start.
         ws="none",

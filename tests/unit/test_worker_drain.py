@@ -11,6 +11,8 @@ import asyncio
 import socket
 from typing import Any
 
+import pytest
+
 from gateway_worker.config import Config
 from gateway_worker.server import WorkerServer, uvicorn_config
 
@@ -32,13 +34,21 @@ async def request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
     return head.lower(), body
 
 
-async def start(grace: float) -> tuple[WorkerServer, asyncio.Task[None], int, list[str]]:
+@pytest.fixture(params=["uvicorn", "native"])
+def engine(request: pytest.FixtureRequest) -> str:
+    """Both HTTP engines (server.http_engine) must drain the same way."""
+    return str(request.param)
+
+
+async def start(grace: float, engine: str
+                ) -> tuple[WorkerServer, asyncio.Task[None], int, list[str]]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)
     port = sock.getsockname()[1]
     events: list[str] = []
-    config = Config.model_validate({"server": {"graceful_shutdown_timeout_seconds": 5}})
+    config = Config.model_validate(
+        {"server": {"graceful_shutdown_timeout_seconds": 5, "http_engine": engine}})
     server = WorkerServer(uvicorn_config(app, config), idle_grace=grace,
                           on_started=lambda: events.append("started"),
                           on_draining=lambda: events.append("draining"))
@@ -48,9 +58,9 @@ async def start(grace: float) -> tuple[WorkerServer, asyncio.Task[None], int, li
     return server, task, port, events
 
 
-def test_keep_alive_connection_gets_connection_close_on_its_next_request() -> None:
+def test_keep_alive_connection_gets_connection_close_on_its_next_request(engine: str) -> None:
     async def scenario() -> None:
-        server, task, port, events = await start(grace=1.0)
+        server, task, port, events = await start(grace=1.0, engine=engine)
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         head, _ = await request(reader, writer, "/a")
         assert b"connection: close" not in head
@@ -70,9 +80,9 @@ def test_keep_alive_connection_gets_connection_close_on_its_next_request() -> No
     asyncio.run(scenario())
 
 
-def test_idle_connection_is_closed_only_after_the_grace() -> None:
+def test_idle_connection_is_closed_only_after_the_grace(engine: str) -> None:
     async def scenario() -> None:
-        server, task, port, _ = await start(grace=0.4)
+        server, task, port, _ = await start(grace=0.4, engine=engine)
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         await request(reader, writer, "/a")
         loop = asyncio.get_running_loop()
@@ -86,9 +96,9 @@ def test_idle_connection_is_closed_only_after_the_grace() -> None:
     asyncio.run(scenario())
 
 
-def test_in_flight_request_completes_during_drain() -> None:
+def test_in_flight_request_completes_during_drain(engine: str) -> None:
     async def scenario() -> None:
-        server, task, port, _ = await start(grace=0.2)
+        server, task, port, _ = await start(grace=0.2, engine=engine)
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         pending = asyncio.ensure_future(request(reader, writer, "/slow"))
         await asyncio.sleep(0.1)
@@ -102,9 +112,9 @@ def test_in_flight_request_completes_during_drain() -> None:
     asyncio.run(scenario())
 
 
-def test_a_request_arriving_in_pieces_during_the_grace_is_served() -> None:
+def test_a_request_arriving_in_pieces_during_the_grace_is_served(engine: str) -> None:
     async def scenario() -> None:
-        server, task, port, _ = await start(grace=0.4)
+        server, task, port, _ = await start(grace=0.4, engine=engine)
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         await request(reader, writer, "/a")
         server.request_drain()

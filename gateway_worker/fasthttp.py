@@ -1,0 +1,425 @@
+"""The "native" HTTP engine (``server.http_engine = "native"``): a lean httptools protocol.
+
+Profiling a worker under ``wrk`` put about a quarter of its CPU in uvicorn's Python
+HTTP/ASGI layer (``RequestResponseCycle``: header validation by regex, an
+``asyncio.Event`` and several dicts per request, a keep-alive timer re-armed per
+request) and a third in its two ``send`` syscalls per response. This protocol speaks
+the same ASGI subset to the same app (``config.loaded_app``, so uvicorn's middleware
+such as the proxy-headers one is kept) with less work per request:
+
+* the status line and headers are held back and written together with the body:
+  one ``transport.write`` per (non-streamed) response;
+* no ``asyncio.Event``: ``receive()`` creates a future only when it has to wait;
+* the keep-alive timeout is one timer per connection that re-arms itself, not a
+  ``call_later``/``cancel`` pair per request.
+
+Everything else follows uvicorn's ``HttpToolsProtocol`` on purpose, so that the engine
+is a drop-in: pipelined requests are queued and answered in order; a request beyond
+``limit_concurrency`` (``server.max_connections``) gets uvicorn's 503; HTTP/1.0 or
+``Connection: close`` closes after the reply; a parse error gets 400 and a close; an
+app that fails before answering gives 500. It runs under ``gateway_worker.server``'s
+``WorkerServer`` (registration in ``server_state.connections``/``tasks``, ``shutdown()``)
+and inherits the same drain (``_DrainMixin``): in-flight requests finish, the next
+reply on a keep-alive connection carries ``Connection: close``, an idle connection is
+closed after the grace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import http
+import logging
+import urllib.parse
+from typing import Any
+
+import httptools
+from uvicorn.protocols.http.flow_control import service_unavailable
+from uvicorn.protocols.utils import get_local_addr, get_remote_addr, is_ssl
+
+from gateway_worker.server import _DrainMixin
+
+log = logging.getLogger("uvicorn.error")
+
+#: Request body buffered before reading from the socket pauses (as uvicorn).
+HIGH_WATER_LIMIT = 65536
+
+_STATUS_LINE = {
+    int(s): b"HTTP/1.1 %d %s\r\n" % (int(s), s.phrase.encode("latin-1"))
+    for s in http.HTTPStatus
+}
+_ASGI = {"version": "3.0", "spec_version": "2.3"}
+_DISCONNECT = {"type": "http.disconnect"}
+
+
+def _status_line(status: int) -> bytes:
+    line = _STATUS_LINE.get(status)
+    return line if line is not None else b"HTTP/1.1 %d \r\n" % status
+
+
+class _Cycle:
+    """One request/response exchange (the state uvicorn keeps in RequestResponseCycle)."""
+
+    __slots__ = (
+        "body", "chunked", "conn", "delivered", "disconnected", "expect_100", "head",
+        "head_only", "keep_alive", "more_body", "response_complete", "response_started",
+        "scope", "waiter",
+    )
+
+    def __init__(self, conn: NativeHttpProtocol, scope: dict[str, Any], keep_alive: bool,
+                 expect_100: bool) -> None:
+        self.conn = conn
+        self.scope = scope
+        self.keep_alive = keep_alive
+        self.expect_100 = expect_100
+        self.head_only = scope["method"] == "HEAD"
+        self.body = bytearray()
+        self.more_body = True
+        self.delivered = False  # the last body message was handed to the app
+        self.disconnected = False
+        self.response_started = False
+        self.response_complete = False
+        self.chunked = False
+        self.head: bytes | None = None
+        self.waiter: asyncio.Future[None] | None = None
+
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def run(self, app: Any) -> None:
+        try:
+            await app(self.scope, self.receive, self.send)
+        except BaseException:  # as uvicorn: a cancelled or failed request is logged
+            log.exception("Exception in ASGI application\n")
+            if not self.response_started:
+                await self._send_500()
+            else:
+                self.conn.transport.close()
+        else:
+            if not self.response_started:
+                log.error("ASGI callable returned without starting response.")
+                await self._send_500()
+            elif not self.response_complete and not self.disconnected:
+                log.error("ASGI callable returned without completing response.")
+                self.conn.transport.close()
+
+    async def _send_500(self) -> None:
+        await self.send({"type": "http.response.start", "status": 500, "headers": [
+            (b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")]})
+        await self.send({"type": "http.response.body", "body": b"Internal Server Error"})
+
+    async def receive(self) -> dict[str, Any]:
+        conn = self.conn
+        if self.expect_100:
+            self.expect_100 = False
+            if not conn.transport.is_closing():
+                conn.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        while not (self.disconnected or self.response_complete):
+            if self.body or not (self.more_body or self.delivered):
+                body = bytes(self.body)
+                self.body.clear()
+                if not self.more_body:
+                    self.delivered = True
+                return {"type": "http.request", "body": body, "more_body": self.more_body}
+            conn.resume_reading()
+            self.waiter = waiter = conn.loop.create_future()
+            await waiter
+        return _DISCONNECT
+
+    async def send(self, message: dict[str, Any]) -> None:
+        conn = self.conn
+        if conn.write_paused:
+            await conn.drain()
+        if self.disconnected:
+            return  # as uvicorn: writes to a closed connection are dropped
+        kind = message["type"]
+        if not self.response_started:
+            if kind != "http.response.start":
+                raise RuntimeError(f"Expected ASGI message 'http.response.start', got {kind!r}.")
+            self.response_started = True
+            self._start(message)
+            return
+        if kind != "http.response.body" or self.response_complete:
+            raise RuntimeError(f"Unexpected ASGI message {kind!r} sent, after response "
+                               "already completed." if self.response_complete else
+                               f"Expected ASGI message 'http.response.body', got {kind!r}.")
+        body: bytes = message.get("body", b"")
+        more = message.get("more_body", False)
+        if self.head_only:
+            out = b""
+        elif self.chunked:
+            out = b"%x\r\n%b\r\n" % (len(body), body) if body else b""
+            if not more:
+                out += b"0\r\n\r\n"
+        else:
+            out = body
+        head = self.head
+        if head is not None:
+            self.head = None
+            out = head + out
+        if out:
+            conn.transport.write(out)
+        if not more:
+            self.response_complete = True
+            self.wake()
+            if not self.keep_alive:
+                conn.transport.close()
+            conn.on_response_complete()
+
+    def _start(self, message: dict[str, Any]) -> None:
+        parts = [_status_line(message["status"])]
+        for name, value in self.conn.server_state.default_headers:
+            parts += (name, b": ", value, b"\r\n")
+        chunked: bool | None = None
+        close_sent = False
+        for raw_name, value in message.get("headers", ()):
+            name = raw_name.lower()
+            if b"\n" in value or b"\r" in value or b"\n" in name or b"\r" in name:
+                raise RuntimeError("Invalid HTTP header.")
+            if name == b"content-length":
+                if chunked is None:
+                    chunked = False
+            elif name == b"transfer-encoding":
+                if value.lower() == b"chunked":
+                    chunked = True
+            elif name == b"connection" and b"close" in [
+                    token.strip() for token in value.lower().split(b",")]:
+                self.keep_alive = False
+                close_sent = True
+            parts += (name, b": ", value, b"\r\n")
+        if not self.keep_alive and not close_sent:
+            parts.append(b"connection: close\r\n")
+        status = message["status"]
+        if chunked is None and not self.head_only and status not in (204, 304):
+            chunked = True
+            parts.append(b"transfer-encoding: chunked\r\n")
+        self.chunked = bool(chunked)
+        parts.append(b"\r\n")
+        self.head = b"".join(parts)
+        if message.get("trailers"):  # pragma: no cover - the app sends none
+            raise RuntimeError("HTTP trailers are not supported")
+
+
+class NativeHttpProtocol(_DrainMixin, asyncio.Protocol):
+    """An HTTP/1.1 connection: httptools parsing, ASGI calls, uvicorn's server state."""
+
+    def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any] | None = None,
+                 _loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.config = config
+        self.app = config.loaded_app
+        self.loop = _loop or asyncio.get_event_loop()
+        self.server_state = server_state
+        self.connections: set[Any] = server_state.connections
+        self.tasks: set[asyncio.Task[None]] = server_state.tasks
+        self.app_state = app_state if app_state is not None else {}
+        self.limit_concurrency: int | None = config.limit_concurrency
+        self.keepalive_timeout: float = float(config.timeout_keep_alive)
+        self.parser = httptools.HttpRequestParser(self)
+        self.cycle: _Cycle | None = None
+        self.pipeline: collections.deque[tuple[_Cycle, Any]] = collections.deque()
+        self.read_paused = False
+        self.write_paused = False
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._idle_since: float | None = None  # None: busy, or bytes of a request pending
+        self._keepalive_timer: asyncio.TimerHandle | None = None
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._expect_100 = False
+        self._scope: dict[str, Any] = {}
+
+    # -- connection -------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.connections.add(self)
+        # uvicorn's helpers, so that scope["server"/"client"/"scheme"] are identical.
+        self.server_addr = get_local_addr(self.transport)
+        self.client_addr = get_remote_addr(self.transport)
+        self.scheme = "https" if is_ssl(self.transport) else "http"
+        self._drain_if_server_draining()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.connections.discard(self)
+        cycle = self.cycle
+        if cycle is not None:
+            if not cycle.response_complete:
+                cycle.disconnected = True
+            cycle.wake()
+        for pending, _ in self.pipeline:
+            pending.disconnected = True
+        self.write_paused = False
+        self._wake_drainers()
+        if self._keepalive_timer is not None:
+            self._keepalive_timer.cancel()
+            self._keepalive_timer = None
+        if exc is None:
+            self.transport.close()
+
+    def eof_received(self) -> None:
+        pass
+
+    def data_received(self, data: bytes) -> None:
+        self._idle_since = None
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            log.warning("Unsupported upgrade request.")
+        except httptools.HttpParserError:
+            log.warning("Invalid HTTP request received.")
+            self._send_400(b"Invalid HTTP request received.")
+            return
+        self._after_data()
+
+    def _send_400(self, msg: bytes) -> None:
+        parts = [_STATUS_LINE[400]]
+        for name, value in self.server_state.default_headers:
+            parts += (name, b": ", value, b"\r\n")
+        parts += (b"content-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n"
+                  b"connection: close\r\n\r\n" % len(msg), msg)
+        self.transport.write(b"".join(parts))
+        self.transport.close()
+
+    # -- flow control -----------------------------------------------------------------
+
+    def pause_reading(self) -> None:
+        if not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self._wake_drainers()
+
+    def _wake_drainers(self) -> None:
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def drain(self) -> None:
+        waiter = self.loop.create_future()
+        self._drain_waiters.append(waiter)
+        await waiter
+
+    # -- parser callbacks ---------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._expect_100 = False
+        self._headers = []
+        self._scope = {
+            "type": "http",
+            "asgi": _ASGI,
+            "http_version": "1.1",
+            "server": self.server_addr,
+            "client": self.client_addr,
+            "scheme": self.scheme,
+            "root_path": "",
+            "headers": self._headers,
+            "state": self.app_state.copy(),
+        }
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        name = name.lower()
+        if name == b"expect" and value.lower() == b"100-continue":
+            self._expect_100 = True
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        parser = self.parser
+        scope = self._scope
+        version = parser.get_http_version()
+        scope["method"] = parser.get_method().decode("ascii")
+        if version != "1.1":
+            scope["http_version"] = version
+        url = httptools.parse_url(self._url)
+        raw_path: bytes = url.path
+        path = raw_path.decode("ascii")
+        if "%" in path:
+            path = urllib.parse.unquote(path)
+        scope["path"] = path
+        scope["raw_path"] = raw_path
+        scope["query_string"] = url.query or b""
+        limit = self.limit_concurrency
+        if limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit):
+            log.warning("Exceeded concurrency limit.")
+            app = service_unavailable
+        else:
+            app = self.app
+        previous = self.cycle
+        cycle = self.cycle = _Cycle(
+            self, scope, version != "1.0" and parser.should_keep_alive(), self._expect_100)
+        if previous is None or previous.response_complete:
+            self._start(cycle, app)
+        else:
+            # Pipelined: answered in order, after the one in flight.
+            self.pause_reading()
+            self.pipeline.appendleft((cycle, app))
+
+    def on_body(self, body: bytes) -> None:
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete:
+            return
+        cycle.body += body
+        if len(cycle.body) > HIGH_WATER_LIMIT:
+            self.pause_reading()
+        cycle.wake()
+
+    def on_message_complete(self) -> None:
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete:
+            return
+        cycle.more_body = False
+        cycle.wake()
+
+    # -- requests -----------------------------------------------------------------------
+
+    def _start(self, cycle: _Cycle, app: Any) -> None:
+        task = self.loop.create_task(cycle.run(app))
+        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(task)
+
+    def on_response_complete(self) -> None:
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start(cycle, app)
+        else:
+            self._idle_since = self.loop.time()
+            if self._keepalive_timer is None:
+                self._keepalive_timer = self.loop.call_later(
+                    self.keepalive_timeout, self._keepalive_check)
+        if self._draining:
+            self._arm_grace()
+
+    def _keepalive_check(self) -> None:
+        # One timer per connection, re-armed while the connection keeps being used
+        # (cheaper than uvicorn's call_later + cancel per request); same outcome: a
+        # connection idle for keepalive_timeout after its last reply is closed.
+        self._keepalive_timer = None
+        idle_since = self._idle_since
+        if idle_since is None or self.transport.is_closing():
+            return  # busy: re-armed when its reply completes
+        remaining = idle_since + self.keepalive_timeout - self.loop.time()
+        if remaining <= 0:
+            self.transport.close()
+        else:
+            self._keepalive_timer = self.loop.call_later(remaining, self._keepalive_check)

@@ -1,0 +1,152 @@
+"""The whole app behind the native HTTP engine (``server.http_engine = "native"``).
+
+The protocol suites (tests/integration/test_upstash_http.py and test_webdis_http.py)
+are collected here a second time, with their gateway fixtures redefined to serve the
+real app through ``gateway_worker.server`` with ``NativeHttpProtocol`` instead of
+stock uvicorn: exact bodies, status codes, headers, body limits (413), timeouts (504),
+auth, rate limits, CORS and the streamed SUBSCRIBE must come out the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+import redis
+import uvicorn
+import uvloop
+
+from gateway_worker.app import build_app
+from gateway_worker.config import Config
+from gateway_worker.fasthttp import NativeHttpProtocol
+from gateway_worker.server import uvicorn_config
+from tests.helpers import wait_until
+from tests.integration import test_upstash_http as upstash_suite
+from tests.integration import test_webdis_http as webdis_suite
+from tests.integration.conftest_gateway import make_config
+
+pytestmark = pytest.mark.integration
+
+
+@contextmanager
+def running_native_gateway(config: Config) -> Iterator[str]:
+    """As conftest_gateway.running_gateway, with the worker's own server settings."""
+    config = config.model_copy(update={"server": config.server.model_copy(
+        update={"http_engine": "native"})})
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    port = sock.getsockname()[1]
+    app = build_app(config)
+    uconfig = uvicorn_config(app, config)
+    assert uconfig.http is NativeHttpProtocol
+    # Plain uvicorn.Server: WorkerServer installs signal handlers, main thread only.
+    server = uvicorn.Server(uconfig)
+    boot_error: list[BaseException] = []
+
+    def serve() -> None:
+        async def main() -> None:
+            try:
+                await app.startup()
+            except BaseException as exc:
+                boot_error.append(exc)
+                return
+            try:
+                await server.serve(sockets=[sock])
+            finally:
+                await app.shutdown()
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(main())
+
+    thread = threading.Thread(target=serve, name=f"native-gateway-{port}", daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(
+            lambda: boot_error or httpx.get(base + "/healthz", timeout=1).status_code == 200,
+            what="native gateway /healthz",
+        )
+        if boot_error:
+            raise boot_error[0]
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
+        assert not thread.is_alive(), "native gateway server thread did not stop"
+
+
+# -- the Upstash suite ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def gateway(redis_url: str) -> Iterator[str]:
+    config = make_config(
+        redis_url,
+        server={"max_body_bytes": 4096, "max_arguments": 8, "request_timeout_seconds": 1.0},
+    )
+    with running_native_gateway(config) as base:
+        yield base
+
+
+@pytest.fixture
+def http(gateway: str, clean_redis: redis.Redis) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=gateway, timeout=10) as client:
+        yield client
+
+
+# -- the Webdis suite ----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def webdis_root(redis_url: str) -> Iterator[str]:
+    config = make_config(
+        redis_url,
+        api={"webdis_prefix": "/", "upstash_prefix": "/upstash"},
+        server={"max_arguments": 6},
+    )
+    with running_native_gateway(config) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def secured(redis_url: str) -> Iterator[str]:
+    suite = webdis_suite
+    config = make_config(
+        redis_url,
+        auth={
+            "enabled": True,
+            "jwt_secret": suite.SECRET,
+            "api_keys": [
+                {"name": "open", "key": suite.OPEN_KEY},
+                {"name": "confined", "key": suite.CONFINED_KEY, "policy": "safe",
+                 "key_prefix": "app:"},
+                {"name": "reader", "key": suite.READER_KEY, "policy": "read_only"},
+            ],
+            "rate_limiting": {"enabled": True, "requests_per_minute": 6, "burst_size": 3},
+        },
+        server={"cors": {"enabled": True, "allowed_origins": [suite.APP_ORIGIN]}},
+    )
+    with running_native_gateway(config) as base:
+        yield base
+
+
+def _collect(module: Any) -> dict[str, Any]:
+    """The suite's test functions, re-bound here so they use the fixtures above."""
+    return {name: getattr(module, name) for name in dir(module)
+            if name.startswith("test_") and callable(getattr(module, name))}
+
+
+globals().update({f"{name}_native_upstash": fn
+                  for name, fn in _collect(upstash_suite).items()})
+globals().update({f"{name}_native_webdis": fn for name, fn in _collect(webdis_suite).items()})
+
+
+def test_the_suites_were_collected() -> None:
+    names = [n for n in globals() if n.endswith(("_native_upstash", "_native_webdis"))]
+    assert len(names) >= 20
