@@ -34,6 +34,7 @@ import urllib.parse
 from typing import Any
 
 import httptools
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.utils import get_local_addr, get_remote_addr, is_ssl
 
@@ -210,7 +211,14 @@ class NativeHttpProtocol(_DrainMixin, asyncio.Protocol):
     def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any] | None = None,
                  _loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.config = config
-        self.app = config.loaded_app
+        self.app = self.full_app = config.loaded_app
+        # uvicorn wraps the app in ProxyHeadersMiddleware (X-Forwarded-For/-Proto from
+        # trusted peers). Its trust test depends only on the peer, so it is made once
+        # per connection, and the middleware is only entered for a request that
+        # carries one of its headers: the outcome is the same, per request it is cheaper.
+        self.bare_app = (self.full_app.app if isinstance(self.full_app, ProxyHeadersMiddleware)
+                         else None)
+        self._forwarded = False
         self.loop = _loop or asyncio.get_event_loop()
         self.server_state = server_state
         self.connections: set[Any] = server_state.connections
@@ -240,6 +248,10 @@ class NativeHttpProtocol(_DrainMixin, asyncio.Protocol):
         self.server_addr = get_local_addr(self.transport)
         self.client_addr = get_remote_addr(self.transport)
         self.scheme = "https" if is_ssl(self.transport) else "http"
+        if self.bare_app is not None:
+            host = self.client_addr[0] if self.client_addr else None
+            if host not in self.full_app.trusted_hosts:
+                self.app = self.bare_app  # the middleware would change nothing
         self._drain_if_server_draining()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -318,6 +330,7 @@ class NativeHttpProtocol(_DrainMixin, asyncio.Protocol):
     def on_message_begin(self) -> None:
         self._url = b""
         self._expect_100 = False
+        self._forwarded = False
         self._headers = []
         self._scope = {
             "type": "http",
@@ -336,7 +349,9 @@ class NativeHttpProtocol(_DrainMixin, asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         name = name.lower()
-        if name == b"expect" and value.lower() == b"100-continue":
+        if name[0] == 120 and name in (b"x-forwarded-for", b"x-forwarded-proto"):  # b"x"
+            self._forwarded = True
+        elif name == b"expect" and value.lower() == b"100-continue":
             self._expect_100 = True
         self._headers.append((name, value))
 
@@ -356,11 +371,14 @@ class NativeHttpProtocol(_DrainMixin, asyncio.Protocol):
         scope["raw_path"] = raw_path
         scope["query_string"] = url.query or b""
         limit = self.limit_concurrency
+        app: Any
         if limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit):
             log.warning("Exceeded concurrency limit.")
             app = service_unavailable
-        else:
+        elif self._forwarded or self.bare_app is None:
             app = self.app
+        else:
+            app = self.bare_app
         previous = self.cycle
         cycle = self.cycle = _Cycle(
             self, scope, version != "1.0" and parser.should_keep_alive(), self._expect_100)

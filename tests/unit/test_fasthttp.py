@@ -268,3 +268,16 @@ def test_idle_keep_alive_connection_is_closed_after_the_timeout() -> None:
             writer.close()
 
     asyncio.run(scenario())
+
+
+def test_forwarded_headers_from_a_trusted_peer_are_applied_per_request() -> None:
+    async def scenario() -> None:
+        async with serving(App()) as port:  # uvicorn's default: 127.0.0.1 is trusted
+            reader, writer = await connect(port)
+            writer.write(b"GET /a HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10.1.2.3\r\n\r\n"
+                         b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert (await read_response(reader))[1] == b"GET /a  10.1.2.3 1.1"
+            assert (await read_response(reader))[1] == b"GET /b  127.0.0.1 1.1"
+            writer.close()
+
+    asyncio.run(scenario())
