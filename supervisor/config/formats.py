@@ -14,9 +14,10 @@ import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
+if TYPE_CHECKING:
+    import yaml
 
 LineOf = Callable[[Sequence[str | int]], int | None]
 
@@ -123,6 +124,10 @@ def _toml_line_finder(text: str) -> LineOf:
 
 
 def _parse_yaml(text: str) -> Document:
+    # Imported here: most deployments use TOML, and the long-running supervisor should
+    # not carry a YAML parser it never calls (issue 3, RSS target).
+    import yaml
+
     try:
         data = yaml.safe_load(text)
         root = yaml.compose(text)
@@ -136,6 +141,8 @@ def _parse_yaml(text: str) -> Document:
 
 
 def _yaml_line(node: yaml.Node | None, path: Sequence[str | int]) -> int | None:
+    import yaml
+
     best: int | None = None
     for part in path:
         child: yaml.Node | None = None
