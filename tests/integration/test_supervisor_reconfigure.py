@@ -103,7 +103,13 @@ def test_metrics_endpoint_is_started_moved_and_stopped_by_reloads(
     port = free_port()
     _save(gw, {"observability": {"metrics": {"enabled": True, "port": port}}})
     assert gw.reload().returncode == 0
-    # The generation started by that reload reports its requests too.
+    # The generation started by that reload reports its requests too. The reload is
+    # committed once the new workers are ready, while the old generation (started
+    # without metrics) may still accept for a moment: wait until only the new one is left.
+    gen = gw.status()["generation"]
+    wait_until(lambda: all(w["generation"] == gen for w in gw.status()["workers"]
+                           if w["state"] != "standby"),
+               timeout=15, what="old generation drained")
     assert gw.get("/incr/metrics-reload")[0] == 200
     text = wait_until(lambda: (t := _scrape(port)) and "redis_gateway_requests_total{" in t
                       and t, timeout=10, what="worker request metrics")
