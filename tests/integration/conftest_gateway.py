@@ -8,6 +8,7 @@ Redis connections) on exit.
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +18,7 @@ import httpx
 import uvicorn
 import uvloop
 
-from gateway_worker.app import build_app
+from gateway_worker.app import GatewayApp, build_app
 from gateway_worker.config import Config
 from tests.helpers import free_port, wait_until
 
@@ -33,12 +34,25 @@ def make_config(redis_url: str, **sections: Any) -> Config:
 
 @contextmanager
 def running_gateway(config: Config) -> Iterator[str]:
-    """Serve ``build_app(config)`` on 127.0.0.1; yield its base URL."""
+    """Serve ``build_app(config)`` on 127.0.0.1 with stock uvicorn; yield its base URL."""
     port = free_port()
     app = build_app(config)
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
     )
+    with serving_in_thread(app, server, port) as base:
+        yield base
+
+
+@contextmanager
+def serving_in_thread(
+    app: GatewayApp,
+    server: uvicorn.Server,
+    port: int,
+    sockets: list[socket.socket] | None = None,
+) -> Iterator[str]:
+    """Run ``app.startup()`` then ``server.serve()`` in a background thread (uvloop, as
+    in production); yield the base URL once /healthz answers; stop and join on exit."""
     boot_error: list[BaseException] = []
 
     def serve() -> None:
@@ -49,11 +63,10 @@ def running_gateway(config: Config) -> Iterator[str]:
                 boot_error.append(exc)
                 return
             try:
-                await server.serve()
+                await server.serve(sockets=sockets)
             finally:
                 await app.shutdown()
 
-        # uvloop, as in production (uvicorn[standard] picks it for the workers).
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             runner.run(main())
 

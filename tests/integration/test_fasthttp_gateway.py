@@ -9,9 +9,7 @@ auth, rate limits, CORS and the streamed SUBSCRIBE must come out the same.
 
 from __future__ import annotations
 
-import asyncio
 import socket
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -20,16 +18,14 @@ import httpx
 import pytest
 import redis
 import uvicorn
-import uvloop
 
 from gateway_worker.app import build_app
 from gateway_worker.config import Config
 from gateway_worker.fasthttp import NativeHttpProtocol
 from gateway_worker.server import uvicorn_config
-from tests.helpers import wait_until
 from tests.integration import test_upstash_http as upstash_suite
 from tests.integration import test_webdis_http as webdis_suite
-from tests.integration.conftest_gateway import make_config
+from tests.integration.conftest_gateway import make_config, serving_in_thread
 
 pytestmark = pytest.mark.integration
 
@@ -47,40 +43,11 @@ def running_native_gateway(config: Config) -> Iterator[str]:
     uconfig = uvicorn_config(app, config)
     assert uconfig.http is NativeHttpProtocol
     # Plain uvicorn.Server: WorkerServer installs signal handlers, main thread only.
-    server = uvicorn.Server(uconfig)
-    boot_error: list[BaseException] = []
-
-    def serve() -> None:
-        async def main() -> None:
-            try:
-                await app.startup()
-            except BaseException as exc:
-                boot_error.append(exc)
-                return
-            try:
-                await server.serve(sockets=[sock])
-            finally:
-                await app.shutdown()
-
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(main())
-
-    thread = threading.Thread(target=serve, name=f"native-gateway-{port}", daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
     try:
-        wait_until(
-            lambda: boot_error or httpx.get(base + "/healthz", timeout=1).status_code == 200,
-            what="native gateway /healthz",
-        )
-        if boot_error:
-            raise boot_error[0]
-        yield base
+        with serving_in_thread(app, uvicorn.Server(uconfig), port, sockets=[sock]) as base:
+            yield base
     finally:
-        server.should_exit = True
-        thread.join(timeout=15)
         sock.close()
-        assert not thread.is_alive(), "native gateway server thread did not stop"
 
 
 # -- the Upstash suite ---------------------------------------------------------------
