@@ -31,6 +31,11 @@ ETag; 404 for nil in a bare-value format; 403 ``{"error": ...}`` for an empty co
 a command refused by ``guard``; 400 for malformed requests; 503 ``{"error": ...}`` when
 Redis cannot be reached.
 
+Hot path: a ``GET`` without query whose path needs no Webdis rule (no escape, ``+``,
+``.``, database number; ``simple_args``) skips the generic parsing and options and renders
+scalar replies directly (``render_json_scalar``); the answer is the same, byte for byte
+(tests/unit/test_webdis_fastpath.py compares both paths).
+
 ``SUBSCRIBE``/``PSUBSCRIBE`` with at least one channel answer a chunked stream
 (``Response.stream``): one formatted message per chunk, starting with the subscription
 confirmations, on a dedicated connection that is released (and, being subscribed,
@@ -55,6 +60,7 @@ from gateway_worker.protocols.webdis_format import (
     FORMATS,
     render_custom,
     render_json,
+    render_json_scalar,
     render_msgpack,
     render_raw,
 )
@@ -206,6 +212,10 @@ async def handle(
 ) -> Response:
     """Answer one Webdis request (see the module docstring)."""
     method = request.method
+    if method == "GET" and not request.query:
+        fast = await _handle_simple(request, redis, guard, max_arguments)
+        if fast is not None:
+            return fast
     if method == "OPTIONS":
         return Response(200, b"", content_type="text/html")
     if method in ("GET", "PUT"):
@@ -232,6 +242,85 @@ async def handle(
     response = await _run(request, redis, guard, cmd, options)
     response.command = cmd.args[0].decode("utf-8", "replace").upper()
     return response
+
+
+def simple_args(path: str) -> list[bytes] | None:
+    """``/CMD/arg/...`` as arguments when no Webdis parsing rule applies, else None.
+
+    None (the generic path decides) for anything with a percent-escape, ``+``, a ``.``
+    (possible extension), a ``?``, non-ASCII, a leading database number, an empty or
+    non-alphanumeric command name: for what remains, ``parse_command`` would only
+    split on ``/``.
+    """
+    if (
+        not path.startswith("/")
+        or not path.isascii()
+        or "%" in path
+        or "+" in path
+        or "." in path
+        or "?" in path
+    ):
+        return None
+    args = path[1:].encode("ascii").split(b"/")
+    verb = args[0]
+    if not verb.isalnum() or verb.isdigit():
+        return None
+    return args
+
+
+async def _handle_simple(
+    request: Request,
+    redis: RedisExecutor,
+    guard: CommandGuard,
+    max_arguments: int | None,
+) -> Response | None:
+    """The common GET without query, extension or escapes, answered like ``_run``.
+
+    Returns None (nothing done: the guard is not asked, Redis not called) when the
+    request needs the generic path. Must give the same answer as the generic path
+    (tests/unit/test_webdis_fastpath.py compares them).
+    """
+    args = simple_args(request.path)
+    if args is None:
+        return None
+    verb_bytes = args[0]
+    upper = verb_bytes.upper()
+    if (max_arguments is not None and len(args) - 1 > max_arguments) or (
+        len(args) >= 2 and upper in _SUBSCRIBE
+    ):
+        return None
+    verb = verb_bytes.decode("ascii")
+    response = await _run_simple(
+        request, redis, guard, args, verb=verb, is_info=upper == b"INFO"
+    )
+    response.command = verb.upper()
+    return response
+
+
+async def _run_simple(
+    request: Request,
+    redis: RedisExecutor,
+    guard: CommandGuard,
+    args: list[bytes],
+    *,
+    verb: str,
+    is_info: bool,
+) -> Response:
+    reason = guard(args)
+    if reason is not None:
+        return error_response(403, reason)
+    try:
+        reply = await redis.execute(args, db=None)
+    except RedisUnavailable as exc:
+        return error_response(503, f"Redis unavailable: {exc}")
+    out = render_json_scalar(verb, is_info, reply)
+    if out is None:
+        out = render_json(verb, reply, None)
+    etag = etag_of(out)
+    header = request.headers.get("if-none-match")
+    if header and _etag_matches(header, etag):
+        return Response(304, b"", headers=[("ETag", etag)])
+    return Response(200, out, headers=[("ETag", etag)])
 
 
 async def _run(

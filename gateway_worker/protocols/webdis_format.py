@@ -241,6 +241,29 @@ def json_value(verb: str, reply: RespValue) -> Any:
     return None
 
 
+def render_json_scalar(verb: str, is_info: bool, reply: RespValue) -> bytes | None:
+    """``render_json(verb, reply)`` for the common scalar replies; None for the rest.
+
+    ``is_info``: ``verb.upper() == "INFO"`` (its bulk reply is parsed, not a string).
+    Exact types only (a ``bytes`` subclass other than ``Status`` takes the generic way).
+    """
+    kind = type(reply)
+    value: str
+    if kind is bytes and not is_info:
+        assert isinstance(reply, bytes)
+        value = encode_basestring(reply.decode("utf-8", "replace"))
+    elif kind is Status:
+        assert isinstance(reply, Status)
+        value = "[true," + encode_basestring(reply.decode("utf-8", "replace")) + "]"
+    elif kind is int:
+        value = str(reply)
+    elif reply is None:
+        value = "null"
+    else:
+        return None
+    return ("{" + encode_basestring(verb) + ":" + value + "}").encode()
+
+
 def render_json(verb: str, reply: RespValue, jsonp: str | None = None) -> bytes:
     """Webdis's JSON body (``json_reply``), JSONP-wrapped when ``jsonp`` is set."""
     # Fast paths for scalar replies (most requests); ``encode_basestring`` is what the
