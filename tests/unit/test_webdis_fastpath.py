@@ -7,8 +7,7 @@ answers come from the same request otherwise. The executor is a fake on purpose.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 
 import pytest
 from hypothesis import given, settings
@@ -18,10 +17,11 @@ from gateway_worker.errors import RedisUnavailable
 from gateway_worker.http import Request, Response
 from gateway_worker.protocols.webdis import handle, parse_command, simple_args
 from gateway_worker.protocols.webdis_format import render_json, render_json_scalar
-from gateway_worker.resp import DedicatedConnection, NilArray, ReplyError, RespValue, Status
+from gateway_worker.resp import NilArray, ReplyError, RespValue, Status
+from tests.fakes import SingleCommandRedis
 
 
-class OneReply:
+class OneReply(SingleCommandRedis):
     """Answers every command with ``reply`` (or fails when ``reply`` is an exception)."""
 
     def __init__(self, reply: RespValue | Exception) -> None:
@@ -33,22 +33,6 @@ class OneReply:
         if isinstance(self.reply, Exception):
             raise self.reply
         return self.reply
-
-    async def pipeline(self, commands: Sequence[Sequence[bytes]], db: int | None = None
-                       ) -> list[RespValue]:
-        raise NotImplementedError
-
-    async def transaction(self, commands: Sequence[Sequence[bytes]], db: int | None = None
-                          ) -> list[RespValue] | ReplyError:
-        raise NotImplementedError
-
-    @asynccontextmanager
-    async def dedicated(self, db: int | None = None) -> AsyncIterator[DedicatedConnection]:
-        raise RedisUnavailable("no dedicated connection in this fake")
-        yield  # pragma: no cover
-
-    async def ping(self) -> bool:
-        return True
 
 
 def answer(path: str, reply: RespValue | Exception, *, generic: bool,

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from urllib.parse import quote_from_bytes
 
 import pytest
@@ -26,10 +25,11 @@ from gateway_worker.protocols.webdis import (
     parse_options,
 )
 from gateway_worker.protocols.webdis_format import render_json
-from gateway_worker.resp import DedicatedConnection, ReplyError, RespValue, Status
+from gateway_worker.resp import ReplyError, RespValue, Status
+from tests.fakes import SingleCommandRedis
 
 
-class ScriptedRedis:
+class ScriptedRedis(SingleCommandRedis):
     """Records commands; answers from a dict keyed by the command name."""
 
     def __init__(self, replies: dict[bytes, RespValue] | None = None, down: bool = False):
@@ -42,19 +42,6 @@ class ScriptedRedis:
             raise RedisUnavailable("connection to Redis at redis://127.0.0.1:1 refused")
         self.calls.append((list(args), db))
         return self.replies.get(args[0].upper(), Status(b"OK"))
-
-    async def pipeline(self, commands: Sequence[Sequence[bytes]], db: int | None = None
-                       ) -> list[RespValue]:
-        raise NotImplementedError
-
-    async def transaction(self, commands: Sequence[Sequence[bytes]], db: int | None = None
-                          ) -> list[RespValue] | ReplyError:
-        raise NotImplementedError
-
-    @asynccontextmanager
-    async def dedicated(self, db: int | None = None) -> AsyncIterator[DedicatedConnection]:
-        raise RedisUnavailable("no dedicated connection in this fake")
-        yield  # pragma: no cover
 
     async def ping(self) -> bool:
         return not self.down

@@ -1,0 +1,33 @@
+"""Fakes for unit tests only (integration tests use a real Redis)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from gateway_worker.errors import RedisUnavailable
+from gateway_worker.resp import DedicatedConnection, ReplyError, RespValue
+
+
+class SingleCommandRedis:
+    """A RedisExecutor for handlers that only use ``execute``: subclasses answer it;
+    pipelines, transactions and dedicated connections are not available."""
+
+    async def execute(self, args: Sequence[bytes], db: int | None = None) -> RespValue:
+        raise NotImplementedError
+
+    async def pipeline(self, commands: Sequence[Sequence[bytes]], db: int | None = None
+                       ) -> list[RespValue]:
+        raise NotImplementedError
+
+    async def transaction(self, commands: Sequence[Sequence[bytes]], db: int | None = None
+                          ) -> list[RespValue] | ReplyError:
+        raise NotImplementedError
+
+    @asynccontextmanager
+    async def dedicated(self, db: int | None = None) -> AsyncIterator[DedicatedConnection]:
+        raise RedisUnavailable("no dedicated connection in this fake")
+        yield  # pragma: no cover
+
+    async def ping(self) -> bool:
+        return True
