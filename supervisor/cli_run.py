@@ -19,6 +19,24 @@ import click
 from supervisor.config.cli import config_options, inputs_from_options
 
 
+def _ask(path: str, cmd: str, timeout: float, failure: str
+         ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Send ``cmd`` over the control socket; return the reply and its ``cmd`` section.
+    An unreachable socket or a reply without that section: print ``failure: why``, exit 1."""
+    from supervisor.control import ControlError, request
+
+    try:
+        reply = request(path, {"cmd": cmd}, timeout)
+    except ControlError as exc:
+        click.echo(f"{failure}: {exc}", err=True)
+        sys.exit(1)
+    section = reply.get(cmd)
+    if not isinstance(section, dict):
+        click.echo(f"{failure}: {reply.get('error', reply)}", err=True)
+        sys.exit(1)
+    return reply, section
+
+
 def _control_path(control_socket: str | None, kwargs: dict[str, Any]) -> str:
     """--control-socket, else the path the config (same options as `run`) implies."""
     if control_socket:
@@ -76,19 +94,10 @@ def register(root: click.Group) -> None:
     def reload(control_socket: str | None, timeout: float, as_json: bool,
                **kwargs: Any) -> None:
         """Reload the running supervisor's configuration and wait for the outcome."""
-        from supervisor.control import ControlError, request
         from supervisor.reload import ReloadOutcome
 
-        path = _control_path(control_socket, kwargs)
-        try:
-            reply = request(path, {"cmd": "reload"}, timeout)
-        except ControlError as exc:
-            click.echo(f"reload failed: {exc}", err=True)
-            sys.exit(1)
-        if "reload" not in reply:
-            click.echo(f"reload failed: {reply.get('error', reply)}", err=True)
-            sys.exit(1)
-        data = reply["reload"]
+        reply, data = _ask(_control_path(control_socket, kwargs), "reload", timeout,
+                           "reload failed")
         if as_json:
             click.echo(json.dumps(data, indent=2))
         else:
@@ -107,18 +116,8 @@ def register(root: click.Group) -> None:
     def status(control_socket: str | None, as_json: bool, timeout: float,
                **kwargs: Any) -> None:
         """Show generation, workers, config version and the last reload."""
-        from supervisor.control import ControlError, request
-
-        path = _control_path(control_socket, kwargs)
-        try:
-            reply = request(path, {"cmd": "status"}, timeout)
-        except ControlError as exc:
-            click.echo(f"status unavailable: {exc}", err=True)
-            sys.exit(1)
-        st = reply.get("status")
-        if not isinstance(st, dict):
-            click.echo(f"status unavailable: {reply.get('error', reply)}", err=True)
-            sys.exit(1)
+        _, st = _ask(_control_path(control_socket, kwargs), "status", timeout,
+                     "status unavailable")
         if as_json:
             click.echo(json.dumps(st, indent=2))
             return
