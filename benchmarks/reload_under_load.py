@@ -1,6 +1,7 @@
 """Reload under load: zero-downtime proof and reload latency of `redis-gateway run`.
 
     .venv/bin/python benchmarks/reload_under_load.py [--workers 4] [--reloads 24]
+    .venv/bin/python benchmarks/reload_under_load.py --fast [--runs 20]   # see reload_fast.py
 
 Starts a real Redis (the embedded valkey-server) and `redis-gateway run` on 127.0.0.1,
 drives continuous load from separate processes, and meanwhile performs reloads that
@@ -78,7 +79,8 @@ def render(config: dict[str, dict[str, Any]]) -> str:
 
 
 class Gateway:
-    def __init__(self, workdir: Path, redis_url: str, workers: int, loop: str) -> None:
+    def __init__(self, workdir: Path, redis_url: str, workers: int, loop: str,
+                 watch: bool = False) -> None:
         self.workdir = workdir
         self.port = free_port()
         self.control = str(workdir / "control.sock")
@@ -94,8 +96,10 @@ class Gateway:
             "redis": {"url": redis_url},
             "observability.logging": {"level": "INFO", "format": "json"},
             "observability.metrics": {"port": free_port()},
-            # Reloads come from the control socket only, so each one is attributable.
-            "supervisor": {"control_socket": self.control, "watch_config": False},
+            # Reloads come from the control socket only, so each one is attributable
+            # (--fast: from the watcher, as in production with a mounted ConfigMap).
+            "supervisor": {"control_socket": self.control, "watch_config": watch,
+                           "watch_debounce_ms": 100, "watch_settle_ms": 50},
         }
         self.write(self.base)
         self.log = (workdir / "supervisor.log").open("wb")
@@ -238,6 +242,11 @@ def parse_args() -> argparse.Namespace:
         help="workers' event loop (auto: uvloop when installed)",
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--fast", action="store_true",
+        help="60 mixed reloads 0.3 s apart, 8 client processes, watcher on, files "
+        "rewritten with cp (benchmarks/reload_fast.py)")
+    parser.add_argument("--runs", type=int, default=1, help="--fast: consecutive runs")
     return parser.parse_args()
 
 
@@ -352,6 +361,10 @@ def drive_reloads(gateway: Gateway, m: Measurements, args: argparse.Namespace) -
 
 def main() -> int:
     args = parse_args()
+    if args.fast:
+        from benchmarks.reload_fast import run_fast
+
+        return run_fast(args, Gateway, render, wait_for)
     workdir = Path(tempfile.mkdtemp(prefix="redis-gateway-bench-"))
     store = EmbeddedRedis()
     store.start()

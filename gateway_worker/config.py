@@ -426,6 +426,11 @@ class SupervisorConfig(_Model):
     watch_debounce_ms: int = Field(
         500, ge=0, le=60_000, description="Quiet time after a file event before reloading."
     )
+    watch_settle_ms: int = Field(
+        200, ge=0, le=10_000,
+        description="After the quiet time, the inputs must hash the same across this "
+        "interval before a reload reads them (a file being written is never applied).",
+    )
     recheck_interval_seconds: float = Field(
         30.0, ge=0, description="Periodic hash re-check of config inputs (0 disables)."
     )

@@ -25,8 +25,9 @@ import structlog
 from gateway_worker.config import Config
 from supervisor.config import ConfigInputs, LoadedConfig, load_config
 from supervisor.control import ControlConnection
+from supervisor.drift import Drift
 from supervisor.generations import Generations
-from supervisor.reload import ReloadOutcome, ReloadTransaction
+from supervisor.reload import ReloadOutcome, ReloadRequest, ReloadTransaction
 from supervisor.sockets import Listener
 from supervisor.worker_process import WorkerProcess, WorkerState, describe_exit
 
@@ -47,6 +48,10 @@ class Hooks:
 
     def reloading(self) -> None:
         """A reload transaction starts."""
+
+    def inputs_read(self, fingerprint: str, settled: bool) -> None:
+        """The reload read inputs with this fingerprint; not ``settled``: they were not
+        the bytes the watcher saw settle, so the watcher must look again."""
 
     def reload_finished(self, outcome: ReloadOutcome, status: str) -> None:
         """A reload ended (any result)."""
@@ -98,7 +103,7 @@ class Arbiter(Generations):
         self.stopping: str | None = None  # None | "graceful" | "fast"
         self.exit_code: int | None = None
         self.reload: ReloadTransaction | None = None
-        self.reload_pending: list[str] = []
+        self.reload_pending: list[ReloadRequest] = []
         self.waiters: list[ControlConnection] = []
         self.pending_waiters: list[ControlConnection] = []
         self.last_reload: ReloadOutcome | None = None
@@ -110,7 +115,8 @@ class Arbiter(Generations):
         self._next_spawn_at = 0.0
         self._old_listeners: list[Listener] = []
         self.signal_queue: collections.deque[int] = collections.deque()
-        self.request_queue: collections.deque[tuple[str, Any]] = collections.deque()
+        self.request_queue: collections.deque[tuple[ReloadRequest, Any]] = collections.deque()
+        self.drift = Drift()
 
     def clock(self) -> float:
         return self._clock()
@@ -120,9 +126,12 @@ class Arbiter(Generations):
     def enqueue_signal(self, signum: int) -> None:
         self.signal_queue.append(signum)
 
-    def request_reload(self, trigger: str, waiter: ControlConnection | None = None) -> None:
-        """Ask for a reload; coalesced with others pending. Main-loop or thread safe."""
-        self.request_queue.append((trigger, waiter))
+    def request_reload(self, trigger: str, waiter: ControlConnection | None = None,
+                       fingerprint: str | None = None) -> None:
+        """Ask for a reload; coalesced with others pending. Main-loop or thread safe.
+
+        ``fingerprint`` marks the file watcher's request (the inputs it saw settle)."""
+        self.request_queue.append((ReloadRequest(trigger, fingerprint), waiter))
 
     # -- dispatch ----------------------------------------------------------------------
 
@@ -133,12 +142,12 @@ class Arbiter(Generations):
             name = signal.Signals(signum).name[3:].lower()
             getattr(self, f"handle_{name}")()
         while self.request_queue:
-            trigger, waiter = self.request_queue.popleft()
+            request, waiter = self.request_queue.popleft()
             if self.stopping:
                 if waiter is not None:
                     waiter.reply({"ok": False, "error": "supervisor is stopping"})
                 continue
-            self.reload_pending.append(trigger)
+            self.reload_pending.append(request)
             if waiter is not None:
                 self.pending_waiters.append(waiter)
 
@@ -256,13 +265,21 @@ class Arbiter(Generations):
         self.exit_code = 1
 
     def _start_reload(self) -> None:
-        triggers = self.reload_pending
+        requests = self.reload_pending
         self.reload_pending = []
         self.waiters, self.pending_waiters = self.pending_waiters, []
         self.hooks.reloading()
-        self.reload = ReloadTransaction(self, trigger=",".join(dict.fromkeys(triggers)),
-                                        loader=self.loader)
+        # Only a reload nobody but the watcher asked for checks what it read against
+        # what settled, and holds unsafe changes; an explicit one applies them.
+        automatic = all(r.automatic for r in requests)
+        self.reload = ReloadTransaction(
+            self, trigger=",".join(dict.fromkeys(r.trigger for r in requests)),
+            loader=self.loader,
+            expected_fingerprint=requests[-1].fingerprint if automatic else None)
         outcome = self.reload.begin()
+        if self.reload.inputs_fingerprint is not None:
+            self.hooks.inputs_read(self.reload.inputs_fingerprint,
+                                   settled=outcome is None or outcome.result != "deferred")
         if outcome is not None:
             self._report(outcome)
             self.reload = None
@@ -270,6 +287,7 @@ class Arbiter(Generations):
     def _report(self, outcome: ReloadOutcome) -> None:
         self.last_reload = outcome
         self.reload_counts[outcome.result] += 1
+        self.drift.follow(outcome)
         for waiter in self.waiters:
             waiter.reply({"ok": outcome.ok, "reload": outcome.as_dict()})
         self.waiters = []

@@ -102,7 +102,8 @@ def register(root: click.Group) -> None:
             click.echo(json.dumps(data, indent=2))
         else:
             outcome = ReloadOutcome(**{k: data[k] for k in (
-                "result", "trigger", "version", "hash", "error", "errors", "changed")})
+                "result", "trigger", "version", "hash", "error", "errors", "changed")},
+                reasons=data.get("reasons", []))
             click.echo(outcome.summary())
             for problem in outcome.errors:
                 click.echo(f"  {problem}")
@@ -147,4 +148,11 @@ def format_status(st: dict[str, Any]) -> str:
                      f"(trigger {last['trigger']}){detail}")
     else:
         lines.append("last reload: none")
+    drift = st.get("drift")
+    if drift:
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(drift["since"]))
+        lines.append(f"config drift: {drift['state']} since {since}")
+        lines.extend(f"  {reason}" for reason in drift["reasons"])
+        if drift["state"] == "pending" and drift["reasons"]:
+            lines.append("  (apply with `redis-gateway reload` or SIGHUP)")
     return "\n".join(lines)

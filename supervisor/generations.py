@@ -20,6 +20,7 @@ from supervisor.sockets import Listener, bind, same_address
 from supervisor.worker_process import WorkerState
 
 if TYPE_CHECKING:
+    from supervisor.drift import Drift
     from supervisor.reload import ReloadOutcome, ReloadTransaction
 
 log = structlog.get_logger("redis_gateway.arbiter")
@@ -45,6 +46,7 @@ class Generations:
     last_reload: ReloadOutcome | None
     started_at: float
     stopping: str | None
+    drift: Drift
 
     def start_generation(self, generation: int, config: Config,
                          listeners: list[Listener]) -> list[Any]:
@@ -114,6 +116,7 @@ class Generations:
             "reload_in_progress": self.reload is not None,
             "reloads": dict(self.reload_counts),
             "last_reload": self.last_reload.as_dict() if self.last_reload else None,
+            "drift": self.drift.as_dict(),
             "uptime_seconds": round(time.time() - self.started_at, 1),
             "stopping": self.stopping,
         }

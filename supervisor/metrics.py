@@ -6,7 +6,7 @@ API (the arbiter codes against exactly this)::
     metrics = SupervisorMetrics(registry)          # create it once the first config loaded
     metrics.set_config(version=1, config_hash="3f2a...", profile="prod")
     metrics.reload("committed", duration_seconds=0.8)
-        # result: committed | invalid | readiness_failed | unchanged | error
+        # result: one of supervisor.reload.RESULTS
     metrics.set_workers({"starting": 0, "ready": 4, "draining": 2})
     metrics.worker_restart()
 
@@ -69,10 +69,12 @@ from prometheus_client.multiprocess import MultiProcessCollector  # noqa: E402
 
 from gateway_worker.errors import GatewayError  # noqa: E402
 from supervisor.metrics_workers import MultiprocessDir, readable_sample_files  # noqa: E402
+from supervisor.reload import FAILED_RESULTS, RESULTS  # noqa: E402
 
 log = structlog.get_logger("redis_gateway.metrics")
 
-RELOAD_RESULTS = ("committed", "invalid", "readiness_failed", "unchanged", "error")
+#: The one list of reload results (supervisor.reload), every label pre-created.
+RELOAD_RESULTS = RESULTS
 _SUCCESSFUL_RESULTS = frozenset({"committed", "unchanged"})
 RELOAD_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0)
 
@@ -97,7 +99,7 @@ class SupervisorMetrics:
         disable_created_metrics()  # type: ignore[no-untyped-call]
         self._reloads = Counter(
             "redis_gateway_reloads",
-            "Reloads by result (committed, invalid, readiness_failed, unchanged, error).",
+            f"Reloads by result ({', '.join(RELOAD_RESULTS)}).",
             ["result"],
             registry=registry,
         )
@@ -159,8 +161,9 @@ class SupervisorMetrics:
         if result in _SUCCESSFUL_RESULTS:
             self._last_successful.set(1)
             self._last_success.set(time.time())
-        else:
+        elif result in FAILED_RESULTS:
             self._last_successful.set(0)
+        # held / deferred decide nothing about success: the gauge keeps its value.
 
     def set_config(self, version: int, config_hash: str, profile: str) -> None:
         """The running config changed (start-up or commit)."""

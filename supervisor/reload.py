@@ -25,12 +25,31 @@ import structlog
 from gateway_worker.config import Config, dump_redacted, dump_with_secrets
 from supervisor.config import ConfigError, ConfigInputs, LoadedConfig, load_config
 from supervisor.sockets import BindError, Listener
+from supervisor.watch_policy import held_reasons
 
 log = structlog.get_logger("redis_gateway.reload")
 
 #: bind_failed: the new address cannot be bound; error: the supervisor could not even
 #: try (config loader crashed, workers could not be forked). Metrics count both as "error".
-RESULTS = ("committed", "invalid", "unchanged", "readiness_failed", "bind_failed", "error")
+#: held: the watcher found a change it may not apply by itself (supervisor.watch_policy);
+#: deferred: the watcher's reload read other bytes than the ones that settled (a write
+#: in progress); it is retried once the inputs settle. Neither is a failure.
+RESULTS = ("committed", "invalid", "unchanged", "readiness_failed", "bind_failed", "error",
+           "held", "deferred")
+FAILED_RESULTS = frozenset({"invalid", "readiness_failed", "bind_failed", "error"})
+
+
+@dataclass(frozen=True)
+class ReloadRequest:
+    """Why a reload was asked for. ``fingerprint`` is set by the file watcher (the
+    inputs it saw settle); a request without it is explicit (SIGHUP, control socket)."""
+
+    trigger: str
+    fingerprint: str | None = None
+
+    @property
+    def automatic(self) -> bool:
+        return self.fingerprint is not None
 
 
 @dataclass
@@ -44,6 +63,8 @@ class ReloadOutcome:
     error: str | None = None
     errors: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
+    #: Why a change was held (result "held"): rows of supervisor.watch_policy.
+    reasons: list[str] = field(default_factory=list)
     duration_seconds: float = 0.0
     #: Trigger → every new worker ready (the latency the benchmark targets).
     ready_seconds: float | None = None
@@ -52,6 +73,10 @@ class ReloadOutcome:
     @property
     def ok(self) -> bool:
         return self.result in ("committed", "unchanged")
+
+    @property
+    def failed(self) -> bool:
+        return self.result in FAILED_RESULTS
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +88,7 @@ class ReloadOutcome:
             "error": self.error,
             "errors": self.errors,
             "changed": self.changed,
+            "reasons": self.reasons,
             "duration_seconds": round(self.duration_seconds, 4),
             "ready_seconds": None if self.ready_seconds is None else round(self.ready_seconds, 4),
             "finished_at": self.finished_at,
@@ -74,6 +100,11 @@ class ReloadOutcome:
             return f"reload committed: version {self.version} (hash {self.hash})"
         if self.result == "unchanged":
             return f"reload unchanged: version {self.version} (hash {self.hash})"
+        if self.result == "held":
+            return (f"reload held (apply it with SIGHUP or `redis-gateway reload`): "
+                    f"{'; '.join(self.reasons)}")
+        if self.result == "deferred":
+            return f"reload deferred: {self.error}"
         detail = self.error or "; ".join(self.errors)
         return f"reload failed ({self.result}): {detail}"
 
@@ -127,10 +158,16 @@ class ReloadTransaction:
     """One reload; call ``begin()`` once, then ``step()`` until it returns an outcome."""
 
     def __init__(self, host: Host, trigger: str,
-                 loader: Callable[[ConfigInputs], LoadedConfig] = load_config) -> None:
+                 loader: Callable[[ConfigInputs], LoadedConfig] = load_config,
+                 expected_fingerprint: str | None = None) -> None:
         self.host = host
         self.trigger = trigger
         self.loader = loader
+        #: Set for a watcher-only reload: it must read what the watcher saw settle,
+        #: and it may not apply a change supervisor.watch_policy holds.
+        self.expected_fingerprint = expected_fingerprint
+        #: The fingerprint of the inputs this reload read (None until it read them).
+        self.inputs_fingerprint: str | None = None
         self.started = host.clock()
         self.phase = "new"
         self.loaded: LoadedConfig | None = None
@@ -149,12 +186,26 @@ class ReloadTransaction:
             result=result, trigger=self.trigger, version=host.version,
             hash=host.current.hash, duration_seconds=host.clock() - self.started, **kw,
         )
-        if result not in ("committed", "unchanged"):
+        if outcome.failed:
             log.error("reload.failed", result=result, trigger=self.trigger,
                       error=outcome.error, errors=outcome.errors, version=host.version)
+        elif result == "held":
+            log.warning("reload.held", trigger=self.trigger, reasons=outcome.reasons,
+                        changed=outcome.changed, version=host.version,
+                        apply_with="SIGHUP or `redis-gateway reload`")
+        elif result == "deferred":
+            log.info("reload.deferred", trigger=self.trigger, reason=outcome.error)
         elif result == "unchanged":
             log.info("reload.unchanged", trigger=self.trigger, version=host.version)
         return outcome
+
+    def _read_unsettled(self, fingerprint: str | None) -> ReloadOutcome | None:
+        """A watcher reload that read other bytes than those that settled: deferred."""
+        self.inputs_fingerprint = fingerprint
+        if self.expected_fingerprint is None or fingerprint == self.expected_fingerprint:
+            return None
+        return self._outcome("deferred", error="the inputs changed after they settled "
+                             "(a write in progress); retried once they settle again")
 
     @property
     def finished(self) -> bool:
@@ -169,15 +220,23 @@ class ReloadTransaction:
         try:
             loaded = self.loader(host.inputs)
         except ConfigError as exc:
-            return self._outcome("invalid", errors=list(exc.problems),
-                                 error=f"invalid configuration ({len(exc.problems)} problem(s))")
+            return self._read_unsettled(exc.inputs_fingerprint) or self._outcome(
+                "invalid", errors=list(exc.problems),
+                error=f"invalid configuration ({len(exc.problems)} problem(s))")
         except Exception as exc:  # a loader bug must not take the supervisor down
             log.exception("reload.loader_crashed")
             return self._outcome("error", error=f"loading the config failed: {exc!r}")
+        unsettled = self._read_unsettled(loaded.inputs_fingerprint)
+        if unsettled is not None:
+            return unsettled
         if loaded.hash == host.current.hash:
             return self._outcome("unchanged")
         self.loaded = loaded
         self.changed = config_diff(host.current.config, loaded.config)
+        if self.expected_fingerprint is not None:
+            reasons = held_reasons(host.current.config, loaded.config)
+            if reasons:
+                return self._outcome("held", reasons=reasons, changed=self.changed)
         try:
             self.listeners, self.new_listener = host.listener_for(loaded.config)
         except BindError as exc:

@@ -211,9 +211,9 @@ class Runtime(Services, Hooks):
         except BlockingIOError:
             pass  # the pipe is full, so the loop is awake anyway
 
-    def _on_file_change(self, reason: str) -> None:
+    def _on_file_change(self, reason: str, fingerprint: str) -> None:
         assert self.arbiter is not None
-        self.arbiter.request_reload(f"watch: {reason}")
+        self.arbiter.request_reload(f"watch: {reason}", fingerprint=fingerprint)
         self._wake()
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
@@ -240,13 +240,16 @@ class Runtime(Services, Hooks):
 
     def reloading(self) -> None:
         self.notifier.reloading()
-        self.acknowledge_inputs()
+
+    def inputs_read(self, fingerprint: str, settled: bool) -> None:
+        self.inputs_seen(fingerprint, settled)
 
     def reload_finished(self, outcome: ReloadOutcome, status: str) -> None:
         if self.metrics is not None:
-            result = "error" if outcome.result == "bind_failed" else outcome.result
-            self.metrics.reload(result, outcome.duration_seconds)
-        text = status if outcome.ok else f"{status}; last reload failed: {outcome.result}"
+            self.metrics.reload(outcome.result, outcome.duration_seconds)
+        text = status if not outcome.failed else f"{status}; last reload failed: {outcome.result}"
+        if outcome.result == "held":
+            text = f"{status}; a config change is held: apply it with `systemctl reload`"
         self.notifier.ready(text)
         trim_memory()
 

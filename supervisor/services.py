@@ -54,7 +54,7 @@ class Services:
     metrics_server: Any
     multiproc: Any
 
-    def _on_file_change(self, reason: str) -> None:
+    def _on_file_change(self, reason: str, fingerprint: str) -> None:
         raise NotImplementedError
 
     def _discard_standby(self) -> None:
@@ -71,6 +71,7 @@ class Services:
             on_change=self._on_file_change,
             debounce_seconds=config.supervisor.watch_debounce_ms / 1000,
             recheck_interval_seconds=config.supervisor.recheck_interval_seconds,
+            settle_seconds=config.supervisor.watch_settle_ms / 1000,
         )
         self.watcher.start()
 
@@ -87,14 +88,25 @@ class Services:
             log.info("watch.started")
             return
         self.watcher.reconfigure(debounce_seconds=s.watch_debounce_ms / 1000,
-                                 recheck_interval_seconds=s.recheck_interval_seconds)
+                                 recheck_interval_seconds=s.recheck_interval_seconds,
+                                 settle_seconds=s.watch_settle_ms / 1000)
         self.watcher.update(watched_paths(self.inputs, self.loaded))
 
     def acknowledge_inputs(self) -> None:
-        """A reload is about to read the inputs: the watcher must not report this
-        content again (edit + `systemctl reload` would otherwise reload twice)."""
-        if self.watcher is not None:
-            self.watcher.acknowledge(fingerprint_inputs(self.inputs))
+        """The current inputs count as seen by the watcher."""
+        self.inputs_seen(fingerprint_inputs(self.inputs), settled=True)
+
+    def inputs_seen(self, fingerprint: str, settled: bool) -> None:
+        """A reload read inputs with this fingerprint: the watcher must not report
+        that content again (edit + `systemctl reload` would otherwise reload twice).
+        Not ``settled`` (a watcher reload read bytes other than those that settled):
+        the watcher looks again once they settle."""
+        if self.watcher is None:
+            return
+        if settled:
+            self.watcher.acknowledge(fingerprint)
+        else:
+            self.watcher.forget()
 
     # -- metrics ---------------------------------------------------------------------------
 

@@ -5,13 +5,15 @@ API (the arbiter codes against exactly this)::
     watcher = ConfigWatcher(
         paths=[main_file, profile_file, configmap_dir, secrets_dir],
         fingerprint=lambda: hash_of_every_config_input(),   # caller-provided
-        on_change=lambda reason: queue.put(("reload", reason)),
+        on_change=lambda reason, fp: queue.put(("reload", reason, fp)),
         debounce_seconds=0.5,
         recheck_interval_seconds=30.0,                      # 0 disables
+        settle_seconds=0.2,
     )
     watcher.start()            # takes the first fingerprint as the baseline
     watcher.update(new_paths)  # after a reload changed which inputs exist
     watcher.acknowledge(fp)    # optional: "I loaded the inputs with this fingerprint"
+    watcher.forget()           # "what you reported was not applied: report it again"
     watcher.reconfigure(debounce_seconds=1.0, recheck_interval_seconds=60.0)  # on reload
     watcher.stop()
 
@@ -23,9 +25,17 @@ How it decides, and why:
   *directories*: the parent directory of every file, and every directory given.
 - Editors produce several events per save (in-place write: modified x3; atomic save:
   write a temp file, then move it over). Every relevant event only restarts a debounce
-  timer; once the directories are quiet for ``debounce_seconds`` we call
-  ``fingerprint()`` (a content hash of all inputs) and call ``on_change(reason)`` only
-  when it differs from the last fingerprint seen. A ``touch`` therefore reloads nothing.
+  timer (the debounce runs from the *last* event); once the directories are quiet for
+  ``debounce_seconds`` we call ``fingerprint()`` (a content hash of all inputs) and call
+  ``on_change(reason, fingerprint)`` only when it differs from the last fingerprint
+  seen. A ``touch`` therefore reloads nothing.
+- A file being written non-atomically (`cp`, a shell redirect, many editors: truncate,
+  then write, maybe with pauses) must never be reported half-written (issue 14). So the
+  inputs must *settle*: the fingerprint is taken twice, ``settle_seconds`` apart, with
+  no event in between, and must match (the loader also refuses a read during which a
+  file's size or mtime moved, and such a read never fingerprints equal to another).
+  Otherwise the watcher waits for quiet again and retries, saying so at debug level.
+  The fingerprint handed to ``on_change`` lets the reload check it read those bytes.
 - inotify can be unavailable (ENOSPC/EMFILE limits) or blind (network filesystems), so
   the same thread also re-checks the fingerprint every ``recheck_interval_seconds``.
 - ``on_change`` runs on the watcher thread; the caller's callback must only enqueue.
@@ -109,20 +119,24 @@ class _Handler(FileSystemEventHandler):
 
 
 class ConfigWatcher:
-    """Calls ``on_change(reason)`` once per change of ``fingerprint()`` (see module doc)."""
+    """Calls ``on_change(reason, fingerprint)`` once per settled change of
+    ``fingerprint()`` (see module doc)."""
 
     def __init__(
         self,
         paths: Sequence[Path],
         fingerprint: Callable[[], str],
-        on_change: Callable[[str], None],
+        on_change: Callable[[str, str], None],
         debounce_seconds: float,
         recheck_interval_seconds: float,
+        *,
+        settle_seconds: float = 0.2,
     ) -> None:
         self._fingerprint = fingerprint
         self._on_change = on_change
         self._debounce = max(0.0, debounce_seconds)
         self._recheck = max(0.0, recheck_interval_seconds)
+        self._settle = max(0.0, settle_seconds)
         self._targets = _Targets(paths)
         self._cond = threading.Condition()
         self._dirty_since: float | None = None  # last relevant event (monotonic)
@@ -177,11 +191,15 @@ class ConfigWatcher:
             self._observer.unschedule_all()
             self._schedule(targets)
 
-    def reconfigure(self, debounce_seconds: float, recheck_interval_seconds: float) -> None:
-        """Apply reloaded ``supervisor.watch_debounce_ms`` / ``recheck_interval_seconds``."""
+    def reconfigure(self, debounce_seconds: float, recheck_interval_seconds: float,
+                    settle_seconds: float | None = None) -> None:
+        """Apply reloaded ``supervisor.watch_debounce_ms`` / ``recheck_interval_seconds``
+        / ``watch_settle_ms``."""
         with self._cond:
             self._debounce = max(0.0, debounce_seconds)
             self._recheck = max(0.0, recheck_interval_seconds)
+            if settle_seconds is not None:
+                self._settle = max(0.0, settle_seconds)
             self._recheck_changed = True
             self._cond.notify_all()
 
@@ -193,6 +211,16 @@ class ConfigWatcher:
         """
         with self._cond:
             self._last_seen = fingerprint
+
+    def forget(self) -> None:
+        """What was last reported was not applied (the reload read other bytes than
+        the ones that settled): report the inputs again once they settle, even if
+        they settle back to the same content."""
+        with self._cond:
+            self._last_seen = None
+            self._dirty_since = time.monotonic()
+            self._dirty_path = self._dirty_path or "inputs not applied yet"
+            self._cond.notify_all()
 
     # -- internals ---------------------------------------------------------------
 
@@ -265,7 +293,7 @@ class ConfigWatcher:
         return None
 
     def _check(self, reason: str) -> None:
-        current = self._safe_fingerprint()
+        current = self._settled_fingerprint(reason)
         if current is None:
             return
         with self._cond:
@@ -274,6 +302,41 @@ class ConfigWatcher:
             self._last_seen = current
         log.info("watch.changed", reason=reason)
         try:
-            self._on_change(reason)
+            self._on_change(reason, current)
         except Exception as exc:  # the watcher must outlive a faulty callback
             log.exception("watch.callback_failed", error=str(exc))
+
+    def _settled_fingerprint(self, reason: str) -> str | None:
+        """The inputs' fingerprint once it holds across ``settle_seconds`` with no
+        event in between; None (and the check re-armed) while they are still moving."""
+        first = self._safe_fingerprint()
+        if first is None:
+            return None
+        with self._cond:
+            event_seen = self._dirty_since
+            settle_until = time.monotonic() + self._settle
+            while not self._stopped and self._dirty_since == event_seen:
+                remaining = settle_until - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(timeout=remaining)
+            if self._stopped:
+                return None
+            if self._dirty_since != event_seen:
+                # More events: the main loop waits for quiet again, then re-checks.
+                log.debug("watch.unsettled", reason=reason, why="more events while settling")
+                return None
+        second = self._safe_fingerprint()
+        if second is None:
+            return None
+        if second != first:
+            log.debug("watch.unsettled", reason=reason,
+                      why="content changed while settling (a write in progress)")
+            with self._cond:
+                # Nothing may come from inotify (e.g. a periodic re-check found it):
+                # look again after another quiet period.
+                self._dirty_since = time.monotonic()
+                self._dirty_path = self._dirty_path or reason
+                self._cond.notify_all()
+            return None
+        return second

@@ -86,4 +86,6 @@ class ConfigError(GatewayError):
     def __init__(self, problems: Iterable[str]) -> None:
         # Each item is a `Problem` (a str with .key/.source/.rule/.value) when raised here.
         self.problems: list[str] = list(problems)
+        #: Set by ``load_config``: the fingerprint of the inputs that were read.
+        self.inputs_fingerprint: str | None = None
         super().__init__("\n".join(str(p) for p in self.problems))

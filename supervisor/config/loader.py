@@ -71,6 +71,9 @@ class LoadedConfig:
     hash: str
     watched_paths: tuple[Path, ...]
     warnings: tuple[str, ...] = ()
+    #: ``fingerprint_inputs`` of exactly the bytes this config was loaded from, so a
+    #: reload can tell whether it read what the watcher saw settle.
+    inputs_fingerprint: str = ""
 
 
 @dataclass
@@ -252,10 +255,15 @@ def config_hash(config: Config) -> str:
 
 
 def load_config(inputs: ConfigInputs) -> LoadedConfig:
-    """Load, merge and validate every layer; raise ConfigError listing ALL problems."""
+    """Load, merge and validate every layer; raise ConfigError listing ALL problems.
+
+    Both the result and the error carry ``inputs_fingerprint``: the fingerprint of
+    the very bytes that were read.
+    """
     collected = _collect(inputs)
     merged = merge(collected.layers)
     collected.layers.append(resolve_file_refs(merged))
+    fingerprint = _digest(collected)
     problems = list(collected.problems)
     for layer in collected.layers:
         problems.extend(layer.problems)
@@ -279,7 +287,9 @@ def load_config(inputs: ConfigInputs) -> LoadedConfig:
     if config is not None:
         problems.extend(check_profile(config, _source_of(merged)))
     if problems or config is None:
-        raise ConfigError(problems)
+        error = ConfigError(problems)
+        error.inputs_fingerprint = fingerprint
+        raise error
     provenance = {}
     for path, _value in flatten(dump_redacted(config)):
         origin = merged.origin_of(path)
@@ -292,6 +302,7 @@ def load_config(inputs: ConfigInputs) -> LoadedConfig:
         hash=config_hash(config),
         watched_paths=tuple(dict.fromkeys(watched)),
         warnings=tuple(dict.fromkeys(warnings)),
+        inputs_fingerprint=fingerprint,
     )
 
 
@@ -301,15 +312,22 @@ def fingerprint_inputs(inputs: ConfigInputs) -> str:
     Changes whenever any input's content changes, including files behind a
     Kubernetes `..data` symlink and `*_file` targets; never raises.
     """
-    digest = hashlib.sha256()
     try:
         collected = _collect(inputs)
         collected.layers.append(resolve_file_refs(merge(collected.layers)))
     except Exception as exc:  # a fingerprint must never take the watcher down
-        digest.update(repr(exc).encode())
-        return digest.hexdigest()[:16]
+        return hashlib.sha256(repr(exc).encode()).hexdigest()[:16]
+    return _digest(collected)
+
+
+def _digest(collected: _Collected) -> str:
+    digest = hashlib.sha256()
     digest.update(collected.profile.encode())
     for layer in collected.layers:
+        if layer.unsettled:
+            # Caught mid-write: this fingerprint must never equal another one, so the
+            # watcher keeps waiting and a reload never takes the read as settled.
+            digest.update(os.urandom(16))
         digest.update(layer.name.encode() + b"\0")
         for chunk in layer.raw:
             digest.update(hashlib.sha256(chunk).digest())

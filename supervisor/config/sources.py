@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,8 @@ class Layer:
     warnings: list[str] = field(default_factory=list)
     watched: list[Path] = field(default_factory=list)
     raw: list[bytes] = field(default_factory=list)
+    #: An input was caught mid-write (its size or mtime moved while being read).
+    unsettled: bool = False
 
     def problem(self, key: str, source: str, rule: str) -> None:
         self.problems.append(Problem(key=key, source=source, rule=rule))
@@ -96,6 +99,23 @@ def parse_text(text: str, path: KeyPath) -> Any:
     return stripped
 
 
+class _ChangedWhileRead(Exception):
+    """The file's size or mtime moved between the start and the end of the read."""
+
+
+def _read_settled(path: Path) -> bytes:
+    """The file's bytes, provided nobody wrote to it while we read (a half-written
+    file must never be taken for a whole one)."""
+    with path.open("rb") as f:
+        before = os.fstat(f.fileno())
+        data = f.read()
+        after = os.fstat(f.fileno())
+    if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns) or (
+            stat.S_ISREG(after.st_mode) and len(data) != after.st_size):
+        raise _ChangedWhileRead(str(path))
+    return data
+
+
 def read_text(path: Path, layer: Layer, key: str, source: str,
               shown: str | None = None) -> str | None:
     """Read a UTF-8 file, turning every failure into a problem on `layer`.
@@ -104,7 +124,12 @@ def read_text(path: Path, layer: Layer, key: str, source: str,
     """
     name = shown or str(path)
     try:
-        data = path.read_bytes()
+        data = _read_settled(path)
+    except _ChangedWhileRead:
+        layer.unsettled = True
+        layer.problem(key, source, f"{name} changed while it was being read "
+                      "(a write in progress); it is read again once it settles")
+        return None
     except FileNotFoundError:
         layer.problem(key, source, f"file not found: {name}")
         return None
@@ -142,7 +167,12 @@ def warn_if_exposed(path: Path, layer: Layer, shown: str | None = None) -> None:
 
 
 class FileSource:
-    """A whole config document: the main file or its profile overlay."""
+    """A whole config document: the main file or its profile overlay.
+
+    A file that holds no setting at all is refused: it is what a file looks like in
+    the middle of a non-atomic write (`cp`, `>`, many editors truncate first), and
+    applying it would mean "every default" (issue 14).
+    """
 
     def __init__(self, path: Path, label: str = "file") -> None:
         self.path = path
@@ -151,11 +181,13 @@ class FileSource:
     def load(self) -> Layer:
         layer = Layer(self.label)
         layer.watched.append(self.path)
-        load_document(self.path, f"{self.label} {self.path}", layer, secret=False)
+        load_document(self.path, f"{self.label} {self.path}", layer, secret=False,
+                      require_settings=True)
         return layer
 
 
-def load_document(path: Path, source: str, layer: Layer, *, secret: bool) -> None:
+def load_document(path: Path, source: str, layer: Layer, *, secret: bool,
+                  require_settings: bool = False) -> None:
     """Parse a TOML/YAML/JSON document into `layer`, one origin (with line) per leaf."""
     text = read_text(path, layer, str(path), source)
     if text is None:
@@ -165,6 +197,14 @@ def load_document(path: Path, source: str, layer: Layer, *, secret: bool) -> Non
     except FormatError as exc:
         where = f"{source}:{exc.line}" if exc.line else source
         layer.problem(str(path), where, exc.message)
+        return
+    if require_settings and not any(
+            not (isinstance(v, Mapping) and not v) for _, v in flatten(doc.data)):
+        what = "empty" if not text.strip() else "without a single setting"
+        layer.problem(str(path), source,
+                      f"config file is {what}; a file being written (cp, >, an editor) "
+                      "is never applied, and an intentionally empty file must be "
+                      "removed instead")
         return
     def locate(path: Sequence[str | int]) -> str:
         line = doc.line_of(path)

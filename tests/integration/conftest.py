@@ -177,6 +177,13 @@ class Gateway:
         reply = request(self.control_socket, {"cmd": "status"}, 5.0)
         return reply["status"]  # type: ignore[no-any-return]
 
+    def status_text(self) -> str:
+        """What `redis-gateway status` prints for this supervisor."""
+        return subprocess.run(
+            [*REDIS_GATEWAY, "status", "--control-socket", self.control_socket],
+            capture_output=True, text=True, timeout=30, check=True,
+        ).stdout
+
     def worker_pids(self, state: str = "ready") -> set[int]:
         return {w["pid"] for w in self.status()["workers"] if w["state"] == state}
 

@@ -150,8 +150,11 @@ def test_highest_layer_wins_for_any_assignment(assignments: dict[str, set[str]])
                     env["REDIS_GATEWAY_" + key.upper().replace(".", "__")] = _as_text(value)
                 else:
                     overrides.append(f"{key}={_as_text(value)}")
-        (root / "gateway.toml").write_text(tomli_w.dumps(files["file"]))
-        (root / "gateway.staging.toml").write_text(tomli_w.dumps(files["profile"]))
+        # An empty config file is refused (issue 14): the main file always names its
+        # profile, the overlay exists only when it sets something.
+        (root / "gateway.toml").write_text(tomli_w.dumps(files["file"] or {"profile": "staging"}))
+        if files["profile"]:
+            (root / "gateway.staging.toml").write_text(tomli_w.dumps(files["profile"]))
         loaded = load_config(ConfigInputs(
             config_path=root / "gateway.toml", profile="staging", overrides=tuple(overrides),
             configmap_dir=root / "cm", secrets_dir=root / "sec",

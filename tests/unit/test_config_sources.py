@@ -137,7 +137,7 @@ def test_fingerprint_changes_with_every_input(tmp_path: Path) -> None:
 
 def test_watched_paths_cover_every_input(tmp_path: Path) -> None:
     main = tmp_path / "gateway.toml"
-    main.write_text("")
+    main.write_text("[server]\nworkers = 1\n")
     overlay = tmp_path / "gateway.dev.yaml"
     overlay.write_text("server:\n  port: 8100\n")
     cm, sec = tmp_path / "cm", tmp_path / "sec"

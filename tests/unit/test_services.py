@@ -19,7 +19,7 @@ class Host(Services):
         self.watcher = self.metrics = self.metrics_server = self.multiproc = None
         self.changes: list[str] = []
 
-    def _on_file_change(self, reason: str) -> None:
+    def _on_file_change(self, reason: str, _fingerprint: str) -> None:
         self.changes.append(reason)
 
     def _discard_standby(self) -> None:
@@ -63,7 +63,10 @@ def test_watcher_follows_watch_config_and_its_timings(host: Host) -> None:
 
 def test_acknowledged_inputs_are_not_reported_again(host: Host) -> None:
     # A long debounce: only the test decides when the watcher looks.
-    watcher = _apply(host, "[supervisor]\nwatch_config = true\nwatch_debounce_ms = 60000\n")
+    # No settle interval: the file events of the writes below must not count as
+    # "still being written" when the test calls the check itself.
+    watcher = _apply(host, "[supervisor]\nwatch_config = true\nwatch_debounce_ms = 60000\n"
+                           "watch_settle_ms = 0\n")
     assert isinstance(watcher, ConfigWatcher)
     path = Path(str(host.inputs.config_path))
     path.write_text("[supervisor]\nwatch_config = true\nwatch_debounce_ms = 1\n")

@@ -44,7 +44,7 @@ class Recorder:
         self.reasons: list[str] = []
         self._lock = threading.Lock()
 
-    def __call__(self, reason: str) -> None:
+    def __call__(self, reason: str, _fingerprint: str) -> None:
         with self._lock:
             self.reasons.append(reason)
 

@@ -1,0 +1,43 @@
+"""Is the running config what the sources say? The supervisor's answer, kept current
+from every reload outcome.
+
+States: ``in_sync`` (the last reload read the sources and runs them), ``pending`` (the
+sources hold a change that is not applied: held by supervisor.watch_policy, or its
+reload failed), ``rejected`` (the sources are invalid: the last good config serves).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from supervisor.reload import ReloadOutcome
+
+
+@dataclass
+class Drift:
+    state: str = "in_sync"
+    since: float = field(default_factory=time.time)
+    reasons: list[str] = field(default_factory=list)
+
+    def follow(self, outcome: ReloadOutcome) -> None:
+        """Update from how a reload ended."""
+        if outcome.result in ("committed", "unchanged"):
+            self._become("in_sync", [])
+        elif outcome.result == "held":
+            self._become("pending", outcome.reasons)
+        elif outcome.result == "invalid":
+            self._become("rejected", outcome.errors or [outcome.error or "invalid"])
+        elif outcome.failed:
+            self._become("pending", [f"the last reload failed ({outcome.result}): "
+                                     f"{outcome.error}"])
+        # "deferred": nothing was decided; the watcher retries.
+
+    def _become(self, state: str, reasons: list[str]) -> None:
+        if state != self.state:
+            self.since = time.time()
+        self.state, self.reasons = state, list(reasons)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"state": self.state, "since": self.since, "reasons": self.reasons}
