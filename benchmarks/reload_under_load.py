@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.load_clients import KA_KEY, NEW_KEY, keepalive_client, new_connection_client  # noqa: E402
 from benchmarks.reload_report import Measurements, passed, summarize  # noqa: E402
-from supervisor.control import request as control_request  # noqa: E402
+from gateway_worker.control_socket import request as control_request  # noqa: E402
 from supervisor.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
 
 EXPECTED = {

@@ -9,21 +9,13 @@ back. Without that socket (a worker started alone) they answer 503.
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import json
 import os
 from typing import Any
 
-from gateway_worker.config import Config, dump_redacted
+from gateway_worker.config import Config, config_hash, dump_redacted
+from gateway_worker.control_socket import ControlError, request_async
 from gateway_worker.http import Request, Response
 from gateway_worker.protocols.resp_encode import error_response, json_bytes
-
-
-def config_hash(config: Config) -> str:
-    """SHA-256 of the redacted effective config (stable key order)."""
-    canonical = json.dumps(dump_redacted(config), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class Admin:
@@ -48,7 +40,7 @@ class Admin:
                 "config": dump_redacted(self.config),
             }
             # The supervisor knows the version, its own hash and which layer set each
-            # key; a worker started alone reports its hash of the redacted config.
+            # key; a worker started alone reports the hash of the config it runs.
             reply = await self._ask("status", 5.0)
             status = reply.get("status", reply) if isinstance(reply, dict) else None
             if isinstance(status, dict):
@@ -81,22 +73,6 @@ class Admin:
         if not path or not os.path.exists(path):
             return "supervisor control socket not available (worker not supervised?)"
         try:
-            async with asyncio.timeout(timeout):
-                reader, writer = await asyncio.open_unix_connection(path)
-                try:
-                    writer.write(json_bytes({"cmd": cmd}) + b"\n")
-                    await writer.drain()
-                    line = await reader.readline()
-                finally:
-                    writer.close()
-        except TimeoutError:
-            return f"supervisor did not answer {cmd!r} within {timeout:.0f}s"
-        except OSError as exc:
-            return f"supervisor control socket {path}: {exc.strerror or exc}"
-        try:
-            reply = json.loads(line)
-        except ValueError:
-            return f"supervisor sent an unreadable reply to {cmd!r}"
-        if not isinstance(reply, dict):
-            return f"supervisor sent an unexpected reply to {cmd!r}"
-        return reply
+            return await request_async(path, {"cmd": cmd}, timeout)
+        except ControlError as exc:
+            return f"supervisor did not answer {cmd!r}: {exc}"

@@ -11,6 +11,8 @@ intact use `dump_with_secrets()`; never `model_dump_json()` (it masks them).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 from typing import Annotated, Any, Literal
@@ -497,6 +499,13 @@ def dump_with_secrets(config: Config) -> dict[str, Any]:
     result = reveal(config)
     assert isinstance(result, dict)
     return result
+
+
+def config_hash(config: Config) -> str:
+    """The config's fingerprint: stable across key order, changed by any value (secrets
+    included, never shown). The one definition, for reloads, status, metrics, admin."""
+    canonical = json.dumps(dump_with_secrets(config), sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def dump_redacted(config: Config) -> dict[str, Any]:

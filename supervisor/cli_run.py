@@ -23,7 +23,7 @@ def _ask(path: str, cmd: str, timeout: float, failure: str
          ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Send ``cmd`` over the control socket; return the reply and its ``cmd`` section.
     An unreachable socket or a reply without that section: print ``failure: why``, exit 1."""
-    from supervisor.control import ControlError, request
+    from gateway_worker.control_socket import ControlError, request
 
     try:
         reply = request(path, {"cmd": cmd}, timeout)

@@ -1,21 +1,13 @@
-"""The local control socket behind `redis-gateway reload|status` and POST /admin/reload.
+"""The server side of the control socket behind `redis-gateway reload|status` and
+POST /admin/reload. The protocol (codec and the one client) is
+``gateway_worker.control_socket``.
 
-Protocol: a Unix stream socket (mode 0600, so only the service user may use it).
-The client sends ONE newline-terminated JSON object and reads ONE JSON line back:
-
-    {"cmd": "status"}  ->  {"ok": true, "status": {...}}
-    {"cmd": "reload"}  ->  {"ok": true|false, "reload": {...ReloadOutcome...}}
-                           sent only once the reload finished (or was coalesced into
-                           one that did)
-    anything else      ->  {"ok": false, "error": "..."}
-
-The server side is non-blocking and lives in the arbiter's main loop (no thread).
+The server is non-blocking and lives in the arbiter's main loop (no thread).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
 import tempfile
@@ -25,15 +17,11 @@ from typing import Any
 
 import structlog
 
-from gateway_worker.errors import GatewayError
+from gateway_worker.control_socket import MAX_REQUEST_BYTES, ControlError, decode, encode
+
+__all__ = ["ControlConnection", "ControlError", "ControlServer", "default_socket_path"]
 
 log = structlog.get_logger("redis_gateway.control")
-
-MAX_REQUEST_BYTES = 65536
-
-
-class ControlError(GatewayError):
-    """The control socket cannot be reached or answered garbage."""
 
 
 def default_socket_path(port: int) -> str:
@@ -56,7 +44,7 @@ class ControlConnection:
     def reply(self, payload: dict[str, Any]) -> None:
         if self.closed:
             return
-        data = json.dumps(payload, separators=(",", ":"), default=str).encode() + b"\n"
+        data = encode(payload)
         try:
             # Replies are small; a short blocking send is simpler than buffering.
             self.sock.settimeout(1.0)
@@ -144,12 +132,9 @@ class ControlServer:
             return
         line = conn.buffer.split(b"\n", 1)[0]
         try:
-            request = json.loads(line)
-        except ValueError as exc:
+            request = decode(line)
+        except ControlError as exc:
             conn.reply({"ok": False, "error": f"bad request: {exc}"})
-            return
-        if not isinstance(request, dict):
-            conn.reply({"ok": False, "error": "bad request: not a JSON object"})
             return
         self.handler(request, conn)
 
@@ -159,36 +144,3 @@ class ControlServer:
         self.sock.close()
         with contextlib.suppress(OSError):
             os.unlink(self.path)
-
-
-def request(path: str, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """Client side: send one request, wait up to ``timeout`` for the one reply."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    try:
-        try:
-            sock.connect(path)
-        except OSError as exc:
-            raise ControlError(
-                f"cannot reach the supervisor at {path}: {exc.strerror or exc} "
-                "(is `redis-gateway run` running with the same config/port?)"
-            ) from exc
-        sock.sendall(json.dumps(payload).encode() + b"\n")
-        data = b""
-        while not data.endswith(b"\n"):
-            try:
-                chunk = sock.recv(65536)
-            except TimeoutError as exc:
-                raise ControlError(f"no answer from the supervisor within {timeout}s") from exc
-            if not chunk:
-                break
-            data += chunk
-    finally:
-        sock.close()
-    try:
-        reply = json.loads(data)
-    except ValueError as exc:
-        raise ControlError(f"unreadable answer from the supervisor: {data[:200]!r}") from exc
-    if not isinstance(reply, dict):
-        raise ControlError(f"unexpected answer from the supervisor: {reply!r}")
-    return reply

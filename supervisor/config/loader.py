@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import difflib
 import hashlib
-import json
 import os
 import re
 from collections.abc import Mapping
@@ -24,7 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from gateway_worker.config import PROFILES, Config, dump_redacted, dump_with_secrets
+from gateway_worker.config import PROFILES, Config, config_hash, dump_redacted
 from supervisor.config import schema
 from supervisor.config.errors import ConfigError, Problem, render_value
 from supervisor.config.merge import Merged, merge, resolve_file_refs
@@ -246,12 +245,6 @@ def _source_of(merged: Merged) -> SourceOf:
         return (origin.source if origin else "default"), secret
 
     return source_of
-
-
-def config_hash(config: Config) -> str:
-    """Stable hash of the effective configuration, secrets included (never shown)."""
-    canonical = json.dumps(dump_with_secrets(config), sort_keys=True, default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def load_config(inputs: ConfigInputs) -> LoadedConfig:

@@ -43,7 +43,7 @@ import psutil
 import pytest
 import tomli_w
 
-from supervisor.control import request
+from gateway_worker.control_socket import request
 from tests.helpers import free_port, wait_until
 
 REDIS_GATEWAY = [str(Path(sys.executable).parent / "redis-gateway")]

@@ -22,7 +22,7 @@ import pytest
 import tomli_w
 from prometheus_client.parser import text_string_to_metric_families
 
-from supervisor.control import request
+from gateway_worker.control_socket import request
 from tests.helpers import free_port, wait_until
 from tests.integration.conftest import Gateway, base_config, deep_merge, http_get
 
