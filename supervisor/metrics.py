@@ -6,7 +6,7 @@ API (the arbiter codes against exactly this)::
     metrics = SupervisorMetrics(registry)          # create it once the first config loaded
     metrics.set_config(version=1, config_hash="3f2a...", profile="prod")
     metrics.reload("committed", duration_seconds=0.8)
-        # result: one of supervisor.reload.RESULTS
+        # result: a supervisor.outcome.ReloadResult (or its value)
     metrics.set_workers({"starting": 0, "ready": 4, "draining": 2})
     metrics.worker_restart()
 
@@ -69,13 +69,12 @@ from prometheus_client.multiprocess import MultiProcessCollector  # noqa: E402
 
 from gateway_worker.errors import GatewayError  # noqa: E402
 from supervisor.metrics_workers import MultiprocessDir, readable_sample_files  # noqa: E402
-from supervisor.reload import FAILED_RESULTS, RESULTS  # noqa: E402
+from supervisor.outcome import ReloadResult  # noqa: E402
 
 log = structlog.get_logger("redis_gateway.metrics")
 
-#: The one list of reload results (supervisor.reload), every label pre-created.
-RELOAD_RESULTS = RESULTS
-_SUCCESSFUL_RESULTS = frozenset({"committed", "unchanged"})
+#: The one list of reload results (supervisor.outcome.ReloadResult), every label pre-created.
+RELOAD_RESULTS = tuple(str(result) for result in ReloadResult)
 RELOAD_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0)
 
 
@@ -97,30 +96,7 @@ class SupervisorMetrics:
         # `*_created` series would double the series count of every counter and
         # histogram, and nothing here reads them (process-wide; fine in the supervisor).
         disable_created_metrics()  # type: ignore[no-untyped-call]
-        self._reloads = Counter(
-            "redis_gateway_reloads",
-            f"Reloads by result ({', '.join(RELOAD_RESULTS)}).",
-            ["result"],
-            registry=registry,
-        )
-        for result in RELOAD_RESULTS:
-            self._reloads.labels(result=result)
-        self._duration = Histogram(
-            "redis_gateway_reload_duration_seconds",
-            "Time from a reload trigger to its outcome (all results).",
-            buckets=RELOAD_BUCKETS,
-            registry=registry,
-        )
-        self._last_success = Gauge(
-            "redis_gateway_last_reload_success_timestamp_seconds",
-            "Unix time of the last successful (committed or unchanged) reload, or start-up.",
-            registry=registry,
-        )
-        self._last_successful = Gauge(
-            "redis_gateway_last_reload_successful",
-            "1 if the last reload succeeded (committed or unchanged), else 0.",
-            registry=registry,
-        )
+        self._create_reload_series(registry)
         self._version = Gauge(
             "redis_gateway_config_version",
             "Version of the running config (1 at start-up, +1 per committed reload).",
@@ -152,16 +128,43 @@ class SupervisorMetrics:
             except ValueError:  # the registry already has one (e.g. the default REGISTRY)
                 pass
 
-    def reload(self, result: str, duration_seconds: float) -> None:
+    def _create_reload_series(self, registry: CollectorRegistry) -> None:
+        self._reloads = Counter(
+            "redis_gateway_reloads",
+            f"Reloads by result ({', '.join(RELOAD_RESULTS)}).",
+            ["result"],
+            registry=registry,
+        )
+        for result in RELOAD_RESULTS:
+            self._reloads.labels(result=result)
+        self._duration = Histogram(
+            "redis_gateway_reload_duration_seconds",
+            "Time from a reload trigger to its outcome (all results).",
+            buckets=RELOAD_BUCKETS,
+            registry=registry,
+        )
+        self._last_success = Gauge(
+            "redis_gateway_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful (committed or unchanged) reload, or start-up.",
+            registry=registry,
+        )
+        self._last_successful = Gauge(
+            "redis_gateway_last_reload_successful",
+            "1 if the last reload succeeded (committed or unchanged), else 0.",
+            registry=registry,
+        )
+
+    def reload(self, result: ReloadResult | str, duration_seconds: float) -> None:
         """Count one reload outcome and how long it took."""
         if result not in RELOAD_RESULTS:
             raise ValueError(f"reload result {result!r} is not one of {', '.join(RELOAD_RESULTS)}")
-        self._reloads.labels(result=result).inc()
+        known = ReloadResult(result)
+        self._reloads.labels(result=str(known)).inc()
         self._duration.observe(max(0.0, duration_seconds))
-        if result in _SUCCESSFUL_RESULTS:
+        if known.ok:
             self._last_successful.set(1)
             self._last_success.set(time.time())
-        elif result in FAILED_RESULTS:
+        elif known.failed:
             self._last_successful.set(0)
         # held / deferred decide nothing about success: the gauge keeps its value.
 
