@@ -14,6 +14,7 @@ Public API (used by the CLI, the arbiter and the watcher; keep it stable):
 * ``LoadedConfig.watched_paths``: files and directories whose change should trigger a
   reload (main file, profile file, ConfigMap dir, secrets dir, *_file targets).
 * ``fingerprint_inputs(inputs)``: cheap hash of the raw inputs for periodic re-checks.
+* ``overlay_candidates(main_path, profile)``: every name a profile overlay may have.
 * ``supervisor.config.cli.config_options`` / ``inputs_from_options``: the shared
   click options.
 
@@ -30,6 +31,7 @@ from supervisor.config.loader import (
     LoadedConfig,
     fingerprint_inputs,
     load_config,
+    overlay_candidates,
 )
 
 __all__ = [
@@ -39,4 +41,5 @@ __all__ = [
     "Problem",
     "fingerprint_inputs",
     "load_config",
+    "overlay_candidates",
 ]

@@ -40,7 +40,14 @@ from supervisor.config.sources import (
     flatten,
 )
 
-__all__ = ["ConfigError", "ConfigInputs", "LoadedConfig", "fingerprint_inputs", "load_config"]
+__all__ = [
+    "ConfigError",
+    "ConfigInputs",
+    "LoadedConfig",
+    "fingerprint_inputs",
+    "load_config",
+    "overlay_candidates",
+]
 
 DEFAULT_PROFILE = "dev"
 
@@ -112,12 +119,18 @@ def _choose_profile(
     return chosen, origin
 
 
+def overlay_candidates(main_path: Path, profile: str) -> list[Path]:
+    """Every name the profile overlay may have: `gateway.<profile>.<ext>` beside the main
+    file, the main file's own suffix first (the loader reads the one that exists; the
+    watcher watches them all, so an overlay created later reloads)."""
+    suffixes = dict.fromkeys((main_path.suffix, *DOCUMENT_SUFFIXES))
+    return [main_path.with_name(f"{main_path.stem}.{profile}{ext}") for ext in suffixes if ext]
+
+
 def _overlay(main_path: Path, profile: str, problems: list[Problem]) -> Path | None:
     """`gateway.<profile>.<ext>` beside the main file, if it exists."""
-    stem = main_path.stem
     try:
-        found = [p for p in (main_path.with_name(f"{stem}.{profile}{ext}")
-                             for ext in (main_path.suffix, *DOCUMENT_SUFFIXES) if ext)
+        found = [p for p in overlay_candidates(main_path, profile)
                  if p.exists() and p != main_path]
     except (OSError, ValueError):  # the main file's own problem is reported by its source
         return None
