@@ -61,68 +61,71 @@ def _control_path(control_socket: str | None, kwargs: dict[str, Any]) -> str:
     return cfg.supervisor.control_socket or default_socket_path(cfg.server.port)
 
 
+@click.command("run")
+@config_options
+@click.option("--pidfile", type=click.Path(path_type=Path, dir_okay=False),
+              default=None, help="Write the supervisor's pid here (removed on exit).")
+def run(pidfile: Path | None, **kwargs: Any) -> None:
+    """Run the supervisor and its workers (foreground).
+
+    \b
+    Signals: HUP reload; TERM/INT graceful stop (INT twice: fast);
+    QUIT fast stop; TTIN/TTOU one worker more/less; USR1 reopen logs.
+    Exit 1 if the config is invalid or the first workers cannot boot.
+    See docs/operations.md.
+    """
+    from supervisor.config.cli import load_or_exit
+    from supervisor.runtime import run_supervisor
+
+    inputs = inputs_from_options(**kwargs)
+    loaded = load_or_exit(inputs)
+    sys.exit(run_supervisor(inputs, loaded, pidfile))
+
+
+@click.command("reload")
+@config_options
+@click.option("--control-socket", default=None, help="Control socket path (overrides "
+              "the one derived from the config options).")
+@click.option("--timeout", type=float, default=120.0, show_default=True,
+              help="Seconds to wait for the outcome.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+def reload(control_socket: str | None, timeout: float, as_json: bool, **kwargs: Any) -> None:
+    """Reload the running supervisor's configuration and wait for the outcome."""
+    from supervisor.outcome import ReloadOutcome
+
+    reply, data = _ask(_control_path(control_socket, kwargs), "reload", timeout,
+                       "reload failed")
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        outcome = ReloadOutcome(**{k: data[k] for k in (
+            "result", "trigger", "version", "hash", "error", "errors", "changed")},
+            reasons=data.get("reasons", []))
+        click.echo(outcome.summary())
+        for problem in outcome.errors:
+            click.echo(f"  {problem}")
+    sys.exit(0 if reply.get("ok") else 1)
+
+
+@click.command("status")
+@config_options
+@click.option("--control-socket", default=None, help="Control socket path.")
+@click.option("--json", "as_json", is_flag=True, help="Print the raw status as JSON.")
+@click.option("--timeout", type=float, default=5.0, show_default=True)
+def status(control_socket: str | None, as_json: bool, timeout: float, **kwargs: Any) -> None:
+    """Show generation, workers, config version and the last reload."""
+    _, st = _ask(_control_path(control_socket, kwargs), "status", timeout,
+                 "status unavailable")
+    if as_json:
+        click.echo(json.dumps(st, indent=2))
+        return
+    click.echo(format_status(st))
+
+
 def register(root: click.Group) -> None:
     """Attach run/reload/status to the root CLI."""
-
-    @root.command("run")
-    @config_options
-    @click.option("--pidfile", type=click.Path(path_type=Path, dir_okay=False),
-                  default=None, help="Write the supervisor's pid here (removed on exit).")
-    def run(pidfile: Path | None, **kwargs: Any) -> None:
-        """Run the supervisor and its workers (foreground).
-
-        \b
-        Signals: HUP reload; TERM/INT graceful stop (INT twice: fast);
-        QUIT fast stop; TTIN/TTOU one worker more/less; USR1 reopen logs.
-        Exit 1 if the config is invalid or the first workers cannot boot.
-        See docs/operations.md.
-        """
-        from supervisor.config.cli import load_or_exit
-        from supervisor.runtime import run_supervisor
-
-        inputs = inputs_from_options(**kwargs)
-        loaded = load_or_exit(inputs)
-        sys.exit(run_supervisor(inputs, loaded, pidfile))
-
-    @root.command("reload")
-    @config_options
-    @click.option("--control-socket", default=None, help="Control socket path (overrides "
-                  "the one derived from the config options).")
-    @click.option("--timeout", type=float, default=120.0, show_default=True,
-                  help="Seconds to wait for the outcome.")
-    @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
-    def reload(control_socket: str | None, timeout: float, as_json: bool,
-               **kwargs: Any) -> None:
-        """Reload the running supervisor's configuration and wait for the outcome."""
-        from supervisor.reload import ReloadOutcome
-
-        reply, data = _ask(_control_path(control_socket, kwargs), "reload", timeout,
-                           "reload failed")
-        if as_json:
-            click.echo(json.dumps(data, indent=2))
-        else:
-            outcome = ReloadOutcome(**{k: data[k] for k in (
-                "result", "trigger", "version", "hash", "error", "errors", "changed")},
-                reasons=data.get("reasons", []))
-            click.echo(outcome.summary())
-            for problem in outcome.errors:
-                click.echo(f"  {problem}")
-        sys.exit(0 if reply.get("ok") else 1)
-
-    @root.command("status")
-    @config_options
-    @click.option("--control-socket", default=None, help="Control socket path.")
-    @click.option("--json", "as_json", is_flag=True, help="Print the raw status as JSON.")
-    @click.option("--timeout", type=float, default=5.0, show_default=True)
-    def status(control_socket: str | None, as_json: bool, timeout: float,
-               **kwargs: Any) -> None:
-        """Show generation, workers, config version and the last reload."""
-        _, st = _ask(_control_path(control_socket, kwargs), "status", timeout,
-                     "status unavailable")
-        if as_json:
-            click.echo(json.dumps(st, indent=2))
-            return
-        click.echo(format_status(st))
+    for command in (run, reload, status):
+        root.add_command(command)
 
 
 def format_status(st: dict[str, Any]) -> str:

@@ -2,7 +2,9 @@
 POST /admin/reload. The protocol (codec and the one client) is
 ``gateway_worker.control_socket``.
 
-The server is non-blocking and lives in the arbiter's main loop (no thread).
+The server is non-blocking and lives in the supervisor's main loop (no thread);
+``ControlCommands`` answers ``status`` and queues ``reload`` (its connection waits in
+the arbiter until that reload's outcome is known).
 """
 
 from __future__ import annotations
@@ -11,15 +13,22 @@ import contextlib
 import os
 import socket
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 import structlog
 
 from gateway_worker.control_socket import MAX_REQUEST_BYTES, ControlError, decode, encode
+from supervisor.inbox import ReloadRequester
 
-__all__ = ["ControlConnection", "ControlError", "ControlServer", "default_socket_path"]
+__all__ = [
+    "ControlCommands",
+    "ControlConnection",
+    "ControlError",
+    "ControlServer",
+    "default_socket_path",
+]
 
 log = structlog.get_logger("redis_gateway.control")
 
@@ -41,10 +50,10 @@ class ControlConnection:
     def fileno(self) -> int:
         return self.sock.fileno()
 
-    def reply(self, payload: dict[str, Any]) -> None:
+    def reply(self, payload: Mapping[str, object]) -> None:
         if self.closed:
             return
-        data = encode(payload)
+        data = encode(dict(payload))
         try:
             # Replies are small; a short blocking send is simpler than buffering.
             self.sock.settimeout(1.0)
@@ -59,7 +68,31 @@ class ControlConnection:
             self.sock.close()
 
 
-Handler = Callable[[dict[str, Any], ControlConnection], None]
+Handler = Callable[[Mapping[str, object], ControlConnection], None]
+
+
+class StatusSource(Protocol):
+    def status(self) -> dict[str, object]: ...
+
+
+class ControlCommands:
+    """The ``Handler`` of the supervisor's control socket: ``status`` and ``reload``."""
+
+    def __init__(self, status: StatusSource, triggers: ReloadRequester,
+                 socket_path: str) -> None:
+        self._status = status
+        self._triggers = triggers
+        self._socket_path = socket_path
+
+    def __call__(self, request: Mapping[str, object], conn: ControlConnection) -> None:
+        cmd = request.get("cmd")
+        if cmd == "status":
+            conn.reply({"ok": True, "status": {**self._status.status(),
+                                               "control_socket": self._socket_path}})
+        elif cmd == "reload":
+            self._triggers.request_reload("control socket", conn)
+        else:
+            conn.reply({"ok": False, "error": f"unknown cmd {cmd!r} (reload, status)"})
 
 
 class ControlServer:

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
-from supervisor.reload import ReloadOutcome
+from supervisor.outcome import ReloadOutcome, ReloadResult
 
 
 @dataclass
@@ -23,11 +22,11 @@ class Drift:
 
     def follow(self, outcome: ReloadOutcome) -> None:
         """Update from how a reload ended."""
-        if outcome.result in ("committed", "unchanged"):
+        if outcome.ok:
             self._become("in_sync", [])
-        elif outcome.result == "held":
+        elif outcome.result is ReloadResult.HELD:
             self._become("pending", outcome.reasons)
-        elif outcome.result == "invalid":
+        elif outcome.result is ReloadResult.INVALID:
             self._become("rejected", outcome.errors or [outcome.error or "invalid"])
         elif outcome.failed:
             self._become("pending", [f"the last reload failed ({outcome.result}): "
@@ -39,5 +38,5 @@ class Drift:
             self.since = time.time()
         self.state, self.reasons = state, list(reasons)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         return {"state": self.state, "since": self.since, "reasons": self.reasons}

@@ -1,70 +1,74 @@
-"""Generations and listeners: the part of the arbiter the reload transaction drives
-(``supervisor.reload.Host``), and the status report built from them.
+"""Which generation serves, with which config, listening sockets and worker count:
+numbering, switching and committing generations (DESIGN.md "Reload", steps 3, 6, 7).
 
-A mixin of ``supervisor.arbiter.Arbiter``, which owns every attribute declared here.
+Bookkeeping only: the worker processes are the pool's (``supervisor.pool``), and the
+reload transaction (``supervisor.reload``) drives both.
 """
 
 from __future__ import annotations
 
-import collections
-import os
-import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Protocol
 
 import structlog
 
 from gateway_worker.config import Config
+from gateway_worker.serving.drain import DrainPolicy
 from supervisor.config import LoadedConfig
+from supervisor.hooks import Hooks
+from supervisor.pool import Target
+from supervisor.scale import WorkerScale
 from supervisor.sockets import Listener, bind, same_address
-from supervisor.worker_process import WorkerState
-
-if TYPE_CHECKING:
-    from supervisor.drift import Drift
-    from supervisor.reload import ReloadOutcome, ReloadTransaction
 
 log = structlog.get_logger("redis_gateway.arbiter")
 
 
+class ConfigPreparer(Protocol):
+    """Turns a loaded config into the one its workers receive
+    (``supervisor.worker_setup.WorkerSetup``: embedded Redis URL, control socket)."""
+
+    def prepare(self, config: Config) -> Config: ...
+
+
 class Generations:
-    """Start, switch and commit worker generations; report status."""
+    """The serving generation and the committed (last-known-good) config."""
 
-    current: LoadedConfig
-    version: int
-    generation: int
-    _last_generation: int
-    desired_workers: int
-    workers: list[Any]
-    listeners: list[Listener]
-    _old_listeners: list[Listener]
-    worker_config: Config
-    prepare_config: Callable[[Config], Config]
-    _factory: Callable[[int, int, int, Config, list[Listener]], Any]
-    hooks: Any
-    reload: ReloadTransaction | None
-    reload_counts: collections.Counter[str]
-    last_reload: ReloadOutcome | None
-    started_at: float
-    stopping: str | None
-    drift: Drift
+    def __init__(self, loaded: LoadedConfig, listeners: list[Listener],
+                 preparer: ConfigPreparer, hooks: Hooks) -> None:
+        self.current = loaded
+        self.version = 1
+        #: The number of the generation that serves.
+        self.serving = 1
+        self.listeners = listeners
+        self.scale = WorkerScale(loaded.config.server.workers)
+        self._last_number = 1
+        self._retired_listeners: list[Listener] = []
+        self._preparer = preparer
+        self._hooks = hooks
+        self._worker_config: Config | None = None
 
-    def start_generation(self, generation: int, config: Config,
-                         listeners: list[Listener]) -> list[Any]:
-        worker_config = self.prepare_config(config)
-        started = [self._factory(generation, slot, 0, worker_config, listeners)
-                   for slot in range(config.server.workers)]
-        self.workers.extend(w for w in started if w not in self.workers)
-        log.info("generation.starting", generation=generation,
-                 pids=[w.pid for w in started])
-        return started
+    @property
+    def drain_policy(self) -> DrainPolicy:
+        """Deadlines of the running config's drains."""
+        return DrainPolicy.from_config(self.current.config.server)
 
-    def new_generation_number(self) -> int:
+    def prepare(self, config: Config) -> Config:
+        """The config the workers of a generation running ``config`` receive."""
+        return self._preparer.prepare(config)
+
+    def target(self) -> Target:
+        """What the serving generation should look like (the pool reconciles to it)."""
+        if self._worker_config is None:
+            self._worker_config = self.prepare(self.current.config)
+        return Target(self.serving, self.scale.desired, self._worker_config, self.listeners)
+
+    def next_number(self) -> int:
         """Never reused, even after a failed reload, so pids group unambiguously."""
-        self._last_generation += 1
-        return self._last_generation
+        self._last_number += 1
+        return self._last_number
 
-    def listener_for(self, config: Config) -> tuple[list[Listener], Listener | None]:
-        """Current listeners, or a newly bound one when the address changed."""
+    def listeners_for(self, config: Config) -> tuple[list[Listener], Listener | None]:
+        """Current listeners, or a newly bound one when the address changed
+        (raises ``supervisor.sockets.BindError``)."""
         host, port = config.server.host, config.server.port
         if all(same_address(lst, host, port) for lst in self.listeners):
             if any(lst.from_systemd and lst.port != port for lst in self.listeners):
@@ -75,54 +79,21 @@ class Generations:
         new = bind(host, port)
         return [new], new
 
-    def switch_generation(self, generation: int, loaded: LoadedConfig,
-                          listeners: list[Listener]) -> list[Any]:
-        """New generation serves from now on; drain and return the old workers."""
-        old_timeout = self.current.config.server.graceful_shutdown_timeout_seconds
-        old = [w for w in self.workers if w.generation < generation and w.alive]
-        for w in old:
-            w.drain(old_timeout)
-        log.info("generation.draining", generation=self.generation,
-                 pids=[w.pid for w in old], timeout=old_timeout)
+    def switch(self, number: int, loaded: LoadedConfig, listeners: list[Listener],
+               worker_config: Config) -> None:
+        """Generation ``number`` serves from now on (its workers are all ready)."""
         if listeners is not self.listeners:
-            self._old_listeners.extend(self.listeners)
+            self._retired_listeners.extend(self.listeners)
             self.listeners = listeners
-        self.generation = generation
-        self.desired_workers = loaded.config.server.workers
-        self.worker_config = self.prepare_config(loaded.config)
-        return old
+        self.serving = number
+        self.scale.follow(loaded.config.server.workers)
+        self._worker_config = worker_config
 
-    def commit(self, loaded: LoadedConfig, outcome: ReloadOutcome) -> None:
+    def commit(self, loaded: LoadedConfig, version: int) -> None:
+        """``loaded`` is the running config now; the old listening sockets are closed."""
         self.current = loaded
-        self.version = outcome.version
-        for lst in self._old_listeners:
+        self.version = version
+        for lst in self._retired_listeners:
             lst.close()
-        self._old_listeners.clear()
-        self.hooks.committed(loaded)
-
-    def status(self) -> dict[str, Any]:
-        cfg = self.current.config
-        return {
-            "pid": os.getpid(),
-            "generation": self.generation,
-            "version": self.version,
-            "hash": self.current.hash,
-            "profile": cfg.profile,
-            # Which layer set each key (names of files/env vars, never values).
-            "provenance": self.current.provenance,
-            "desired_workers": self.desired_workers,
-            "listen": [f"{lst.host}:{lst.port}" for lst in self.listeners],
-            "workers": [w.describe() for w in self.workers],
-            "reload_in_progress": self.reload is not None,
-            "reloads": dict(self.reload_counts),
-            "last_reload": self.last_reload.as_dict() if self.last_reload else None,
-            "drift": self.drift.as_dict(),
-            "uptime_seconds": round(time.time() - self.started_at, 1),
-            "stopping": self.stopping,
-        }
-
-    def status_line(self) -> str:
-        serving = sum(1 for w in self.workers if w.state == WorkerState.READY
-                      and w.generation == self.generation)
-        return (f"serving: generation {self.generation}, {serving} workers, "
-                f"config v{self.version} ({self.current.hash})")
+        self._retired_listeners.clear()
+        self._hooks.committed(loaded, version)

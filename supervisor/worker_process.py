@@ -6,7 +6,6 @@ Everything here is non-blocking and driven by the arbiter's single main loop.
 
 from __future__ import annotations
 
-import enum
 import json
 import os
 import signal
@@ -14,27 +13,20 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import structlog
 
 from gateway_worker.config import Config, dump_with_secrets
 from gateway_worker.contract import ExitCode, StatusMessage, decode_message
+from supervisor.worker_handle import WorkerState
+
+__all__ = ["WorkerProcess", "WorkerState", "describe_exit"]
 
 log = structlog.get_logger("redis_gateway.worker_process")
 
 
-class WorkerState(enum.StrEnum):
-    """Life of a worker, as seen by the supervisor."""
-
-    STARTING = "starting"
-    READY = "ready"
-    DRAINING = "draining"  # SIGTERM sent: stop accepting, finish, exit
-    EXITED = "exited"
-
-
 class WorkerProcess:
-    """A worker process of one generation."""
+    """A worker process of one generation (a ``supervisor.worker_handle.WorkerHandle``)."""
 
     def __init__(self, generation: int, slot: int, restarts: int = 0) -> None:
         self.generation = generation
@@ -198,6 +190,15 @@ class WorkerProcess:
         self.kill_deadline = None
         self.signal(signal.SIGKILL)
 
+    def kill_and_wait(self) -> bool:
+        """SIGKILL it if alive and wait for the process (teardown); False if it never ran."""
+        if self.alive:
+            self.kill()
+        if self.proc is None:
+            return False
+        self.proc.wait()
+        return True
+
     def close(self) -> None:
         """Release the pipes of an exited worker."""
         self._close_status()
@@ -205,7 +206,7 @@ class WorkerProcess:
             os.close(self._config_fd)
             self._config_fd = None
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> dict[str, object]:
         """JSON-able view for `redis-gateway status`."""
         return {
             "pid": self.pid,

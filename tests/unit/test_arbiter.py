@@ -1,8 +1,9 @@
 """The arbiter and the reload transaction, driven step by step with fake workers.
 
-No processes: ``FakeWorker`` stands in for ``WorkerProcess`` (same attributes and
-methods), the clock is a counter the test advances, and the config loader returns
-whatever the test put in ``Env.next_config``.
+No processes: ``FakeWorker`` stands in for ``WorkerProcess`` (a ``WorkerHandle``), the
+clock is a counter the test advances, and the config loader returns whatever the test
+put in ``Env.next_config``. The core is wired by ``supervisor.builder.assemble``, as in
+production, with those fakes at its edges.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from typing import Any
 import pytest
 
 from gateway_worker.config import Config, dump_with_secrets
-from supervisor.arbiter import Arbiter
+from supervisor.builder import assemble
 from supervisor.config import ConfigError, ConfigInputs, LoadedConfig
+from supervisor.hooks import FanOut
 from supervisor.sockets import Listener
-from supervisor.worker_process import WorkerState
+from supervisor.worker_handle import WorkerState
 
 _pids = itertools.count(1000)
 
@@ -96,11 +98,23 @@ class FakeWorker:
         if self.alive:
             self._exit = -9
 
+    def kill_and_wait(self) -> bool:
+        self.kill()
+        self.poll()
+        return True
+
     def close(self) -> None:
         pass
 
     def describe(self) -> dict[str, Any]:
         return {"pid": self.pid, "state": str(self.state), "generation": self.generation}
+
+
+class SameConfig:
+    """Workers receive the config as loaded (no embedded Redis, no control socket)."""
+
+    def prepare(self, config: Config) -> Config:
+        return config
 
 
 def loaded(**server: Any) -> LoadedConfig:
@@ -120,9 +134,11 @@ class Env:
         self.next_config: LoadedConfig | Exception = loaded()
         self.sock = socket.socket()
         listener = Listener(self.sock, "0.0.0.0", 18000)
-        self.arbiter = Arbiter(ConfigInputs(env={}), loaded(), [listener],
-                               worker_factory=self.factory, clock=self.clock,
-                               loader=self.load)
+        self.core = assemble(ConfigInputs(env={}), loaded(), [listener],
+                             factory=self.factory, hooks=FanOut(), preparer=SameConfig(),
+                             clock=self.clock, loader=self.load)
+        self.arbiter = self.core.arbiter
+        self.inbox = self.core.inbox
 
     def factory(self, generation: int, slot: int, restarts: int, config: Config,
                 _listeners: list[Listener]) -> FakeWorker:
@@ -146,8 +162,13 @@ class Env:
         assert self.arbiter.step() is None
         assert self.arbiter.booted
 
+    def signal(self, *signums: int) -> None:
+        """What the signal handler does (the loop dispatches later)."""
+        for signum in signums:
+            self.inbox.on_signal(signum, None)
+
     def hup(self) -> None:
-        self.arbiter.enqueue_signal(signal.SIGHUP)
+        self.signal(signal.SIGHUP)
         self.arbiter.dispatch()
 
 
@@ -156,6 +177,7 @@ def env() -> Iterator[Env]:
     e = Env()
     yield e
     e.sock.close()
+    e.inbox.close()
 
 
 def test_first_generation_starts_desired_workers_and_boots(env: Env) -> None:
@@ -258,7 +280,7 @@ def test_triggers_during_a_reload_coalesce_into_one_more(env: Env) -> None:
     env.arbiter.step()
     env.hup()
     env.hup()
-    env.arbiter.request_reload("watch")
+    env.inbox.request_reload("watch")
     env.arbiter.dispatch()
     for w in env.live(2):
         w.become_ready()
@@ -306,7 +328,7 @@ def test_missed_heartbeats_escalate_to_sigterm_then_sigkill(env: Env) -> None:
 
 def test_sigterm_drains_everything_then_exits_0(env: Env) -> None:
     env.boot()
-    env.arbiter.enqueue_signal(signal.SIGTERM)
+    env.signal(signal.SIGTERM)
     env.arbiter.dispatch()
     assert env.arbiter.step() is None
     assert all(signal.SIGTERM in w.signals for w in env.workers)
@@ -317,7 +339,7 @@ def test_sigterm_drains_everything_then_exits_0(env: Env) -> None:
 
 def test_sigquit_is_a_fast_stop(env: Env) -> None:
     env.boot()
-    env.arbiter.enqueue_signal(signal.SIGQUIT)
+    env.signal(signal.SIGQUIT)
     env.arbiter.dispatch()
     env.arbiter.step()
     assert all(w.signals == [signal.SIGQUIT] for w in env.workers)
@@ -329,12 +351,12 @@ def test_sigquit_is_a_fast_stop(env: Env) -> None:
 
 def test_ttin_ttou_change_the_worker_count_and_usr1_is_forwarded(env: Env) -> None:
     env.boot()
-    env.arbiter.enqueue_signal(signal.SIGTTIN)
+    env.signal(signal.SIGTTIN)
     env.arbiter.dispatch()
     env.arbiter.step()
     assert len(env.live(1)) == 3
-    env.arbiter.enqueue_signal(signal.SIGTTOU)
-    env.arbiter.enqueue_signal(signal.SIGUSR1)
+    env.signal(signal.SIGTTOU)
+    env.signal(signal.SIGUSR1)
     env.arbiter.dispatch()
     env.arbiter.step()
     draining = [w for w in env.live(1) if w.state == WorkerState.DRAINING]
@@ -372,10 +394,10 @@ def test_generation_numbers_are_never_reused_after_a_failed_reload(env: Env) -> 
 
 def test_second_sigint_turns_a_graceful_stop_into_a_fast_one(env: Env) -> None:
     env.boot()
-    env.arbiter.enqueue_signal(signal.SIGINT)
+    env.signal(signal.SIGINT)
     env.arbiter.dispatch()
     assert env.arbiter.stopping == "graceful"
-    env.arbiter.enqueue_signal(signal.SIGINT)
+    env.signal(signal.SIGINT)
     env.arbiter.dispatch()
     assert env.arbiter.stopping == "fast"
     assert all(w.signals == [signal.SIGTERM, signal.SIGQUIT] for w in env.workers)
@@ -396,7 +418,7 @@ def test_a_crashing_loader_or_fork_failure_fails_the_reload_not_the_supervisor(
         raise BlockingIOError(11, "Resource temporarily unavailable")
 
     env.next_config = loaded(workers=3)
-    env.arbiter._factory = no_fork
+    env.core.pool.factory = no_fork
     env.hup()
     assert env.arbiter.step() is None
     assert env.arbiter.last_reload.result == "error"

@@ -20,7 +20,8 @@ from gateway_worker.control_socket import ControlError, request
 from gateway_worker.logging import MASK, redact_secrets
 from supervisor.cli_run import format_status
 from supervisor.control import ControlConnection, ControlServer
-from supervisor.reload import ReloadOutcome, config_diff, redacted_values
+from supervisor.outcome import ReloadOutcome
+from supervisor.reload import config_diff, redacted_values
 from supervisor.sockets import BindError, bind
 
 

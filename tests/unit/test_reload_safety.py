@@ -238,7 +238,7 @@ class Seen:
 
 
 def _watch_reload(env: Env, fingerprint: str) -> None:
-    env.arbiter.request_reload("watch: file changed: gateway.toml", fingerprint=fingerprint)
+    env.inbox.request_reload("watch: file changed: gateway.toml", fingerprint=fingerprint)
     env.arbiter.dispatch()
     env.arbiter.step()
 
@@ -318,7 +318,7 @@ def test_a_watcher_reload_of_a_safe_change_commits(env: Env) -> None:
 def test_an_explicit_request_coalesced_with_the_watchers_applies_held_changes(env: Env) -> None:
     env.boot()
     env.next_config = dataclasses.replace(loaded(port=free_port()), inputs_fingerprint="fp-other")
-    env.arbiter.request_reload("watch: file changed", fingerprint="fp-settled")
+    env.inbox.request_reload("watch: file changed", fingerprint="fp-settled")
     env.hup()
     env.arbiter.step()
     for w in env.live(2):

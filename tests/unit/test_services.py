@@ -9,21 +9,35 @@ from typing import Any
 import pytest
 
 from supervisor.config import ConfigInputs, LoadedConfig, load_config
-from supervisor.services import Services, watched_paths
+from supervisor.inbox import Waiter
+from supervisor.services.watcher import WatcherService, watched_paths
 from supervisor.watch import ConfigWatcher
 
 
-class Host(Services):
-    def __init__(self, inputs: ConfigInputs, loaded: LoadedConfig) -> None:
-        self.inputs, self.loaded = inputs, loaded
-        self.watcher = self.metrics = self.metrics_server = self.multiproc = None
+class Triggers:
+    """Records the reloads the watcher asks for (what the inbox would queue)."""
+
+    def __init__(self) -> None:
         self.changes: list[str] = []
 
-    def _on_file_change(self, reason: str, _fingerprint: str) -> None:
-        self.changes.append(reason)
+    def request_reload(self, trigger: str, waiter: Waiter | None = None,
+                       fingerprint: str | None = None) -> None:
+        self.changes.append(trigger.removeprefix("watch: "))
 
-    def _discard_standby(self) -> None:
-        pass
+
+class Host:
+    def __init__(self, inputs: ConfigInputs, loaded: LoadedConfig) -> None:
+        self.inputs, self.loaded = inputs, loaded
+        self.triggers = Triggers()
+        self.changes = self.triggers.changes
+        self.service = WatcherService(inputs, loaded, self.triggers)
+
+    @property
+    def watcher(self) -> ConfigWatcher | None:
+        return self.service.watcher
+
+    def acknowledge_inputs(self) -> None:
+        self.service.acknowledge_inputs()
 
 
 def _load(path: Path, text: str) -> tuple[ConfigInputs, LoadedConfig]:
@@ -39,12 +53,12 @@ def host(tmp_path: Path) -> Iterator[Host]:
     try:
         yield h
     finally:
-        h._stop_services()
+        h.service.close()
 
 
 def _apply(host: Host, text: str) -> Any:
     _, host.loaded = _load(Path(str(host.inputs.config_path)), text)
-    host._apply_watcher(host.loaded.config)
+    host.service.committed(host.loaded, version=2)
     return host.watcher
 
 

@@ -46,7 +46,7 @@ def test_a_yaml_config_still_loads(tmp_path: Path) -> None:
 def test_trim_memory_returns_freed_heap_to_the_os() -> None:
     out = _run("""
         import psutil
-        from supervisor.runtime import trim_memory
+        from supervisor.services.memory import trim_memory
         rss = lambda: psutil.Process().memory_info().rss / 2**20
         blocks = [bytes(2000) for _ in range(60_000)]  # ~120 MB from malloc
         pin = bytes(2000)  # allocated last: the freed space is not at the heap's top

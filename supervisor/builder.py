@@ -1,0 +1,155 @@
+"""Wires the supervisor once: every object receives its collaborators here.
+
+::
+
+    Supervisor ── MainLoop ── select ──► Inbox (signals, reload requests, self-pipe)
+                     │                   ControlServer ─► ControlCommands
+                     ▼
+                  Arbiter ── decides ──► Generations (config, version, listeners, scale)
+                     │                   ReloadTransaction(generations, pool, loader, clock)
+                     ▼
+                  WorkerPool ─ spawns ─► ProcessFactory ─► StandbyWorkers, WorkerProcess
+                     │
+                  Hooks = FanOut(LogService, WatcherService, MetricsService,
+                                 SystemdService, MemoryTrim)
+
+``assemble`` builds the core (inbox, pool, generations, arbiter) from its edges (worker
+factory, hooks, config preparer, loader, clock): the unit tests pass fakes for those.
+``build`` creates the real edges and resources (sockets, embedded Redis, control socket,
+metrics endpoint, watcher) in start-up order and returns a ``Supervisor`` that tears
+them down in reverse.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+
+import structlog
+
+from gateway_worker.config import Config
+from supervisor.arbiter import Arbiter
+from supervisor.config import ConfigInputs, LoadedConfig, load_config
+from supervisor.control import ControlCommands, ControlError, ControlServer, default_socket_path
+from supervisor.embedded_redis import EmbeddedRedisError
+from supervisor.generations import ConfigPreparer, Generations
+from supervisor.hooks import FanOut, Hooks
+from supervisor.inbox import Inbox
+from supervisor.loop import MainLoop
+from supervisor.pool import Clock, Standby, WorkerPool
+from supervisor.reload import Loader
+from supervisor.services import ServiceError
+from supervisor.services.logs import LogService
+from supervisor.services.memory import MemoryTrim
+from supervisor.services.metrics import MetricsService
+from supervisor.services.systemd import SystemdService
+from supervisor.services.watcher import WatcherService
+from supervisor.sockets import BindError, Listener, bind, from_systemd
+from supervisor.standby import ProcessFactory, StandbyWorkers
+from supervisor.systemd import Notifier, listen_fds
+from supervisor.worker_handle import WorkerFactory
+from supervisor.worker_setup import WorkerSetup, wants_embedded_redis
+
+log = structlog.get_logger("redis_gateway.supervisor")
+
+
+class StartupError(Exception):
+    """The supervisor cannot start; the message is printed and `run` exits 1."""
+
+
+@dataclass(frozen=True)
+class Core:
+    """The objects that decide and track; no I/O of their own beyond the inbox's pipe."""
+
+    inbox: Inbox
+    pool: WorkerPool
+    generations: Generations
+    arbiter: Arbiter
+
+
+def assemble(inputs: ConfigInputs, loaded: LoadedConfig, listeners: list[Listener], *,
+             factory: WorkerFactory, hooks: Hooks, preparer: ConfigPreparer,
+             loader: Loader = load_config, clock: Clock = time.monotonic,
+             standby: Standby | None = None, inbox: Inbox | None = None) -> Core:
+    """The core of a supervisor serving ``loaded`` on ``listeners``."""
+    inbox = inbox or Inbox()
+    pool = WorkerPool(factory, hooks, clock, standby)
+    generations = Generations(loaded, listeners, preparer, hooks)
+    arbiter = Arbiter(inputs, generations, pool, hooks, inbox, loader=loader, clock=clock)
+    return Core(inbox, pool, generations, arbiter)
+
+
+class Supervisor:
+    """A built supervisor: ``run()`` until stopped, then ``close()``."""
+
+    def __init__(self, core: Core, loop: MainLoop, resources: contextlib.ExitStack) -> None:
+        self.core = core
+        self._loop = loop
+        self._resources = resources
+
+    @property
+    def boot_error(self) -> str | None:
+        return self.core.arbiter.boot_error
+
+    def run(self) -> int:
+        return self._loop.run()
+
+    def close(self) -> None:
+        self._resources.close()
+
+
+def _listeners(config: Config) -> list[Listener]:
+    passed = listen_fds()
+    if passed:
+        return from_systemd(passed)
+    try:
+        return [bind(config.server.host, config.server.port)]
+    except BindError as exc:
+        raise StartupError(str(exc)) from exc
+
+
+def build(inputs: ConfigInputs, loaded: LoadedConfig) -> Supervisor:
+    """Everything `redis-gateway run` needs, started; StartupError names what failed."""
+    config = loaded.config
+    with contextlib.ExitStack() as stack:
+        inbox = Inbox()
+        stack.callback(inbox.close)
+        systemd = SystemdService(Notifier.from_env())
+        stack.callback(systemd.close)
+        listeners = _listeners(config)
+        for lst in listeners:
+            stack.callback(lst.close)
+        control_path = config.supervisor.control_socket or default_socket_path(
+            config.server.port)
+        setup = WorkerSetup(control_path)
+        stack.callback(setup.close)
+        if wants_embedded_redis(config):
+            try:
+                setup.start_embedded_redis()
+            except EmbeddedRedisError as exc:
+                raise StartupError(f"embedded Redis: {exc}") from exc
+        watcher = WatcherService(inputs, loaded, inbox)
+        metrics = MetricsService(setup, loaded)
+        # Logging first: the others then log under a reloaded logging config.
+        hooks = FanOut(LogService(), watcher, metrics, systemd, MemoryTrim())
+        standby = StandbyWorkers(setup, hooks)
+        core = assemble(inputs, loaded, listeners, factory=ProcessFactory(setup, standby),
+                        hooks=hooks, preparer=setup, standby=standby, inbox=inbox)
+        try:
+            control = ControlServer(control_path,
+                                    ControlCommands(core.arbiter, inbox, control_path))
+        except ControlError as exc:
+            raise StartupError(str(exc)) from exc
+        stack.callback(control.close)
+        stack.callback(core.pool.close)
+        stack.callback(metrics.close)
+        stack.callback(watcher.close)  # also when a reload turns the watcher on
+        try:
+            metrics.start()
+        except ServiceError as exc:
+            raise StartupError(str(exc)) from exc
+        if config.supervisor.watch_config:
+            watcher.start(config)
+        loop = MainLoop(core.arbiter, core.pool, inbox, control, hooks)
+        return Supervisor(core, loop, stack.pop_all())

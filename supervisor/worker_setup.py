@@ -1,0 +1,87 @@
+"""What a worker receives from the supervisor besides its listening sockets: its config
+(the embedded Redis URL and the control socket path filled in) and its environment
+(the metrics multiprocess directory).
+
+Both may change with a reload: a reload may turn metrics on (the directory is created
+before the first worker that needs it), or switch to the ``dev`` profile without
+``redis.url`` (the embedded Redis is started then). prometheus-client is imported only
+once metrics are on (issue 3, RSS target).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+import structlog
+
+from gateway_worker.config import Config
+from supervisor.embedded_redis import EmbeddedRedis
+
+if TYPE_CHECKING:
+    from supervisor.metrics_workers import MultiprocessDir
+
+log = structlog.get_logger("redis_gateway.supervisor")
+
+
+def wants_embedded_redis(config: Config) -> bool:
+    return (config.profile == "dev" and config.redis.url is None
+            and config.supervisor.embedded_redis)
+
+
+class WorkerSetup:
+    """Config and environment of every worker (a ``generations.ConfigPreparer``)."""
+
+    def __init__(self, control_path: str) -> None:
+        self.control_path = control_path
+        self.embedded: EmbeddedRedis | None = None
+        self.multiproc: MultiprocessDir | None = None
+
+    def start_embedded_redis(self) -> EmbeddedRedis:
+        """Start it if it is not running (raises ``EmbeddedRedisError``)."""
+        if self.embedded is None:
+            embedded = EmbeddedRedis()
+            embedded.start()
+            self.embedded = embedded
+            log.info("embedded_redis.started", url=embedded.url)
+        return self.embedded
+
+    def ensure_multiproc(self, config: Config) -> MultiprocessDir | None:
+        """Workers started for a config with metrics on write their samples here."""
+        if self.multiproc is None and config.observability.metrics.enabled:
+            from supervisor.metrics_workers import MultiprocessDir
+
+            self.multiproc = MultiprocessDir()
+        return self.multiproc
+
+    def prepare(self, config: Config) -> Config:
+        """The config a worker receives: embedded Redis URL and control socket filled in."""
+        # Before any worker for this config is spawned (a reload may turn metrics on).
+        self.ensure_multiproc(config)
+        redis = config.redis
+        if wants_embedded_redis(config):
+            redis = redis.model_copy(update={"url": self.start_embedded_redis().url})
+        return config.model_copy(update={
+            "redis": redis,
+            "supervisor": config.supervisor.model_copy(
+                update={"control_socket": self.control_path}),
+        })
+
+    def env(self) -> dict[str, str]:
+        """The environment of a worker process."""
+        env = dict(os.environ)
+        if self.multiproc is not None:
+            env.update(self.multiproc.env())
+        return env
+
+    def worker_exited(self, pid: int) -> None:
+        """Fold a reaped worker's metric samples (if metrics were ever on)."""
+        if self.multiproc is not None:
+            self.multiproc.worker_exited(pid)
+
+    def close(self) -> None:
+        if self.multiproc is not None:
+            self.multiproc.cleanup()
+        if self.embedded is not None:
+            self.embedded.stop()
+            log.info("embedded_redis.stopped")
