@@ -12,15 +12,28 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import click
 
 from supervisor.config.cli import config_options, inputs_from_options
 
+#: A decoded JSON object from the control socket (json.loads output has no static type).
+JSONObject = dict[str, Any]
+
+
+class ConfigOptions(TypedDict):
+    """The keyword arguments ``config_options`` gives a command."""
+
+    config: Path | None
+    profile: str | None
+    overrides: tuple[str, ...]
+    configmap_dir: Path | None
+    secrets_dir: Path | None
+
 
 def _ask(path: str, cmd: str, timeout: float, failure: str
-         ) -> tuple[dict[str, Any], dict[str, Any]]:
+         ) -> tuple[JSONObject, JSONObject]:
     """Send ``cmd`` over the control socket; return the reply and its ``cmd`` section.
     An unreachable socket or a reply without that section: print ``failure: why``, exit 1."""
     from gateway_worker.control_socket import ControlError, request
@@ -37,7 +50,7 @@ def _ask(path: str, cmd: str, timeout: float, failure: str
     return reply, section
 
 
-def _control_path(control_socket: str | None, kwargs: dict[str, Any]) -> str:
+def _control_path(control_socket: str | None, options: ConfigOptions) -> str:
     """--control-socket, else the path the config (same options as `run`) implies."""
     if control_socket:
         return control_socket
@@ -45,7 +58,7 @@ def _control_path(control_socket: str | None, kwargs: dict[str, Any]) -> str:
     from supervisor.control import default_socket_path
 
     try:
-        loaded = load_config(inputs_from_options(**kwargs))
+        loaded = load_config(inputs_from_options(**options))
     except ConfigError as exc:
         # The file may have just been broken on purpose (the reload will report it):
         # a single supervisor socket in the default directory is unambiguous.
@@ -65,7 +78,7 @@ def _control_path(control_socket: str | None, kwargs: dict[str, Any]) -> str:
 @config_options
 @click.option("--pidfile", type=click.Path(path_type=Path, dir_okay=False),
               default=None, help="Write the supervisor's pid here (removed on exit).")
-def run(pidfile: Path | None, **kwargs: Any) -> None:
+def run(pidfile: Path | None, **options: Unpack[ConfigOptions]) -> None:
     """Run the supervisor and its workers (foreground).
 
     \b
@@ -77,7 +90,7 @@ def run(pidfile: Path | None, **kwargs: Any) -> None:
     from supervisor.config.cli import load_or_exit
     from supervisor.runtime import run_supervisor
 
-    inputs = inputs_from_options(**kwargs)
+    inputs = inputs_from_options(**options)
     loaded = load_or_exit(inputs)
     sys.exit(run_supervisor(inputs, loaded, pidfile))
 
@@ -89,11 +102,12 @@ def run(pidfile: Path | None, **kwargs: Any) -> None:
 @click.option("--timeout", type=float, default=120.0, show_default=True,
               help="Seconds to wait for the outcome.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
-def reload(control_socket: str | None, timeout: float, as_json: bool, **kwargs: Any) -> None:
+def reload(control_socket: str | None, timeout: float, as_json: bool,
+           **options: Unpack[ConfigOptions]) -> None:
     """Reload the running supervisor's configuration and wait for the outcome."""
     from supervisor.outcome import ReloadOutcome
 
-    reply, data = _ask(_control_path(control_socket, kwargs), "reload", timeout,
+    reply, data = _ask(_control_path(control_socket, options), "reload", timeout,
                        "reload failed")
     if as_json:
         click.echo(json.dumps(data, indent=2))
@@ -112,9 +126,10 @@ def reload(control_socket: str | None, timeout: float, as_json: bool, **kwargs: 
 @click.option("--control-socket", default=None, help="Control socket path.")
 @click.option("--json", "as_json", is_flag=True, help="Print the raw status as JSON.")
 @click.option("--timeout", type=float, default=5.0, show_default=True)
-def status(control_socket: str | None, as_json: bool, timeout: float, **kwargs: Any) -> None:
+def status(control_socket: str | None, as_json: bool, timeout: float,
+           **options: Unpack[ConfigOptions]) -> None:
     """Show generation, workers, config version and the last reload."""
-    _, st = _ask(_control_path(control_socket, kwargs), "status", timeout,
+    _, st = _ask(_control_path(control_socket, options), "status", timeout,
                  "status unavailable")
     if as_json:
         click.echo(json.dumps(st, indent=2))
@@ -128,7 +143,7 @@ def register(root: click.Group) -> None:
         root.add_command(command)
 
 
-def format_status(st: dict[str, Any]) -> str:
+def format_status(st: JSONObject) -> str:
     """Human view of a status reply."""
     lines = [
         f"supervisor pid {st['pid']}, up {st['uptime_seconds']}s, listening on "

@@ -247,6 +247,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    # The signature of http.server's own method, which types its arguments as Any.
     def log_message(self, format: str, *args: Any) -> None:
         """Scrapes every few seconds would flood stderr; nothing to log per request."""
 
