@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import structlog.testing
 
 from gateway_worker.config import Config, dump_with_secrets
 from supervisor.builder import assemble
@@ -424,3 +425,96 @@ def test_a_crashing_loader_or_fork_failure_fails_the_reload_not_the_supervisor(
     assert env.arbiter.last_reload.result == "error"
     assert "cannot start workers" in (env.arbiter.last_reload.error or "")
     assert (env.arbiter.version, len(env.live(1))) == (1, 2)
+
+
+def _commit(env: Env, config: LoadedConfig) -> None:
+    """Reload to ``config``: every new worker becomes ready, the old generation exits."""
+    old = env.live(env.arbiter.generation)
+    env.next_config = config
+    env.hup()
+    env.arbiter.step()
+    new = [w for w in env.live() if w.generation > env.arbiter.generation]
+    for w in new:
+        w.become_ready()
+    env.arbiter.step()
+    assert env.arbiter.last_reload is not None
+    assert env.arbiter.last_reload.result == "committed"
+    for w in old:
+        w.exit(0)
+    env.arbiter.step()
+
+
+def test_a_signal_set_worker_count_survives_a_reload_that_keeps_server_workers(
+    env: Env,
+) -> None:
+    env.boot()
+    env.signal(signal.SIGTTIN)
+    env.arbiter.dispatch()
+    env.arbiter.step()
+    st = env.arbiter.status()
+    assert (st["desired_workers"], st["desired_workers_source"]) == (
+        3, "SIGTTIN (server.workers = 2)")
+    _commit(env, loaded(keepalive_timeout_seconds=9.0))  # server.workers stays 2
+    assert len(env.live(2)) == 3  # the new generation started with the scaled count
+    st = env.arbiter.status()
+    assert (st["desired_workers"], st["desired_workers_source"]) == (
+        3, "SIGTTIN (server.workers = 2)")
+    env.arbiter.step()
+    assert len(env.live(2)) == 3  # and keeps it: nothing drained, nothing added
+
+
+def test_a_reload_that_changes_server_workers_resets_the_signal_set_count(env: Env) -> None:
+    env.boot()
+    env.signal(signal.SIGTTOU)
+    env.arbiter.dispatch()
+    env.arbiter.step()
+    assert env.arbiter.status()["desired_workers_source"] == "SIGTTOU (server.workers = 2)"
+    with structlog.testing.capture_logs() as logs:
+        _commit(env, loaded(workers=4))
+    [reset] = [e for e in logs if e["event"] == "workers.scale_reset"]
+    assert (reset["old"], reset["new"]) == (1, 4)
+    assert reset["reason"] == "server.workers changed (2 -> 4)"
+    st = env.arbiter.status()
+    assert (st["desired_workers"], st["desired_workers_source"]) == (4, "server.workers")
+    assert len(env.live(2)) == 4
+
+
+def test_workers_crashing_together_wait_one_backoff_round(env: Env) -> None:
+    env.boot()
+    for w in env.live(1):
+        w.exit(1)
+    with structlog.testing.capture_logs() as logs:
+        env.arbiter.step()
+    crashed = [e for e in logs if e["event"] == "worker.crashed"]
+    assert [e["consecutive_crashes"] for e in crashed] == [1, 1]
+    assert [e["restart_in"] for e in crashed] == [0.5, 0.5]
+    env.clock.now += 0.5
+    env.arbiter.step()
+    assert len(env.live(1)) == 2  # both replaced after the first round's delay
+    env.live(1)[0].exit(1)
+    with structlog.testing.capture_logs() as logs:
+        env.arbiter.step()
+    [crash] = [e for e in logs if e["event"] == "worker.crashed"]
+    assert (crash["consecutive_crashes"], crash["restart_in"]) == (2, 1.0)
+
+
+def test_a_fork_failure_half_way_stops_the_workers_already_started(env: Env) -> None:
+    env.boot()
+    started: list[FakeWorker] = []
+
+    def fork_once(generation: int, slot: int, restarts: int, config: Config,
+                  listeners: list[Listener]) -> FakeWorker:
+        if started:
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+        started.append(env.factory(generation, slot, restarts, config, listeners))
+        return started[0]
+
+    env.next_config = loaded(workers=3)
+    env.core.pool.factory = fork_once
+    env.hup()
+    env.arbiter.step()
+    assert env.arbiter.last_reload is not None
+    assert env.arbiter.last_reload.result == "error"
+    assert started[0].state == WorkerState.DRAINING and signal.SIGTERM in started[0].signals
+    assert (env.arbiter.version, len([w for w in env.live(1) if w.state == WorkerState.READY])
+            ) == (1, 2)
