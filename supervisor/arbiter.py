@@ -39,7 +39,7 @@ log = structlog.get_logger("redis_gateway.arbiter")
 
 #: The signals the supervisor handles (``handle_<name>``).
 SIGNALS = ("HUP", "TERM", "INT", "QUIT", "TTIN", "TTOU", "USR1", "CHLD")
-STOPPING = {"ok": False, "error": "supervisor is stopping"}
+STOPPING_REPLY = {"ok": False, "error": "supervisor is stopping"}
 
 
 class StopMode(enum.StrEnum):
@@ -97,7 +97,7 @@ class Arbiter:
             request, waiter = requests.popleft()
             if self.stopping:
                 if waiter is not None:
-                    waiter.reply(STOPPING)
+                    waiter.reply(STOPPING_REPLY)
                 continue
             self.reload_pending.append(request)
             if waiter is not None:
@@ -167,7 +167,7 @@ class Arbiter:
                 self._report(outcome)
             self.reload = None
         for waiter in self.pending_waiters:
-            waiter.reply(STOPPING)
+            waiter.reply(STOPPING_REPLY)
         self.pending_waiters.clear()
         self.reload_pending.clear()
         if graceful:
