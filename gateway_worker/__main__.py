@@ -113,7 +113,7 @@ async def serve(
     import structlog
 
     from gateway_worker.app import BootError, build_app
-    from gateway_worker.logging import reopen_logs
+    from gateway_worker.observability.logging import reopen_logs
     from gateway_worker.server import WorkerServer, uvicorn_config
 
     log = structlog.get_logger("redis_gateway.worker")
@@ -198,7 +198,7 @@ def preload() -> None:
     milliseconds after its config arrives; for a normal spawn the order changes nothing.
     """
     import gateway_worker.app
-    import gateway_worker.logging
+    import gateway_worker.observability.logging
     import gateway_worker.server  # noqa: F401 - imported for the side effect of loading
 
 
@@ -229,7 +229,7 @@ def run_supervised(listen_fds: Sequence[int], config_fd: int, status_fd: int) ->
 def _run(
     config: Config, sockets: list[socket.socket], status: StatusChannel, config_fd: int | None
 ) -> int:
-    from gateway_worker.logging import configure_logging
+    from gateway_worker.observability.logging import configure_logging
 
     try:
         configure_logging(config.observability.logging, process="worker", pid=os.getpid())

@@ -42,7 +42,6 @@ from urllib.parse import parse_qsl
 
 import structlog
 
-from gateway_worker import metrics
 from gateway_worker.admin import Admin
 from gateway_worker.auth import Authenticator, AuthError
 from gateway_worker.config import Config
@@ -50,13 +49,14 @@ from gateway_worker.cors import Cors
 from gateway_worker.errors import GatewayError, RedisUnavailable
 from gateway_worker.http import Request, Response
 from gateway_worker.limits import BodyTooLarge, ClientGone, RequestDeadlines, read_body
+from gateway_worker.observability import metrics
+from gateway_worker.observability.tracing import Tracing, TracingUnavailable
 from gateway_worker.policy import CommandPolicy
 from gateway_worker.protocols import Handler
 from gateway_worker.protocols.resp_encode import error_response, json_bytes
 from gateway_worker.protocols.upstash import Upstash
 from gateway_worker.ratelimit import RateLimiter
 from gateway_worker.redis import RedisClient
-from gateway_worker.tracing import Tracing, TracingUnavailable
 
 log = structlog.get_logger("gateway_worker.app")
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from gateway_worker.config import TracingConfig
 from gateway_worker.errors import GatewayError
-from gateway_worker.metrics import command_label
+from gateway_worker.observability.metrics import command_label
 from gateway_worker.resp import DedicatedConnection, RedisExecutor, ReplyError, RespValue
 
 
