@@ -42,20 +42,20 @@ from urllib.parse import parse_qsl
 
 import structlog
 
+from gateway_worker.access.auth import Authenticator, AuthError
+from gateway_worker.access.cors import Cors
+from gateway_worker.access.policy import CommandPolicy
+from gateway_worker.access.rate_limit import RateLimiter
 from gateway_worker.admin import Admin
-from gateway_worker.auth import Authenticator, AuthError
 from gateway_worker.config import Config
-from gateway_worker.cors import Cors
 from gateway_worker.errors import GatewayError, RedisUnavailable
 from gateway_worker.http import Request, Response
 from gateway_worker.limits import BodyTooLarge, ClientGone, RequestDeadlines, read_body
 from gateway_worker.observability import metrics
 from gateway_worker.observability.tracing import Tracing, TracingUnavailable
-from gateway_worker.policy import CommandPolicy
 from gateway_worker.protocols import Handler
 from gateway_worker.protocols.resp_encode import error_response, json_bytes
 from gateway_worker.protocols.upstash import Upstash
-from gateway_worker.ratelimit import RateLimiter
 from gateway_worker.redis import RedisClient
 
 log = structlog.get_logger("gateway_worker.app")
