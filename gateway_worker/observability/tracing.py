@@ -19,7 +19,8 @@ from typing import Any
 from gateway_worker.config import TracingConfig
 from gateway_worker.errors import GatewayError
 from gateway_worker.observability.metrics import command_label
-from gateway_worker.resp import DedicatedConnection, RedisExecutor, ReplyError, RespValue
+from gateway_worker.redis.executor import DedicatedConnection, RedisExecutor
+from gateway_worker.redis.values import ReplyError, RespValue
 
 
 class TracingUnavailable(GatewayError):

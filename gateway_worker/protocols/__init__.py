@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from gateway_worker.http import CommandGuard, Request, Response
-from gateway_worker.resp import RedisExecutor
+from gateway_worker.redis.executor import RedisExecutor
 
 #: What the app calls for a request routed to a protocol.
 Handler = Callable[[Request, RedisExecutor, CommandGuard], Awaitable[Response]]

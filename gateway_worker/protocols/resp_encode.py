@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway_worker.http import Response
-from gateway_worker.resp import NilArray, ReplyError, RespValue, Status
+from gateway_worker.redis.values import NilArray, ReplyError, RespValue, Status
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 # The C string encoder the one above uses for str values (quotes included).

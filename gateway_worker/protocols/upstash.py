@@ -35,8 +35,9 @@ from gateway_worker.protocols.resp_encode import (
     to_text,
 )
 from gateway_worker.redis.commands import READ_ONLY
+from gateway_worker.redis.executor import RedisExecutor
+from gateway_worker.redis.values import ReplyError, RespValue
 from gateway_worker.redis.wire import encode_reply
-from gateway_worker.resp import RedisExecutor, ReplyError, RespValue
 
 ALLOWED_METHODS = "HEAD, GET, POST, PUT"
 _METHODS = frozenset({"HEAD", "GET", "POST", "PUT"})

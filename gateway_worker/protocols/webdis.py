@@ -64,7 +64,8 @@ from gateway_worker.protocols.webdis_format import (
     render_msgpack,
     render_raw,
 )
-from gateway_worker.resp import RedisExecutor, ReplyError, RespValue
+from gateway_worker.redis.executor import RedisExecutor
+from gateway_worker.redis.values import ReplyError, RespValue
 
 MAX_DB = 15
 ALLOWED_METHODS = "GET,POST,PUT,OPTIONS"

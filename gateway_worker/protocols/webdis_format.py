@@ -29,7 +29,7 @@ from typing import Any
 
 import msgpack
 
-from gateway_worker.resp import NilArray, ReplyError, RespValue, Status
+from gateway_worker.redis.values import NilArray, ReplyError, RespValue, Status
 
 #: extension → (format, Content-Type); exactly Webdis's table (cmd_select_format).
 FORMATS: dict[str, tuple[str, str]] = {

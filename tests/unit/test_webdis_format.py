@@ -25,7 +25,7 @@ from gateway_worker.protocols.webdis_format import (
     render_msgpack,
     render_raw,
 )
-from gateway_worker.resp import NIL_ARRAY, ReplyError, RespValue, Status
+from gateway_worker.redis.values import NIL_ARRAY, ReplyError, RespValue, Status
 
 
 @pytest.mark.parametrize(

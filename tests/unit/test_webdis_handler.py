@@ -25,7 +25,7 @@ from gateway_worker.protocols.webdis import (
     parse_options,
 )
 from gateway_worker.protocols.webdis_format import render_json
-from gateway_worker.resp import ReplyError, RespValue, Status
+from gateway_worker.redis.values import ReplyError, RespValue, Status
 from tests.fakes import SingleCommandRedis
 
 
