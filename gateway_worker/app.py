@@ -49,7 +49,7 @@ from gateway_worker.access.rate_limit import RateLimiter
 from gateway_worker.admin import Admin
 from gateway_worker.config import Config
 from gateway_worker.errors import GatewayError, RedisUnavailable
-from gateway_worker.http import Request, Response
+from gateway_worker.exchange import Request, Response
 from gateway_worker.limits import BodyTooLarge, ClientGone, RequestDeadlines, read_body
 from gateway_worker.observability import metrics
 from gateway_worker.observability.tracing import Tracing, TracingUnavailable

@@ -42,7 +42,7 @@ import jwt
 
 from gateway_worker.config import Config
 from gateway_worker.errors import GatewayError
-from gateway_worker.http import PolicyName, Principal
+from gateway_worker.exchange import PolicyName, Principal
 
 _POLICIES: tuple[str, ...] = get_args(PolicyName)
 _MIN_HS256_SECRET_BYTES = 32

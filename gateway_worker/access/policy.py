@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from gateway_worker.access.key_confinement import check_key_prefix
 from gateway_worker.config import Config
-from gateway_worker.http import CommandGuard, PolicyName, Principal
+from gateway_worker.exchange import CommandGuard, PolicyName, Principal
 
 READ_ONLY_COMMANDS: frozenset[str] = frozenset(
     {

@@ -35,7 +35,7 @@ import structlog
 
 from gateway_worker.config import Config
 from gateway_worker.errors import RedisUnavailable
-from gateway_worker.http import Principal
+from gateway_worker.exchange import Principal
 from gateway_worker.redis.executor import RedisExecutor
 from gateway_worker.redis.values import ReplyError
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from gateway_worker.http import CommandGuard, Request, Response
+from gateway_worker.exchange import CommandGuard, Request, Response
 from gateway_worker.redis.executor import RedisExecutor
 
 #: What the app calls for a request routed to a protocol.

@@ -11,7 +11,7 @@ from base64 import b64encode
 from collections.abc import Callable
 from typing import Any
 
-from gateway_worker.http import Response
+from gateway_worker.exchange import Response
 from gateway_worker.redis.values import NilArray, ReplyError, RespValue, Status
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode

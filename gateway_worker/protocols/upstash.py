@@ -26,7 +26,7 @@ import os
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from gateway_worker.http import CommandGuard, Request, Response
+from gateway_worker.exchange import CommandGuard, Request, Response
 from gateway_worker.protocols.resp_encode import (
     error_response,
     json_bytes,

@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
 from gateway_worker.errors import RedisUnavailable
-from gateway_worker.http import CommandGuard, Request, Response
+from gateway_worker.exchange import CommandGuard, Request, Response
 from gateway_worker.protocols.resp_encode import error_response
 from gateway_worker.protocols.webdis_format import (
     DEFAULT_FORMAT,

@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway_worker.errors import RedisUnavailable
-from gateway_worker.http import Request, Response
+from gateway_worker.exchange import Request, Response
 from gateway_worker.protocols.webdis import (
     WebdisRequestError,
     decode_arg,
