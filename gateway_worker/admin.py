@@ -15,7 +15,7 @@ from typing import Any
 from gateway_worker.config import Config, config_hash, dump_redacted
 from gateway_worker.control_socket import ControlError, request_async
 from gateway_worker.exchange import Request, Response
-from gateway_worker.protocols.resp_encode import error_response, json_bytes
+from gateway_worker.protocols.json_bodies import error_response, json_bytes
 
 
 class Admin:

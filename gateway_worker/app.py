@@ -54,7 +54,7 @@ from gateway_worker.limits import BodyTooLarge, ClientGone, RequestDeadlines, re
 from gateway_worker.observability import metrics
 from gateway_worker.observability.tracing import Tracing, TracingUnavailable
 from gateway_worker.protocols import Handler
-from gateway_worker.protocols.resp_encode import error_response, json_bytes
+from gateway_worker.protocols.json_bodies import error_response, json_bytes
 from gateway_worker.protocols.upstash import Upstash
 from gateway_worker.redis import RedisClient
 
