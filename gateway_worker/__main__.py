@@ -114,7 +114,7 @@ async def serve(
 
     from gateway_worker.app import BootError, build_app
     from gateway_worker.observability.logging import reopen_logs
-    from gateway_worker.server import WorkerServer, uvicorn_config
+    from gateway_worker.serving.server import WorkerServer, uvicorn_config
 
     log = structlog.get_logger("redis_gateway.worker")
     app = build_app(config)
@@ -199,7 +199,7 @@ def preload() -> None:
     """
     import gateway_worker.app
     import gateway_worker.observability.logging
-    import gateway_worker.server  # noqa: F401 - imported for the side effect of loading
+    import gateway_worker.serving.server  # noqa: F401 - imported for the side effect of loading
 
 
 def run_supervised(listen_fds: Sequence[int], config_fd: int, status_fd: int) -> int:

@@ -7,7 +7,7 @@
 * ``server.request_timeout_seconds``: ``RequestDeadlines`` cancels a request still
   running after it; the app then answers 504 (JSON error).
 * ``server.max_connections``: uvicorn's ``limit_concurrency`` (set by
-  ``gateway_worker.server``) answers 503 beyond it.
+  ``gateway_worker.serving.server``) answers 503 beyond it.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ syscall per response, for one extra ``call_soon`` (measured: about 6-8 us less C
 request, ~12-15% more requests/s on 2 cores).
 
 Use it where the HTTP protocol object receives its transport, e.g. in the uvicorn
-protocol subclass of ``gateway_worker.server``::
+protocol subclass of ``gateway_worker.serving.server``::
 
     def connection_made(self, transport):
         super().connection_made(CoalescingTransport(transport))

@@ -36,7 +36,7 @@ import uvicorn
 from uvicorn.server import Server
 
 from gateway_worker.config import Config
-from gateway_worker.write_coalescing import CoalescingTransport
+from gateway_worker.serving.write_coalescing import CoalescingTransport
 
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _FastProtocol
@@ -114,7 +114,7 @@ if HAVE_HTTPTOOLS:
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             # One send() per response instead of two (status+headers, then body): see
-            # gateway_worker.write_coalescing. pause/resume_reading, is_closing and
+            # gateway_worker.serving.write_coalescing. pause/resume_reading, is_closing and
             # get_extra_info pass through; close() flushes what is buffered first.
             super().connection_made(cast(asyncio.Transport, CoalescingTransport(transport)))
             self._drain_if_server_draining()
@@ -149,8 +149,8 @@ class DrainingH11Protocol(_DrainMixin, H11Protocol):
 def protocol_class(engine: str = "uvicorn") -> type[asyncio.Protocol]:
     """The HTTP protocol for ``server.http_engine``, with the draining behaviour."""
     if engine == "native":
-        # Imported here: gateway_worker.fasthttp builds on _DrainMixin above.
-        from gateway_worker.fasthttp import NativeHttpProtocol
+        # Imported here: gateway_worker.serving.native.connection builds on _DrainMixin above.
+        from gateway_worker.serving.native.connection import NativeHttpProtocol
 
         return NativeHttpProtocol
     if HAVE_HTTPTOOLS:

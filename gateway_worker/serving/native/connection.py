@@ -17,7 +17,7 @@ Everything else follows uvicorn's ``HttpToolsProtocol`` on purpose, so that the 
 is a drop-in: pipelined requests are queued and answered in order; a request beyond
 ``limit_concurrency`` (``server.max_connections``) gets uvicorn's 503; HTTP/1.0 or
 ``Connection: close`` closes after the reply; a parse error gets 400 and a close; an
-app that fails before answering gives 500. It runs under ``gateway_worker.server``'s
+app that fails before answering gives 500. It runs under ``gateway_worker.serving.server``'s
 ``WorkerServer`` (registration in ``server_state.connections``/``tasks``, ``shutdown()``)
 and inherits the same drain (``_DrainMixin``): in-flight requests finish, the next
 reply on a keep-alive connection carries ``Connection: close``, an idle connection is
@@ -38,7 +38,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.utils import get_local_addr, get_remote_addr, is_ssl
 
-from gateway_worker.server import _DrainMixin
+from gateway_worker.serving.server import _DrainMixin
 
 log = logging.getLogger("uvicorn.error")
 
