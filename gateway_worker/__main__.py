@@ -114,6 +114,7 @@ async def serve(
 
     from gateway_worker.app import BootError, build_app
     from gateway_worker.observability.logging import reopen_logs
+    from gateway_worker.serving.drain import DrainPolicy
     from gateway_worker.serving.server import WorkerServer, uvicorn_config
 
     log = structlog.get_logger("redis_gateway.worker")
@@ -145,13 +146,12 @@ async def serve(
         status.send({"type": "draining"})
         log.info("worker.draining")
 
-    grace = min(1.0, config.server.graceful_shutdown_timeout_seconds / 2)
     server = WorkerServer(
         uvicorn_config(app, config),
         on_started=on_started,
         on_draining=on_draining,
         on_reopen_logs=reopen_logs,
-        idle_grace=grace,
+        idle_grace=DrainPolicy.from_config(config.server).idle_grace_seconds,
     )
 
     if config_fd is not None:

@@ -1,21 +1,21 @@
-"""Serve the app with uvicorn on inherited listening sockets, and drain without races.
+"""The server both HTTP engines run under: uvicorn's ``Server`` on inherited listening
+sockets, with the worker's startup report, signals and drain.
 
-Why uvicorn is subclassed here (read uvicorn's ``Server.shutdown`` and the http
-protocols' ``shutdown()`` to see the stock behaviour):
+Why uvicorn's ``Server`` is subclassed (read its ``shutdown`` and ``capture_signals``
+to see the stock behaviour):
 
-* Stock ``shutdown()`` on a connection closes it *at once* when no request is in
-  flight. A client that had just sent a request on that keep-alive connection (or had
-  just connected and not yet sent anything) gets a reset or an empty reply: the race
-  behind the residual errors of uvicorn's own reload tests. Our protocols instead mark
-  the connection *draining*: the next request parsed on it gets ``keep_alive = False``
-  (its reply carries ``Connection: close`` and the connection then closes), and a
-  connection that stays idle is closed only after ``idle_grace`` seconds, so bytes
-  already on the wire are served.
 * Stock ``capture_signals()`` re-raises SIGTERM after serving, which would make a
   cleanly drained worker die "of SIGTERM" instead of exiting 0. We install our own
   handlers on the loop: SIGTERM drains, SIGINT/SIGQUIT exit fast, SIGUSR1 reopens logs.
 * ``startup()`` is extended to report ``ready`` and start heartbeats from the event
   loop itself (a blocked loop then misses them), per ``gateway_worker.contract``.
+* ``shutdown()`` publishes the idle grace on the shared server state before uvicorn
+  asks every connection to drain, so that each one (and any accepted just before the
+  listener closed) drains without races (``serving.connection_drain``).
+
+The engine (``server.http_engine``) is the protocol class given to uvicorn:
+``serving.uvicorn_engine`` or ``serving.native``. The drain's deadlines come from
+``serving.drain.DrainPolicy``, the one place they are decided.
 
 The listening socket is the supervisor's, inherited; closing our copy on drain stops
 *this* process accepting while the kernel's single accept queue stays open for the
@@ -30,136 +30,40 @@ import signal
 import socket
 import time
 from collections.abc import Callable, Generator
-from typing import Any, cast
 
 import uvicorn
 from uvicorn.server import Server
 
+from gateway_worker.asgi import ASGIApp
 from gateway_worker.config import Config
-from gateway_worker.serving.write_coalescing import CoalescingTransport
+from gateway_worker.serving.connection_drain import DrainingServerState
+from gateway_worker.serving.drain import MAX_IDLE_GRACE_SECONDS, DrainPolicy
+from gateway_worker.serving.native.connection import NativeHttpProtocol
+from gateway_worker.serving.uvicorn_engine import uvicorn_protocol
 
-try:
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _FastProtocol
-
-    HAVE_HTTPTOOLS = True
-except ImportError:  # pragma: no cover - httptools ships with uvicorn[standard]
-    HAVE_HTTPTOOLS = False
-from uvicorn.protocols.http.h11_impl import H11Protocol
-
-#: Longest time an idle keep-alive connection is kept open once draining started.
-MAX_IDLE_GRACE_SECONDS = 1.0
-
-
-class _DrainMixin:
-    """Graceful connection drain shared by the httptools and h11 protocols."""
-
-    idle_grace: float = MAX_IDLE_GRACE_SECONDS
-    _draining = False
-    _grace_timer: asyncio.TimerHandle | None = None
-    # Provided by the uvicorn protocol classes this is mixed into.
-    cycle: Any
-    transport: asyncio.Transport
-    loop: asyncio.AbstractEventLoop
-
-    def shutdown(self) -> None:
-        """Start draining this connection (called by ``Server.shutdown``)."""
-        self._draining = True
-        if self.cycle is not None and not self.cycle.response_complete:
-            # In flight: let it finish, and close after its reply.
-            self.cycle.keep_alive = False
-            return
-        self._arm_grace()
-
-    def _arm_grace(self) -> None:
-        if self._grace_timer is None and not self.transport.is_closing():
-            self._grace_timer = self.loop.call_later(self.idle_grace, self._grace_expired)
-
-    def _grace_expired(self) -> None:
-        self._grace_timer = None
-        if self.transport.is_closing():
-            return
-        if self.cycle is not None and not self.cycle.response_complete:
-            self.cycle.keep_alive = False
-            return
-        self.transport.close()
-
-    def _drain_if_server_draining(self) -> None:
-        # A connection accepted just before the listener closed reaches
-        # connection_made after Server.shutdown() walked the connection set.
-        grace = getattr(getattr(self, "server_state", None), "drain_grace", None)
-        if grace is not None and not self._draining:
-            self.idle_grace = grace
-            self.shutdown()
-
-    def _after_data(self) -> None:
-        if not self._draining:
-            return
-        if self._grace_timer is not None:
-            self._grace_timer.cancel()
-            self._grace_timer = None
-        cycle = self.cycle
-        if cycle is not None and not cycle.response_complete:
-            # A request arrived while draining: answer it, with Connection: close.
-            cycle.keep_alive = False
-        else:
-            # Part of a request (or stray bytes): the connection is not idle, so the
-            # grace starts over; it only closes after `idle_grace` of silence.
-            self._arm_grace()
-
-
-if HAVE_HTTPTOOLS:
-
-    class DrainingHttpToolsProtocol(_DrainMixin, _FastProtocol):
-        """httptools protocol with a race-free drain."""
-
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            # One send() per response instead of two (status+headers, then body): see
-            # gateway_worker.serving.write_coalescing. pause/resume_reading, is_closing and
-            # get_extra_info pass through; close() flushes what is buffered first.
-            super().connection_made(cast(asyncio.Transport, CoalescingTransport(transport)))
-            self._drain_if_server_draining()
-
-        def data_received(self, data: bytes) -> None:
-            super().data_received(data)
-            self._after_data()
-
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            if self._draining:
-                self._arm_grace()
-
-
-class DrainingH11Protocol(_DrainMixin, H11Protocol):
-    """h11 protocol with a race-free drain (fallback when httptools is missing)."""
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._drain_if_server_draining()
-
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        self._after_data()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if self._draining:
-            self._arm_grace()
+#: uvicorn's fixed pauses between the drain request and its graceful wait: its main
+#: loop notices ``should_exit`` within one 0.1 s tick, and ``Server.shutdown`` sleeps
+#: 0.1 s after asking every connection to drain, before it waits
+#: ``timeout_graceful_shutdown`` for them.
+UVICORN_SHUTDOWN_PAUSES_SECONDS = 0.2
 
 
 def protocol_class(engine: str = "uvicorn") -> type[asyncio.Protocol]:
     """The HTTP protocol for ``server.http_engine``, with the draining behaviour."""
     if engine == "native":
-        # Imported here: gateway_worker.serving.native.connection builds on _DrainMixin above.
-        from gateway_worker.serving.native.connection import NativeHttpProtocol
-
         return NativeHttpProtocol
-    if HAVE_HTTPTOOLS:
-        return DrainingHttpToolsProtocol
-    return DrainingH11Protocol  # pragma: no cover
+    return uvicorn_protocol()
 
 
-def uvicorn_config(app: Any, config: Config) -> uvicorn.Config:
+def graceful_wait_seconds(policy: DrainPolicy) -> float:
+    """uvicorn's ``timeout_graceful_shutdown``: the worker's drain deadline less
+    uvicorn's own pauses, so that the worker is done before the supervisor kills it."""
+    return max(0.0, policy.worker_deadline_seconds - UVICORN_SHUTDOWN_PAUSES_SECONDS)
+
+
+def uvicorn_config(app: ASGIApp, config: Config) -> uvicorn.Config:
     """uvicorn settings derived from the gateway config."""
+    policy = DrainPolicy.from_config(config.server)
     return uvicorn.Config(
         app,
         lifespan="off",
@@ -174,7 +78,9 @@ def uvicorn_config(app: Any, config: Config) -> uvicorn.Config:
         access_log=False,
         timeout_keep_alive=int(max(1, round(config.server.keepalive_timeout_seconds))),
         limit_concurrency=config.server.max_connections,
-        timeout_graceful_shutdown=int(max(1, config.server.graceful_shutdown_timeout_seconds)),
+        # Annotated int by uvicorn, but only ever passed to asyncio.wait_for(timeout=),
+        # which takes a float: the exact deadline, not a truncation of it.
+        timeout_graceful_shutdown=graceful_wait_seconds(policy),  # type: ignore[arg-type]
         server_header=False,
     )
 
@@ -192,6 +98,9 @@ class WorkerServer(Server):
         idle_grace: float = MAX_IDLE_GRACE_SECONDS,
     ) -> None:
         super().__init__(config)
+        # uvicorn's shared state, plus the idle grace every connection reads on drain.
+        self._drain_state = DrainingServerState()
+        self.server_state = self._drain_state
         self._on_started = on_started
         self._on_draining = on_draining
         self._on_reopen_logs = on_reopen_logs
@@ -236,11 +145,9 @@ class WorkerServer(Server):
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         self.drain_started_at = time.monotonic()
-        # Read by connections that complete connection_made from now on.
-        self.server_state.drain_grace = self.idle_grace  # type: ignore[attr-defined]
-        for conn in list(self.server_state.connections):
-            # Protocol instances share the class attribute; set per connection.
-            conn.idle_grace = self.idle_grace  # type: ignore[union-attr]
+        # Read by each connection's shutdown() (called by uvicorn's shutdown below) and
+        # by connections that complete connection_made from now on.
+        self._drain_state.drain_grace = self.idle_grace
         if self._on_draining is not None:
             self._on_draining()
         if self.force_exit:
