@@ -16,6 +16,7 @@ from gateway_worker.config import Config, config_hash, dump_redacted
 from gateway_worker.control_socket import ControlError, request_async
 from gateway_worker.exchange import Request, Response
 from gateway_worker.protocols.json_bodies import error_response, json_bytes
+from gateway_worker.serving.drain import DrainPolicy
 
 
 class Admin:
@@ -25,10 +26,12 @@ class Admin:
         self.config = config
         self.socket_path = config.supervisor.control_socket
         self.hash = config_hash(config)
-        s = config.server
-        # A reload waits for new workers to be ready and old ones to drain.
+        # A reload waits for new workers to be ready and old ones to drain (at most
+        # until the supervisor kills them).
         self.reload_timeout = (
-            s.reload_readiness_timeout_seconds + s.graceful_shutdown_timeout_seconds + 5.0
+            config.server.reload_readiness_timeout_seconds
+            + DrainPolicy.from_config(config.server).kill_after_seconds
+            + 5.0
         )
 
     async def handle(self, request: Request) -> Response:
