@@ -36,7 +36,7 @@ import hmac
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any, cast, get_args
+from typing import cast, get_args
 
 import jwt
 
@@ -166,7 +166,7 @@ class Authenticator:
             raise AuthError(401, f"invalid JWT ({type(exc).__name__})") from None
         return self._principal_from_claims(claims)
 
-    def _principal_from_claims(self, claims: dict[str, Any]) -> Principal:
+    def _principal_from_claims(self, claims: Mapping[str, object]) -> Principal:
         exp = claims["exp"]
         iat = claims.get("iat")
         start = iat if isinstance(iat, int | float) else time.time()

@@ -10,7 +10,6 @@ back. Without that socket (a worker started alone) they answer 503.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from gateway_worker.config import Config, config_hash, dump_redacted
 from gateway_worker.control_socket import ControlError, request_async
@@ -37,7 +36,7 @@ class Admin:
     async def handle(self, request: Request) -> Response:
         route = (request.method, request.path.rstrip("/"))
         if route == ("GET", "/config"):
-            body: dict[str, Any] = {
+            body: dict[str, object] = {
                 "profile": self.config.profile,
                 "hash": self.hash,
                 "config": dump_redacted(self.config),
@@ -70,7 +69,7 @@ class Admin:
         ok = reply.get("ok", True) is not False
         return Response(200 if ok else 409, json_bytes(reply))
 
-    async def _ask(self, cmd: str, timeout: float) -> dict[str, Any] | str:
+    async def _ask(self, cmd: str, timeout: float) -> dict[str, object] | str:
         """The supervisor's reply, or a message saying why there is none."""
         path = self.socket_path
         if not path or not os.path.exists(path):
