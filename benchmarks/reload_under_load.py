@@ -258,7 +258,7 @@ def measure_boot_costs(gateway: Gateway, m: Measurements) -> None:
             sys.executable,
             "-c",
             "import time; t = time.perf_counter(); "
-            "import gateway_worker.__main__, gateway_worker.app, gateway_worker.server, "
+            "import gateway_worker.__main__, gateway_worker.app, gateway_worker.serving.server, "
             "uvicorn, uvloop; print(time.perf_counter() - t)",
         ],
         capture_output=True,

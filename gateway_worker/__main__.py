@@ -20,59 +20,22 @@ import json
 import os
 import socket
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
 from gateway_worker.config import Config
-from gateway_worker.contract import ExitCode, encode_message
+from gateway_worker.contract import ExitCode
+from gateway_worker.pipes import (
+    ConfigPipeWatch,
+    Heartbeat,
+    StatusChannel,
+    read_config_line,
+)
 
 
-class StatusChannel:
-    """The worker's end of the status pipe (worker → supervisor)."""
-
-    def __init__(self, fd: int | None) -> None:
-        self.fd = fd
-        if fd is not None:
-            # Never block the event loop on a supervisor that stopped reading
-            # (e.g. SIGSTOPped): a full pipe drops heartbeats instead.
-            os.set_blocking(fd, False)
-
-    def send(self, message: dict[str, Any]) -> None:
-        if self.fd is None:
-            return
-        message.setdefault("pid", os.getpid())
-        try:
-            os.write(self.fd, encode_message(message))
-        except BlockingIOError:
-            return  # pipe full: the supervisor is not reading; dropping is harmless
-        except OSError:
-            # The supervisor is gone; the config-pipe EOF will stop us.
-            self.fd = None
-
-    def fatal(self, error: str, code: ExitCode) -> int:
-        """Report a fatal boot error and return the exit code to use."""
-        self.send({"type": "fatal", "error": error, "code": int(code)})
-        print(f"redis-gateway worker: {error}", file=sys.stderr, flush=True)
-        return int(code)
-
-
-def read_config_line(fd: int) -> bytes | None:
-    """Read the one config line from the supervisor; None on EOF before it."""
-    chunks: list[bytes] = []
-    while True:
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        if chunk.endswith(b"\n"):
-            return b"".join(chunks)
-
-
-def parse_config(raw: bytes | dict[str, Any]) -> Config:
+def parse_config(raw: bytes | Mapping[str, object]) -> Config:
     data = json.loads(raw) if isinstance(raw, bytes) else raw
     return Config.model_validate(data)
 
@@ -113,8 +76,9 @@ async def serve(
     import structlog
 
     from gateway_worker.app import BootError, build_app
-    from gateway_worker.logging import reopen_logs
-    from gateway_worker.server import WorkerServer, uvicorn_config
+    from gateway_worker.observability.logging import reopen_logs
+    from gateway_worker.serving.drain import DrainPolicy
+    from gateway_worker.serving.server import WorkerServer, uvicorn_config
 
     log = structlog.get_logger("redis_gateway.worker")
     app = build_app(config)
@@ -122,60 +86,36 @@ async def serve(
         await app.startup()
     except BootError as exc:
         return status.fatal(str(exc), ExitCode.BOOT_ERROR)
-
-    loop = asyncio.get_running_loop()
-    exit_code = ExitCode.OK
-    heartbeat: asyncio.Task[None] | None = None
-    interval = config.supervisor.heartbeat_interval_seconds
-
-    async def beat() -> None:
-        # Sent from the event loop on purpose: a blocked loop misses heartbeats.
-        while True:
-            status.send({"type": "heartbeat", "t": time.monotonic()})
-            await asyncio.sleep(interval)
+    heartbeat = Heartbeat(status, config.supervisor.heartbeat_interval_seconds)
 
     def on_started() -> None:
-        nonlocal heartbeat
         status.send({"type": "ready"})
         log.info("worker.ready", listen=[_addr(s) for s in sockets])
-        if status.fd is not None:
-            heartbeat = loop.create_task(beat())
+        heartbeat.start()
 
     def on_draining() -> None:
         status.send({"type": "draining"})
         log.info("worker.draining")
 
-    grace = min(1.0, config.server.graceful_shutdown_timeout_seconds / 2)
     server = WorkerServer(
         uvicorn_config(app, config),
         on_started=on_started,
         on_draining=on_draining,
         on_reopen_logs=reopen_logs,
-        idle_grace=grace,
+        idle_grace=DrainPolicy.from_config(config.server).idle_grace_seconds,
     )
 
-    if config_fd is not None:
-        def on_config_fd() -> None:
-            nonlocal exit_code
-            try:
-                data = os.read(config_fd, 4096)
-            except OSError:
-                data = b""
-            if not data:
-                # EOF: the supervisor is gone (even SIGKILLed). Drain and leave.
-                loop.remove_reader(config_fd)
-                exit_code = ExitCode.ORPHANED
-                log.warning("worker.orphaned")
-                server.request_drain()
+    def on_supervisor_gone() -> None:
+        log.warning("worker.orphaned")
+        server.request_drain()
 
-        loop.add_reader(config_fd, on_config_fd)
-
+    watch = ConfigPipeWatch(config_fd, on_supervisor_gone) if config_fd is not None else None
     try:
         await server.serve(sockets=sockets)
     finally:
-        if heartbeat is not None:
-            heartbeat.cancel()
+        heartbeat.stop()
         await app.shutdown()
+    exit_code = ExitCode.ORPHANED if watch is not None and watch.orphaned else ExitCode.OK
     log.info("worker.exited", code=int(exit_code))
     return int(exit_code)
 
@@ -198,8 +138,8 @@ def preload() -> None:
     milliseconds after its config arrives; for a normal spawn the order changes nothing.
     """
     import gateway_worker.app
-    import gateway_worker.logging
-    import gateway_worker.server  # noqa: F401 - imported for the side effect of loading
+    import gateway_worker.observability.logging
+    import gateway_worker.serving.server  # noqa: F401 - imported for the side effect of loading
 
 
 def run_supervised(listen_fds: Sequence[int], config_fd: int, status_fd: int) -> int:
@@ -229,7 +169,7 @@ def run_supervised(listen_fds: Sequence[int], config_fd: int, status_fd: int) ->
 def _run(
     config: Config, sockets: list[socket.socket], status: StatusChannel, config_fd: int | None
 ) -> int:
-    from gateway_worker.logging import configure_logging
+    from gateway_worker.observability.logging import configure_logging
 
     try:
         configure_logging(config.observability.logging, process="worker", pid=os.getpid())
@@ -250,7 +190,7 @@ def run_standalone(path: Path) -> int:
     try:
         text = path.read_text(encoding="utf-8")
         if path.suffix == ".json":
-            data: dict[str, Any] = json.loads(text)
+            data: Mapping[str, object] = json.loads(text)
         else:
             import tomllib
 
@@ -273,7 +213,7 @@ def run_standalone(path: Path) -> int:
     return _run(config, [sock], status, None)
 
 
-def main(argv: Sequence[str] | None = None, exit_: Callable[[int], Any] = sys.exit) -> None:
+def main(argv: Sequence[str] | None = None, exit_: Callable[[int], object] = sys.exit) -> None:
     parser = argparse.ArgumentParser(prog="python -m gateway_worker")
     parser.add_argument("--supervised", action="store_true")
     parser.add_argument("--listen-fd", type=int, action="append", default=[])

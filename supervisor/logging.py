@@ -10,7 +10,12 @@ from __future__ import annotations
 import os
 
 from gateway_worker.config import LoggingConfig
-from gateway_worker.logging import MASK, configure_logging, redact_secrets, reopen_logs
+from gateway_worker.observability.logging import (
+    MASK,
+    configure_logging,
+    redact_secrets,
+    reopen_logs,
+)
 
 __all__ = ["MASK", "configure", "redact_secrets", "reopen_logs"]
 

@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from gateway_worker.errors import RedisUnavailable
-from gateway_worker.resp import DedicatedConnection, ReplyError, RespValue
+from gateway_worker.redis.executor import DedicatedConnection
+from gateway_worker.redis.values import ReplyError, RespValue
 
 
 class SingleCommandRedis:

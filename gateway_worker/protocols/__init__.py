@@ -1,8 +1,8 @@
 """Protocol handlers: each turns a ``Request`` into Redis calls and a ``Response``.
 
-* ``upstash``: the Upstash-compatible REST protocol (API.md §1).
-* ``webdis``: the Webdis-compatible URL protocol (API.md §2).
-* ``resp_encode``: reply encoders shared by the protocols (JSON bodies, errors).
+* ``upstash/``: the Upstash-compatible REST protocol (API.md §1).
+* ``webdis/``: the Webdis-compatible URL protocol (API.md §2).
+* ``json_bodies``: JSON bodies shared by the protocols (compact JSON, ``{"error": ...}``).
 
 A handler has the shape ``async handle(request, redis, guard) -> Response``; the app
 (``gateway_worker.app``) mounts each under its configured prefix.
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from gateway_worker.http import CommandGuard, Request, Response
-from gateway_worker.resp import RedisExecutor
+from gateway_worker.exchange import CommandGuard, Request, Response
+from gateway_worker.redis.executor import RedisExecutor
 
 #: What the app calls for a request routed to a protocol.
 Handler = Callable[[Request, RedisExecutor, CommandGuard], Awaitable[Response]]

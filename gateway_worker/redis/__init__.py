@@ -1,8 +1,14 @@
 """Redis access for the worker: a multiplexed fast path plus dedicated connections.
 
-Modules: ``wire`` (RESP encoding and the reply parser), ``connection`` (one connection:
-open, authenticate, read/write), ``commands`` (command classes: blocking, read-only,
-connection-state), ``client`` (``RedisClient``, the ``RedisExecutor`` the app uses).
+Modules:
+
+* ``values``: the RESP reply values as handlers see them (``Status``, ``ReplyError``,
+  ``NIL_ARRAY``, ``RespValue``).
+* ``executor``: the ``RedisExecutor`` interface handlers talk to.
+* ``wire``: RESP2 bytes: command encoding, reply encoding and the reply parser.
+* ``connection``: one connection (open, TLS, authenticate, read/write).
+* ``commands``: the command table (blocking, read-only, connection-state).
+* ``client``: ``RedisClient``, the ``RedisExecutor`` the app uses.
 """
 
 from gateway_worker.redis.client import RedisClient

@@ -28,7 +28,8 @@ from gateway_worker.config import RedisConfig
 from gateway_worker.errors import RedisUnavailable
 from gateway_worker.redis.commands import CONNECTION_STATE, READ_ONLY, is_blocking
 from gateway_worker.redis.connection import ConnectOptions, RespConnection, open_connection
-from gateway_worker.resp import DedicatedConnection, ReplyError, RespValue, Status
+from gateway_worker.redis.executor import DedicatedConnection
+from gateway_worker.redis.values import ReplyError, RespValue, Status
 
 log = structlog.get_logger("gateway_worker.redis")
 
@@ -49,7 +50,7 @@ def _retrieve(fut: asyncio.Future[RespValue]) -> None:
 
 
 class RedisClient:
-    """Implements ``gateway_worker.resp.RedisExecutor`` (see the module docstring)."""
+    """Implements ``gateway_worker.redis.values.RedisExecutor`` (see the module docstring)."""
 
     def __init__(self, cfg: RedisConfig, on_error: ErrorHook | None = None) -> None:
         self._cfg = cfg

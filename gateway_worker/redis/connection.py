@@ -23,8 +23,8 @@ from urllib.parse import unquote, urlsplit
 
 from gateway_worker.config import RedisConfig
 from gateway_worker.errors import RedisUnavailable
+from gateway_worker.redis.values import ReplyError, RespValue
 from gateway_worker.redis.wire import ProtocolViolation, ReplyParser, encode_command
-from gateway_worker.resp import ReplyError, RespValue
 
 DEFAULT_URL = "redis://127.0.0.1:6379"
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import hiredis
 
-from gateway_worker.resp import NIL_ARRAY, NilArray, ReplyError, RespValue, Status
+from gateway_worker.redis.values import NIL_ARRAY, NilArray, ReplyError, RespValue, Status
 
 _CRLF = b"\r\n"
 _PLUS = 0x2B  # '+'

@@ -1,5 +1,15 @@
-"""Serving HTTP inside a worker: the drain policy (``drain``), and the engines.
+"""Serving HTTP inside a worker: the drain policy and the engines.
 
-``drain.DrainPolicy`` is the one home of every deadline a drain follows; the supervisor
-reads the same object (it kills a draining worker at ``kill_after_seconds``).
+* ``drain``: ``DrainPolicy``, the one home of every deadline a drain follows, decided
+  once from ``server.graceful_shutdown_timeout_seconds``; the supervisor reads the same
+  object (it kills a draining worker at ``kill_after_seconds``).
+* ``server``: ``WorkerServer`` (uvicorn's ``Server`` with the worker's signals, startup
+  report and drain) and ``uvicorn_config``, which both engines run under.
+* ``connection_drain``: ``ConnectionDrain``, the race-free drain of one connection,
+  owned by every protocol of both engines.
+* ``uvicorn_engine``: uvicorn's httptools (or h11) protocol with that drain.
+* ``native/``: the native engine, a leaner httptools protocol.
+* ``write_coalescing``: one ``send`` per response for uvicorn's protocol.
+
+Nothing is imported here: the supervisor imports ``serving.drain`` alone.
 """

@@ -2,7 +2,7 @@
 
 The protocol suites (tests/integration/test_upstash_http.py and test_webdis_http.py)
 are collected here a second time, with their gateway fixtures redefined to serve the
-real app through ``gateway_worker.server`` with ``NativeHttpProtocol`` instead of
+real app through ``gateway_worker.serving.server`` with ``NativeHttpProtocol`` instead of
 stock uvicorn: exact bodies, status codes, headers, body limits (413), timeouts (504),
 auth, rate limits, CORS and the streamed SUBSCRIBE must come out the same.
 """
@@ -21,8 +21,8 @@ import uvicorn
 
 from gateway_worker.app import build_app
 from gateway_worker.config import Config
-from gateway_worker.fasthttp import NativeHttpProtocol
-from gateway_worker.server import uvicorn_config
+from gateway_worker.serving.native.connection import NativeHttpProtocol
+from gateway_worker.serving.server import uvicorn_config
 from tests.integration import test_upstash_http as upstash_suite
 from tests.integration import test_webdis_http as webdis_suite
 from tests.integration.conftest_gateway import make_config, serving_in_thread

@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 import pytest
 import redis
 
+from gateway_worker.access.rate_limit import KEY_PREFIX, RateDecision, RateLimiter
 from gateway_worker.config import Config
-from gateway_worker.http import Principal
-from gateway_worker.ratelimit import KEY_PREFIX, RateDecision, RateLimiter
+from gateway_worker.exchange import Principal
 from gateway_worker.redis import RedisClient
 from tests.helpers import free_port
 

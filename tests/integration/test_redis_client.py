@@ -17,7 +17,7 @@ import redis
 from gateway_worker.config import RedisConfig
 from gateway_worker.errors import RedisUnavailable
 from gateway_worker.redis import RedisClient
-from gateway_worker.resp import NIL_ARRAY, ReplyError, Status
+from gateway_worker.redis.values import NIL_ARRAY, ReplyError, Status
 from supervisor.embedded_redis import EmbeddedRedis, find_server_binary
 from tests.helpers import wait_until
 

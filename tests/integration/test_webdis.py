@@ -14,9 +14,9 @@ from typing import TypeVar
 import pytest
 import redis
 
+from gateway_worker.access.policy import CommandPolicy
 from gateway_worker.config import Config, RedisConfig
-from gateway_worker.http import CommandGuard, Principal, Request, Response
-from gateway_worker.policy import CommandPolicy
+from gateway_worker.exchange import CommandGuard, Principal, Request, Response
 from gateway_worker.protocols.webdis import handle
 from gateway_worker.redis import RedisClient
 from tests.helpers import free_port

@@ -17,7 +17,7 @@ import structlog.testing
 
 from gateway_worker.app import GatewayApp, build_app
 from gateway_worker.config import Config
-from gateway_worker.http import Request, Response
+from gateway_worker.exchange import Request, Response
 
 ADMIN_KEY = "admin-key-0123456789abcdef"
 USER_KEY = "user-key-0123456789abcdef"

@@ -1,4 +1,4 @@
-"""Body limit and request deadlines (gateway_worker.limits)."""
+"""Body limit and request deadlines (gateway_worker.app.limits)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from gateway_worker.limits import BodyTooLarge, ClientGone, RequestDeadlines, read_body
+from gateway_worker.app.limits import BodyTooLarge, ClientGone, RequestDeadlines, read_body
 
 
 def receiver(*messages: dict[str, Any]) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from gateway_worker.write_coalescing import CoalescingTransport
+from gateway_worker.serving.write_coalescing import CoalescingTransport
 
 
 def test_writes_of_one_iteration_become_one_and_close_flushes() -> None:

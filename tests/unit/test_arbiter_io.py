@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from gateway_worker.config import Config
 from gateway_worker.control_socket import ControlError, request
-from gateway_worker.logging import MASK, redact_secrets
+from gateway_worker.observability.logging import MASK, redact_secrets
 from supervisor.cli_run import format_status
 from supervisor.control import ControlConnection, ControlServer
 from supervisor.outcome import ReloadOutcome

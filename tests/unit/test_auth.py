@@ -11,7 +11,7 @@ from typing import Any
 import jwt
 import pytest
 
-from gateway_worker.auth import Authenticator, AuthError
+from gateway_worker.access.auth import Authenticator, AuthError
 from gateway_worker.config import Config
 
 SECRET = "s" * 40
@@ -181,6 +181,6 @@ def test_all_keys_are_compared(monkeypatch: pytest.MonkeyPatch) -> None:
         calls.append(1)
         return real(a, b)
 
-    monkeypatch.setattr("gateway_worker.auth.hmac.compare_digest", counting)
+    monkeypatch.setattr("gateway_worker.access.auth.hmac.compare_digest", counting)
     make().authenticate({"x-api-key": KEY_A}, [], "ip")  # matches the first key
     assert len(calls) == 2  # ... and still compared with the second

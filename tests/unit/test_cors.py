@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from gateway_worker.access.cors import Cors
 from gateway_worker.config import CorsConfig
-from gateway_worker.cors import Cors
 
 APP = "https://app.example.com"
 

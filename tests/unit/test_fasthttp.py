@@ -1,4 +1,4 @@
-"""The native HTTP engine (gateway_worker.fasthttp) on a real socket, in-process.
+"""The native HTTP engine (gateway_worker.serving.native.connection) on a real socket, in-process.
 
 Each test speaks raw HTTP/1.1 to a ``WorkerServer`` running ``NativeHttpProtocol``
 (``server.http_engine = "native"``) and checks the bytes uvicorn's protocol would
@@ -16,8 +16,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from gateway_worker.config import Config
-from gateway_worker.fasthttp import NativeHttpProtocol
-from gateway_worker.server import WorkerServer, uvicorn_config
+from gateway_worker.serving.native.connection import NativeHttpProtocol
+from gateway_worker.serving.server import WorkerServer, uvicorn_config
 
 Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
+from gateway_worker.access.key_confinement import KEY_SPECS, glob_escape, locate_keys
+from gateway_worker.access.policy import READ_ONLY_COMMANDS, SAFE_COMMANDS, CommandPolicy
 from gateway_worker.config import DANGEROUS_COMMANDS, Config
-from gateway_worker.http import PolicyName, Principal
-from gateway_worker.keyspec import KEY_SPECS, glob_escape, locate_keys
-from gateway_worker.policy import READ_ONLY_COMMANDS, SAFE_COMMANDS, CommandPolicy
+from gateway_worker.exchange import PolicyName, Principal
 
 
 def make(**sections: Any) -> CommandPolicy:

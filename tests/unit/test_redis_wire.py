@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from gateway_worker.redis.values import NIL_ARRAY, ReplyError, RespValue, Status
 from gateway_worker.redis.wire import (
     ProtocolViolation,
     ReplyParser,
     encode_command,
     encode_reply,
 )
-from gateway_worker.resp import NIL_ARRAY, ReplyError, RespValue, Status
 
 STREAM = (
     b"+OK\r\n"
@@ -91,7 +91,7 @@ def test_nil_array_is_one_falsy_singleton() -> None:
     import copy
     import pickle
 
-    from gateway_worker.resp import NilArray
+    from gateway_worker.redis.values import NilArray
 
     assert NilArray() is NIL_ARRAY
     assert copy.deepcopy([NIL_ARRAY])[0] is NIL_ARRAY

@@ -14,10 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway_worker.errors import RedisUnavailable
-from gateway_worker.http import Request, Response
-from gateway_worker.protocols.webdis import handle, parse_command, simple_args
-from gateway_worker.protocols.webdis_format import render_json, render_json_scalar
-from gateway_worker.resp import NilArray, ReplyError, RespValue, Status
+from gateway_worker.exchange import Request, Response
+from gateway_worker.protocols.webdis import handle
+from gateway_worker.protocols.webdis.fast_path import simple_args
+from gateway_worker.protocols.webdis.json_format import render_json, render_json_scalar
+from gateway_worker.protocols.webdis.requests import parse_command
+from gateway_worker.redis.values import NilArray, ReplyError, RespValue, Status
 from tests.fakes import SingleCommandRedis
 
 

@@ -14,18 +14,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway_worker.protocols.webdis import etag_of
-from gateway_worker.protocols.webdis_format import (
-    _MISSING,
-    FORMATS,
-    json_value,
-    parse_info,
-    render_custom,
-    render_json,
-    render_msgpack,
-    render_raw,
-)
-from gateway_worker.resp import NIL_ARRAY, ReplyError, RespValue, Status
+from gateway_worker.protocols.webdis.etag import etag_of
+from gateway_worker.protocols.webdis.formats import FORMATS, parse_info, render_custom, render_raw
+from gateway_worker.protocols.webdis.json_format import _MISSING, json_value, render_json
+from gateway_worker.protocols.webdis.msgpack_format import render_msgpack
+from gateway_worker.redis.values import NIL_ARRAY, ReplyError, RespValue, Status
 
 
 @pytest.mark.parametrize(

@@ -16,16 +16,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway_worker.errors import RedisUnavailable
-from gateway_worker.http import Request, Response
-from gateway_worker.protocols.webdis import (
+from gateway_worker.exchange import Request, Response
+from gateway_worker.protocols.webdis import handle
+from gateway_worker.protocols.webdis.json_format import render_json
+from gateway_worker.protocols.webdis.requests import (
     WebdisRequestError,
     decode_arg,
-    handle,
     parse_command,
     parse_options,
 )
-from gateway_worker.protocols.webdis_format import render_json
-from gateway_worker.resp import ReplyError, RespValue, Status
+from gateway_worker.redis.values import ReplyError, RespValue, Status
 from tests.fakes import SingleCommandRedis
 
 

@@ -1,4 +1,4 @@
-"""The worker's race-free drain (gateway_worker.server), in-process on a real socket.
+"""The worker's race-free drain (gateway_worker.serving.server), in-process on a real socket.
 
 Stock uvicorn closes an idle keep-alive connection the moment shutdown starts; ours
 answers the connection's next request with `Connection: close`, and closes a
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from gateway_worker.config import Config
-from gateway_worker.server import WorkerServer, uvicorn_config
+from gateway_worker.serving.server import WorkerServer, uvicorn_config
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:

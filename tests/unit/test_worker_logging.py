@@ -1,4 +1,5 @@
-"""gateway_worker.logging: file output, reopen after rotation, hot reload, redaction."""
+"""gateway_worker.observability.logging: file output, reopen after rotation, hot reload,
+redaction."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-import gateway_worker.logging as wlog
+import gateway_worker.observability.logging as wlog
 from gateway_worker.config import LoggingConfig
 
 

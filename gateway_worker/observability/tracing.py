@@ -12,27 +12,49 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import AbstractAsyncContextManager
-from typing import Any
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from types import ModuleType
+from typing import Protocol
 
 from gateway_worker.config import TracingConfig
 from gateway_worker.errors import GatewayError
-from gateway_worker.metrics import command_label
-from gateway_worker.resp import DedicatedConnection, RedisExecutor, ReplyError, RespValue
+from gateway_worker.observability.metrics import command_label
+from gateway_worker.redis.executor import DedicatedConnection, RedisExecutor
+from gateway_worker.redis.values import ReplyError, RespValue
 
 
 class TracingUnavailable(GatewayError):
     """Tracing is enabled but the OpenTelemetry SDK (the ``tracing`` extra) is missing."""
 
 
+# What we use of OpenTelemetry's API. It is imported by name (an optional extra, see
+# ``_module``), so these describe the objects at that edge.
+
+
+class Span(Protocol):
+    """An OpenTelemetry span."""
+
+    def set_attribute(self, key: str, value: str | int) -> None: ...
+
+
+class _Tracer(Protocol):
+    def start_as_current_span(
+        self, name: str, *, kind: object, attributes: Mapping[str, str]
+    ) -> AbstractContextManager[Span]: ...
+
+
+class _TracerProvider(Protocol):
+    def shutdown(self) -> None: ...
+
+
 class Tracing:
     """The app's tracer; ``enabled`` is False (and everything a no-op) when off."""
 
-    def __init__(self, cfg: TracingConfig, exporter: Any = None) -> None:
+    def __init__(self, cfg: TracingConfig, exporter: object | None = None) -> None:
         self.enabled = cfg.enabled
-        self._provider: Any = None
-        self._tracer: Any = None
+        self._provider: _TracerProvider | None = None
+        self._tracer: _Tracer | None = None
         if not self.enabled:
             return
         try:
@@ -66,7 +88,7 @@ class Tracing:
         self._tracer = provider.get_tracer("redis-gateway")
 
     @contextlib.contextmanager
-    def request_span(self, method: str, protocol: str) -> Iterator[Any]:
+    def request_span(self, method: str, protocol: str) -> Iterator[Span | None]:
         """The span of one HTTP request (``None`` when tracing is off)."""
         if self._tracer is None:
             yield None
@@ -79,7 +101,7 @@ class Tracing:
             yield span
 
     @staticmethod
-    def finish_request(span: Any, status: int, command: str | None) -> None:
+    def finish_request(span: Span | None, status: int, command: str | None) -> None:
         if span is not None:
             span.set_attribute("http.response.status_code", status)
             span.set_attribute("db.operation.name", command_label(command))
@@ -93,29 +115,29 @@ class Tracing:
             self._provider.shutdown()
 
 
-def _module(name: str) -> Any:
+def _module(name: str) -> ModuleType:
     # importlib keeps the optional dependency out of mypy's view: the extra is not
     # installed where the type check runs.
     return importlib.import_module(name)
 
 
-def _server_kind() -> Any:
+def _server_kind() -> object:
     return _module("opentelemetry.trace").SpanKind.SERVER
 
 
-def _client_kind() -> Any:
+def _client_kind() -> object:
     return _module("opentelemetry.trace").SpanKind.CLIENT
 
 
 class TracedExecutor:
     """A ``RedisExecutor`` that opens a client span per call."""
 
-    def __init__(self, inner: RedisExecutor, tracer: Any) -> None:
+    def __init__(self, inner: RedisExecutor, tracer: _Tracer) -> None:
         self._inner = inner
         self._tracer = tracer
 
-    def _span(self, operation: str, db: int | None) -> Any:
-        attributes: dict[str, Any] = {"db.system": "redis", "db.operation.name": operation}
+    def _span(self, operation: str, db: int | None) -> AbstractContextManager[Span]:
+        attributes: dict[str, str] = {"db.system": "redis", "db.operation.name": operation}
         if db is not None:
             attributes["db.namespace"] = str(db)
         return self._tracer.start_as_current_span(

@@ -1,7 +1,11 @@
-"""Reply encoders shared by the protocols: compact JSON and JSON error bodies.
+"""How an Upstash result is encoded in a reply body (API.md §1).
 
-JSON is written compact (``,`` and ``:`` separators) and as UTF-8 (``ensure_ascii``
-off): smaller bodies, and the byte-exact shapes clients and ETags expect.
+* text JSON (the default): ``result_json`` for a single command, ``to_text`` for each
+  result of a pipeline; strings as text, invalid UTF-8 replaced by U+FFFD.
+* base64 (``Upstash-Encoding: base64``): ``to_base64``, every string base64 of its raw
+  bytes, recursively; integers, nils and errors as they are, ``"OK"`` kept as is.
+* RESP2 (``Upstash-Response-Format: resp2``): the raw reply bytes, written by
+  ``gateway_worker.redis.wire.encode_reply``.
 """
 
 from __future__ import annotations
@@ -9,27 +13,14 @@ from __future__ import annotations
 import json
 from base64 import b64encode
 from collections.abc import Callable
-from typing import Any
 
-from gateway_worker.http import Response
-from gateway_worker.resp import NilArray, ReplyError, RespValue, Status
+from gateway_worker.protocols.json_bodies import JsonValue, json_bytes
+from gateway_worker.redis.values import NilArray, ReplyError, RespValue, Status
 
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-# The C string encoder the one above uses for str values (quotes included).
+# The C string encoder json_bytes uses for str values (quotes included).
 _string: Callable[[str], str] = getattr(json.encoder, "c_encode_basestring", None) or (
     json.encoder.py_encode_basestring
 )
-
-
-def json_bytes(value: Any) -> bytes:
-    """Compact UTF-8 JSON."""
-    return _encode(value).encode()
-
-
-def error_response(status: int, message: str, headers: list[tuple[str, str]] | None = None
-                   ) -> Response:
-    """``{"error": message}`` with ``status``."""
-    return Response(status, json_bytes({"error": message}), headers=headers or [])
 
 
 def result_json(value: RespValue) -> bytes:
@@ -43,7 +34,7 @@ def result_json(value: RespValue) -> bytes:
     return json_bytes({"result": to_text(value)})
 
 
-def to_text(value: RespValue) -> Any:
+def to_text(value: RespValue) -> JsonValue:
     """A reply as JSON-able data: strings as text (invalid UTF-8 becomes U+FFFD)."""
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
@@ -55,7 +46,7 @@ def to_text(value: RespValue) -> Any:
     return value
 
 
-def to_base64(value: RespValue) -> Any:
+def to_base64(value: RespValue) -> JsonValue:
     """A reply as JSON-able data with every string base64-encoded (Upstash-Encoding).
 
     Integers, nils and errors stay as they are. The status ``OK`` stays ``"OK"``: the

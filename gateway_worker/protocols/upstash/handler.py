@@ -10,112 +10,38 @@ Routes, relative to the mount prefix:
   the two arguments ``k``, ``v``.
 
 JSON numbers keep their exact text (``1.50`` stays ``1.50``). Booleans, nulls and
-nested values are refused with 400: their meaning as a Redis argument is unclear.
+nested values are refused with 400: their meaning as a Redis argument is unclear
+(parsing: ``upstash.parsing``).
 
 Replies: ``{"result": X}`` (200) or ``{"error": "..."}`` (400 for a Redis error);
 pipelines and transactions answer a list of those. ``Upstash-Encoding: base64`` and
-``Upstash-Response-Format: resp2`` change the encoding. A refused command (policy) is
-403 and refuses the whole request before anything runs. Every response carries an
-``Upstash-Sync-Token`` that changes after every request that ran a write.
+``Upstash-Response-Format: resp2`` change the encoding (``upstash.encodings``). A
+refused command (policy) is 403 and refuses the whole request before anything runs.
+Every response carries an ``Upstash-Sync-Token`` that changes after every request that
+ran a write.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from typing import Any
-from urllib.parse import unquote_to_bytes
 
-from gateway_worker.http import CommandGuard, Request, Response
-from gateway_worker.protocols.resp_encode import (
-    error_response,
-    json_bytes,
-    result_json,
-    to_base64,
-    to_text,
+from gateway_worker.exchange import CommandGuard, Request, Response
+from gateway_worker.protocols.json_bodies import error_response, json_bytes
+from gateway_worker.protocols.upstash.encodings import result_json, to_base64, to_text
+from gateway_worker.protocols.upstash.parsing import (
+    BadRequest,
+    command_from_json,
+    command_from_path,
+    parse_json,
 )
 from gateway_worker.redis.commands import READ_ONLY
+from gateway_worker.redis.executor import RedisExecutor
+from gateway_worker.redis.values import ReplyError, RespValue
 from gateway_worker.redis.wire import encode_reply
-from gateway_worker.resp import RedisExecutor, ReplyError, RespValue
 
 ALLOWED_METHODS = "HEAD, GET, POST, PUT"
 _METHODS = frozenset({"HEAD", "GET", "POST", "PUT"})
 _OCTET = "application/octet-stream"
-
-
-class BadRequest(Exception):
-    """The request cannot be turned into commands; ``str()`` is the client's message."""
-
-
-def _raw_number(text: str) -> str:
-    return text
-
-
-def _bad_constant(text: str) -> Any:
-    raise BadRequest(f"ERR {text} is not a valid argument")
-
-
-def _parse_json(body: bytes) -> Any:
-    if not body.strip():
-        raise BadRequest("ERR empty body: expected a JSON array")
-    try:
-        return json.loads(
-            body,
-            parse_int=_raw_number,
-            parse_float=_raw_number,
-            parse_constant=_bad_constant,
-        )
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"ERR request body is not valid JSON: {exc}") from None
-
-
-def _command_from_json(value: Any, max_arguments: int, where: str = "") -> list[bytes]:
-    if not isinstance(value, list):
-        raise BadRequest(f"ERR {where}expected a JSON array of strings and numbers")
-    if not value:
-        raise BadRequest(f"ERR {where}empty command")
-    if len(value) > max_arguments:
-        raise BadRequest(
-            f"ERR {where}too many arguments ({len(value)} > server.max_arguments="
-            f"{max_arguments})"
-        )
-    args: list[bytes] = []
-    for i, item in enumerate(value):
-        # parse_int/parse_float made every number its exact source text.
-        if isinstance(item, str):
-            args.append(item.encode("utf-8", "surrogatepass"))
-        else:
-            kind = "a boolean" if isinstance(item, bool) else type(item).__name__
-            if item is None:
-                kind = "null"
-            raise BadRequest(
-                f"ERR {where}argument {i + 1} is {kind}; expected a string or a number"
-            )
-    return args
-
-
-def _command_from_path(request: Request, max_arguments: int) -> list[bytes]:
-    segments = request.path.split("/")[1:]
-    if segments and segments[-1] == "":
-        segments.pop()
-    if not segments or not segments[0]:
-        raise BadRequest("ERR no command: POST a JSON array or use /COMMAND/arg/...")
-    # The app decoded the raw path as latin-1, so encoding back gives the bytes sent.
-    args = [
-        unquote_to_bytes(s.encode("latin-1")) if "%" in s else s.encode("latin-1")
-        for s in segments
-    ]
-    if request.method in ("POST", "PUT") and request.body:
-        args.append(request.body)
-    for name, value in request.query:
-        if name != "_token":
-            args.append(name.encode())
-            args.append(value.encode())
-    if len(args) > max_arguments:
-        raise BadRequest(
-            f"ERR too many arguments ({len(args)} > server.max_arguments={max_arguments})"
-        )
-    return args
 
 
 class SyncTokens:
@@ -169,9 +95,9 @@ class Upstash:
                 commands = self._batch(request.body)
                 return await self._run_batch(request, redis, guard, commands, path)
             if path == "/" and method in ("POST", "PUT"):
-                args = _command_from_json(_parse_json(request.body), self.max_arguments)
+                args = command_from_json(parse_json(request.body), self.max_arguments)
             else:
-                args = _command_from_path(request, self.max_arguments)
+                args = command_from_path(request, self.max_arguments)
         except BadRequest as exc:
             return self._reply(error_response(400, str(exc)))
         name = args[0].upper()
@@ -184,11 +110,11 @@ class Upstash:
         return self._reply(self._single(request, reply), name)
 
     def _batch(self, body: bytes) -> list[list[bytes]]:
-        value = _parse_json(body)
+        value = parse_json(body)
         if not isinstance(value, list) or not value:
             raise BadRequest("ERR expected a non-empty JSON array of commands")
         return [
-            _command_from_json(cmd, self.max_arguments, f"command {i + 1}: ")
+            command_from_json(cmd, self.max_arguments, f"command {i + 1}: ")
             for i, cmd in enumerate(value)
         ]
 

@@ -36,13 +36,13 @@ import hmac
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any, cast, get_args
+from typing import cast, get_args
 
 import jwt
 
 from gateway_worker.config import Config
 from gateway_worker.errors import GatewayError
-from gateway_worker.http import PolicyName, Principal
+from gateway_worker.exchange import PolicyName, Principal
 
 _POLICIES: tuple[str, ...] = get_args(PolicyName)
 _MIN_HS256_SECRET_BYTES = 32
@@ -166,7 +166,7 @@ class Authenticator:
             raise AuthError(401, f"invalid JWT ({type(exc).__name__})") from None
         return self._principal_from_claims(claims)
 
-    def _principal_from_claims(self, claims: dict[str, Any]) -> Principal:
+    def _principal_from_claims(self, claims: Mapping[str, object]) -> Principal:
         exp = claims["exp"]
         iat = claims.get("iat")
         start = iat if isinstance(iat, int | float) else time.time()

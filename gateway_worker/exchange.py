@@ -1,4 +1,7 @@
-"""Protocol-neutral request/response values passed between the ASGI app and handlers.
+"""The values of one exchange between the app and a protocol handler: who is calling
+(``Principal``), what they asked (``Request``), what the handler answers (``Response``),
+and the command check the handler must ask (``CommandGuard``). Protocol-neutral: no
+HTTP parsing, no ASGI here.
 
 ``gateway_worker.app`` turns an ASGI scope into a ``Request`` (with ``path`` relative
 to the protocol's mount prefix), runs the cross-cutting steps (CORS, auth, rate limit,

@@ -35,8 +35,9 @@ import structlog
 
 from gateway_worker.config import Config
 from gateway_worker.errors import RedisUnavailable
-from gateway_worker.http import Principal
-from gateway_worker.resp import RedisExecutor, ReplyError
+from gateway_worker.exchange import Principal
+from gateway_worker.redis.executor import RedisExecutor
+from gateway_worker.redis.values import ReplyError
 
 log = structlog.get_logger(__name__)
 

@@ -7,17 +7,15 @@
 * ``server.request_timeout_seconds``: ``RequestDeadlines`` cancels a request still
   running after it; the app then answers 504 (JSON error).
 * ``server.max_connections``: uvicorn's ``limit_concurrency`` (set by
-  ``gateway_worker.server``) answers 503 beyond it.
+  ``gateway_worker.serving.server``) answers 503 beyond it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Callable
-from typing import Any
 
-Receive = Callable[[], Awaitable[dict[str, Any]]]
+from gateway_worker.asgi import Receive
 
 
 class BodyTooLarge(Exception):
@@ -76,11 +74,11 @@ class RequestDeadlines:
     def __init__(self, timeout: float, resolution: float = 0.05) -> None:
         self.timeout = timeout
         self._resolution = resolution
-        self._slots: dict[int, set[asyncio.Task[Any]]] = {}
-        self._expired: set[asyncio.Task[Any]] = set()
+        self._slots: dict[int, set[asyncio.Task[object]]] = {}
+        self._expired: set[asyncio.Task[object]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def start(self, task: asyncio.Task[Any]) -> int:
+    def start(self, task: asyncio.Task[object]) -> int:
         """Watch ``task``; returns the slot to pass to ``finish``."""
         loop = self._loop
         if loop is None:
@@ -93,12 +91,12 @@ class RequestDeadlines:
         tasks.add(task)
         return slot
 
-    def finish(self, slot: int, task: asyncio.Task[Any]) -> None:
+    def finish(self, slot: int, task: asyncio.Task[object]) -> None:
         tasks = self._slots.get(slot)
         if tasks is not None:
             tasks.discard(task)
 
-    def timed_out(self, task: asyncio.Task[Any]) -> bool:
+    def timed_out(self, task: asyncio.Task[object]) -> bool:
         """True (once) when ``task`` was cancelled by its deadline; the cancellation
         is then withdrawn so the request can still answer 504."""
         if task in self._expired:

@@ -36,33 +36,31 @@ import importlib
 import math
 import time
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, cast
+from typing import cast
 from urllib.parse import parse_qsl
 
 import structlog
 
-from gateway_worker import metrics
-from gateway_worker.admin import Admin
-from gateway_worker.auth import Authenticator, AuthError
+from gateway_worker.access.auth import Authenticator, AuthError
+from gateway_worker.access.cors import Cors
+from gateway_worker.access.policy import CommandPolicy
+from gateway_worker.access.rate_limit import RateDecision, RateLimiter
+from gateway_worker.app.admin import Admin
+from gateway_worker.app.limits import BodyTooLarge, ClientGone, RequestDeadlines, read_body
+from gateway_worker.app.responses import send_body, send_response
+from gateway_worker.asgi import Receive, Scope, Send
 from gateway_worker.config import Config
-from gateway_worker.cors import Cors
 from gateway_worker.errors import GatewayError, RedisUnavailable
-from gateway_worker.http import Request, Response
-from gateway_worker.limits import BodyTooLarge, ClientGone, RequestDeadlines, read_body
-from gateway_worker.policy import CommandPolicy
+from gateway_worker.exchange import CommandGuard, Request, Response
+from gateway_worker.observability import metrics
+from gateway_worker.observability.tracing import Span, Tracing, TracingUnavailable
 from gateway_worker.protocols import Handler
-from gateway_worker.protocols.resp_encode import error_response, json_bytes
+from gateway_worker.protocols.json_bodies import error_response, json_bytes
 from gateway_worker.protocols.upstash import Upstash
-from gateway_worker.ratelimit import RateLimiter
 from gateway_worker.redis import RedisClient
-from gateway_worker.tracing import Tracing, TracingUnavailable
+from gateway_worker.redis.executor import RedisExecutor
 
 log = structlog.get_logger("gateway_worker.app")
-
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 _JSON = b"application/json"
 _HEALTHY = b'{"status":"ok"}'
@@ -83,14 +81,15 @@ def _load_webdis(max_arguments: int) -> Handler | None:
     return cast(Handler, functools.partial(module.handle, max_arguments=max_arguments))
 
 
-async def _webdis_missing(request: Request, redis: Any, guard: Any) -> Response:
+async def _webdis_missing(request: Request, redis: RedisExecutor, guard: CommandGuard
+                          ) -> Response:
     return error_response(501, "the Webdis protocol is not available in this build")
 
 
 class GatewayApp:
     """The worker's ASGI application (see the module docstring for the step order)."""
 
-    def __init__(self, config: Config, span_exporter: Any = None) -> None:
+    def __init__(self, config: Config, span_exporter: object | None = None) -> None:
         self.config = config
         self.metrics = metrics.get()
         self.redis_client = RedisClient(config.redis, on_error=self.metrics.redis_error)
@@ -162,7 +161,7 @@ class GatewayApp:
         if "?" in path:  # some servers (httpx's ASGI transport) leave the query in
             path = path.partition("?")[0]
         if path == "/healthz":
-            await _send(send, 200, _JSON, _HEALTHY, [])
+            await send_body(send, 200, _JSON, _HEALTHY, [])
             return
         if path == "/readyz":
             await self._readyz(send)
@@ -174,7 +173,7 @@ class GatewayApp:
             await self._serve(scope, receive, send, path, None)
 
     async def _serve(
-        self, scope: Scope, receive: Receive, send: Send, path: str, span: Any
+        self, scope: Scope, receive: Receive, send: Send, path: str, span: Span | None
     ) -> None:
         start = time.perf_counter()
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
@@ -204,7 +203,7 @@ class GatewayApp:
             self.deadlines.finish(slot, task)
         if self.cors is not None:
             response.headers.extend(self.cors.response_headers(headers))
-        await _send_response(send, response, receive)
+        await send_response(send, response, receive)
         if span is not None:
             self.tracing.finish_request(span, response.status, response.command)
         elapsed = time.perf_counter() - start
@@ -257,26 +256,11 @@ class GatewayApp:
         if self.limiter.enabled:
             decision = await self.limiter.check(principal)
             if not decision.allowed:
-                if decision.unavailable:
-                    return error_response(
-                        503, "Redis unavailable: the rate limiter cannot be asked"
-                    ), "ratelimit"
-                self.metrics.rate_limited.inc()
-                retry = math.ceil(decision.retry_after_seconds or 1)
-                return error_response(
-                    429,
-                    f"rate limit exceeded: retry after {retry}s",
-                    [("retry-after", str(retry)), ("ratelimit-limit", str(decision.limit)),
-                     ("ratelimit-remaining", str(decision.remaining))],
-                ), "ratelimit"
-        request_path = path
+                return self._rate_limited(decision), "ratelimit"
         if self.admin is not None and (path == "/admin" or path.startswith("/admin/")):
-            if not principal.admin:
-                self.metrics.auth_failures.labels("403").inc()
-                return error_response(403, "/admin needs an admin credential"), "admin"
             request = Request(method, path[6:] or "/", query, headers, body, client_ip,
                               principal)
-            return await self.admin.handle(request), "admin"
+            return await self._admin(self.admin, request), "admin"
         for prefix, name, handler in self.mounts:
             if prefix == "/":
                 request_path = path
@@ -290,13 +274,33 @@ class GatewayApp:
             return await handler(request, self.redis, self.policy.guard_for(principal)), name
         return error_response(404, f"no protocol is mounted at {path}"), "none"
 
+    def _rate_limited(self, decision: RateDecision) -> Response:
+        """The answer to a request the rate limiter refused (429, or 503 fail-closed)."""
+        if decision.unavailable:
+            return error_response(503, "Redis unavailable: the rate limiter cannot be asked")
+        self.metrics.rate_limited.inc()
+        retry = math.ceil(decision.retry_after_seconds or 1)
+        return error_response(
+            429,
+            f"rate limit exceeded: retry after {retry}s",
+            [("retry-after", str(retry)), ("ratelimit-limit", str(decision.limit)),
+             ("ratelimit-remaining", str(decision.remaining))],
+        )
+
+    async def _admin(self, admin: Admin, request: Request) -> Response:
+        """``/admin/*``: admin principals only (403 otherwise)."""
+        if not request.principal.admin:
+            self.metrics.auth_failures.labels("403").inc()
+            return error_response(403, "/admin needs an admin credential")
+        return await admin.handle(request)
+
     async def _readyz(self, send: Send) -> None:
         if await self.redis_client.ping():
-            await _send(send, 200, _JSON, _READY, [])
+            await send_body(send, 200, _JSON, _READY, [])
             return
         error = self.redis_client.last_error or "no PONG"
         body = json_bytes({"status": "unavailable", "error": f"Redis unavailable: {error}"})
-        await _send(send, 503, _JSON, body, [])
+        await send_body(send, 503, _JSON, body, [])
 
     def _internal_error(self, exc: Exception) -> Response:
         log.error("request.failed", error_type=type(exc).__name__,
@@ -317,67 +321,7 @@ def _join_repeated(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
     return headers
 
 
-async def _send(
-    send: Send, status: int, content_type: bytes, body: bytes, extra: list[tuple[bytes, bytes]]
-) -> None:
-    headers = [(b"content-type", content_type), (b"content-length", b"%d" % len(body))]
-    headers.extend(extra)
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _send_response(send: Send, response: Response, receive: Receive) -> None:
-    extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
-    content_type = response.content_type.encode("latin-1")
-    if response.stream is None:
-        await _send(send, response.status, content_type, response.body, extra)
-        return
-    headers = [(b"content-type", content_type), *extra]
-    await send({"type": "http.response.start", "status": response.status, "headers": headers})
-    await _send_stream(send, receive, response.stream)
-
-
-async def _wait_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
-async def _send_stream(send: Send, receive: Receive, stream: AsyncIterator[bytes]) -> None:
-    """Relay ``stream`` as a chunked body until it ends or the client goes away.
-
-    uvicorn ignores writes to a closed connection, so without watching for
-    ``http.disconnect`` a stream with no end (a subscription) would hold its Redis
-    connection until the worker stops.
-    """
-    gone = asyncio.ensure_future(_wait_disconnect(receive))
-    chunks = stream.__aiter__()
-    try:
-        while True:
-            following = asyncio.ensure_future(chunks.__anext__())
-            await asyncio.wait((following, gone), return_when=asyncio.FIRST_COMPLETED)
-            if not following.done():
-                following.cancel()  # the client left: stop waiting for data
-                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                    await following
-                return
-            try:
-                chunk = following.result()
-            except StopAsyncIteration:
-                break
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
-    except OSError:
-        pass  # the client went away mid-stream
-    finally:
-        gone.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await gone
-        aclose = getattr(stream, "aclose", None)
-        if aclose is not None:
-            await aclose()
-
-
-def build_app(config: Config, span_exporter: Any = None) -> GatewayApp:
+def build_app(config: Config, span_exporter: object | None = None) -> GatewayApp:
     """Assemble the worker's ASGI app for ``config`` (``span_exporter``: tests only,
     an OpenTelemetry exporter used instead of OTLP)."""
     return GatewayApp(config, span_exporter)

@@ -10,12 +10,12 @@ back. Without that socket (a worker started alone) they answer 503.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from gateway_worker.config import Config, config_hash, dump_redacted
 from gateway_worker.control_socket import ControlError, request_async
-from gateway_worker.http import Request, Response
-from gateway_worker.protocols.resp_encode import error_response, json_bytes
+from gateway_worker.exchange import Request, Response
+from gateway_worker.protocols.json_bodies import error_response, json_bytes
+from gateway_worker.serving.drain import DrainPolicy
 
 
 class Admin:
@@ -25,16 +25,18 @@ class Admin:
         self.config = config
         self.socket_path = config.supervisor.control_socket
         self.hash = config_hash(config)
-        s = config.server
-        # A reload waits for new workers to be ready and old ones to drain.
+        # A reload waits for new workers to be ready and old ones to drain (at most
+        # until the supervisor kills them).
         self.reload_timeout = (
-            s.reload_readiness_timeout_seconds + s.graceful_shutdown_timeout_seconds + 5.0
+            config.server.reload_readiness_timeout_seconds
+            + DrainPolicy.from_config(config.server).kill_after_seconds
+            + 5.0
         )
 
     async def handle(self, request: Request) -> Response:
         route = (request.method, request.path.rstrip("/"))
         if route == ("GET", "/config"):
-            body: dict[str, Any] = {
+            body: dict[str, object] = {
                 "profile": self.config.profile,
                 "hash": self.hash,
                 "config": dump_redacted(self.config),
@@ -67,7 +69,7 @@ class Admin:
         ok = reply.get("ok", True) is not False
         return Response(200 if ok else 409, json_bytes(reply))
 
-    async def _ask(self, cmd: str, timeout: float) -> dict[str, Any] | str:
+    async def _ask(self, cmd: str, timeout: float) -> dict[str, object] | str:
         """The supervisor's reply, or a message saying why there is none."""
         path = self.socket_path
         if not path or not os.path.exists(path):

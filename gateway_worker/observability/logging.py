@@ -18,11 +18,11 @@ import logging
 import re
 import sys
 import threading
-from collections.abc import MutableMapping
-from typing import Any, TextIO
+from typing import TextIO
 
 import structlog
 from pydantic import SecretStr
+from structlog.typing import EventDict, Processor, WrappedLogger
 
 from gateway_worker.config import LoggingConfig
 
@@ -33,7 +33,7 @@ _SECRET_KEY = re.compile(
 )
 
 
-def redact_value(key: str, value: Any) -> Any:
+def redact_value(key: str, value: object) -> object:
     """``value`` with every secret in it masked (by type, or by its key's name)."""
     if isinstance(value, SecretStr):
         return MASK
@@ -47,8 +47,8 @@ def redact_value(key: str, value: Any) -> Any:
 
 
 def redact_secrets(
-    _logger: Any, _name: str, event: MutableMapping[str, Any]
-) -> dict[str, Any]:
+    _logger: WrappedLogger, _name: str, event: EventDict
+) -> EventDict:
     """structlog processor: mask secrets in every field of an event."""
     return {k: (v if k == "event" else redact_value(k, v)) for k, v in event.items()}
 
@@ -116,7 +116,7 @@ class _Handler(logging.Handler):
             message = record.getMessage()
         except Exception:  # a broken format string in a library must not crash us
             message = str(record.msg)
-        fields: dict[str, Any] = {"message": message}
+        fields: dict[str, object] = {"message": message}
         if record.exc_info and record.exc_info[0] is not None:
             fields["exception"] = logging.Formatter().formatException(record.exc_info)
         structlog.get_logger(record.name).log(record.levelno, "library.log", **fields)
@@ -125,7 +125,7 @@ class _Handler(logging.Handler):
 _sink: ReopenableStream | None = None
 
 
-def configure_logging(settings: LoggingConfig, **context: Any) -> None:
+def configure_logging(settings: LoggingConfig, **context: object) -> None:
     """(Re)configure structlog and stdlib logging; ``context`` is bound to every event."""
     global _sink  # noqa: PLW0603 - one sink per process, swapped on hot reload
     if _sink is None or _sink.output != settings.output:
@@ -135,7 +135,7 @@ def configure_logging(settings: LoggingConfig, **context: Any) -> None:
             old.close()
     sink = _sink
     level = logging.getLevelName(settings.level)
-    renderer: Any = (
+    renderer: Processor = (
         structlog.processors.JSONRenderer()
         if settings.format == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
@@ -163,8 +163,8 @@ def configure_logging(settings: LoggingConfig, **context: Any) -> None:
         logging.getLogger(name).propagate = True
 
 
-def _bind(context: dict[str, Any]) -> Any:
-    def processor(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+def _bind(context: dict[str, object]) -> Processor:
+    def processor(_logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
         for key, value in context.items():
             event.setdefault(key, value)
         return event

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 
 from gateway_worker.config import CorsConfig
-from gateway_worker.http import Response
+from gateway_worker.exchange import Response
 
 EXPOSED_HEADERS = "Upstash-Sync-Token, ETag"
 

@@ -21,14 +21,15 @@ Rules, applied in this order (the first refusal wins):
    not denied by rule 1; ``all`` → anything. Under ``read_only`` and ``safe``,
    ``XREAD``/``XREADGROUP`` with ``BLOCK`` are refused (see ``SAFE_COMMANDS``).
 4. ``key_prefix`` confinement: every key argument must start with the prefix (located
-   with ``gateway_worker.keyspec``); a command whose keys cannot be located is refused.
+   with ``gateway_worker.access.key_confinement``); a command whose keys cannot be
+   located is refused.
 """
 
 from __future__ import annotations
 
+from gateway_worker.access.key_confinement import check_key_prefix
 from gateway_worker.config import Config
-from gateway_worker.http import CommandGuard, PolicyName, Principal
-from gateway_worker.keyspec import check_key_prefix
+from gateway_worker.exchange import CommandGuard, PolicyName, Principal
 
 READ_ONLY_COMMANDS: frozenset[str] = frozenset(
     {

@@ -1,0 +1,195 @@
+"""One request/response cycle of the native engine: the ASGI ``receive``/``send`` of a
+request, and its response head, written together with the body.
+
+The state uvicorn keeps in its ``RequestResponseCycle``, with less work per request:
+no ``asyncio.Event`` (``receive()`` creates a future only when it has to wait), and the
+status line and headers held back until the first body bytes, so that a (non-streamed)
+response leaves in one ``transport.write``. The connection (``native.connection``)
+parses requests, creates one ``Cycle`` each and runs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import logging
+from typing import Protocol
+
+from uvicorn.server import ServerState
+
+from gateway_worker.asgi import ASGIApp, Message, Scope
+
+log = logging.getLogger("uvicorn.error")
+
+STATUS_LINE = {
+    int(s): b"HTTP/1.1 %d %s\r\n" % (int(s), s.phrase.encode("latin-1"))
+    for s in http.HTTPStatus
+}
+_DISCONNECT: Message = {"type": "http.disconnect"}
+
+
+class Connection(Protocol):
+    """What a cycle uses of its connection (``native.connection.NativeHttpProtocol``)."""
+
+    transport: asyncio.Transport
+    loop: asyncio.AbstractEventLoop
+    server_state: ServerState
+    write_paused: bool
+
+    def resume_reading(self) -> None: ...
+
+    async def drain(self) -> None: ...
+
+    def on_response_complete(self) -> None: ...
+
+
+def _status_line(status: int) -> bytes:
+    line = STATUS_LINE.get(status)
+    return line if line is not None else b"HTTP/1.1 %d \r\n" % status
+
+
+class Cycle:
+    """One request/response exchange (the state uvicorn keeps in RequestResponseCycle)."""
+
+    __slots__ = (
+        "body", "chunked", "conn", "delivered", "disconnected", "expect_100", "head",
+        "head_only", "keep_alive", "more_body", "response_complete", "response_started",
+        "scope", "waiter",
+    )
+
+    def __init__(self, conn: Connection, scope: Scope, keep_alive: bool,
+                 expect_100: bool) -> None:
+        self.conn = conn
+        self.scope = scope
+        self.keep_alive = keep_alive
+        self.expect_100 = expect_100
+        self.head_only = scope["method"] == "HEAD"
+        self.body = bytearray()
+        self.more_body = True
+        self.delivered = False  # the last body message was handed to the app
+        self.disconnected = False
+        self.response_started = False
+        self.response_complete = False
+        self.chunked = False
+        self.head: bytes | None = None
+        self.waiter: asyncio.Future[None] | None = None
+
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def run(self, app: ASGIApp) -> None:
+        try:
+            await app(self.scope, self.receive, self.send)
+        except BaseException:  # as uvicorn: a cancelled or failed request is logged
+            log.exception("Exception in ASGI application\n")
+            if not self.response_started:
+                await self._send_500()
+            else:
+                self.conn.transport.close()
+        else:
+            if not self.response_started:
+                log.error("ASGI callable returned without starting response.")
+                await self._send_500()
+            elif not self.response_complete and not self.disconnected:
+                log.error("ASGI callable returned without completing response.")
+                self.conn.transport.close()
+
+    async def _send_500(self) -> None:
+        await self.send({"type": "http.response.start", "status": 500, "headers": [
+            (b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")]})
+        await self.send({"type": "http.response.body", "body": b"Internal Server Error"})
+
+    async def receive(self) -> Message:
+        conn = self.conn
+        if self.expect_100:
+            self.expect_100 = False
+            if not conn.transport.is_closing():
+                conn.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        while not (self.disconnected or self.response_complete):
+            if self.body or not (self.more_body or self.delivered):
+                body = bytes(self.body)
+                self.body.clear()
+                if not self.more_body:
+                    self.delivered = True
+                return {"type": "http.request", "body": body, "more_body": self.more_body}
+            conn.resume_reading()
+            self.waiter = waiter = conn.loop.create_future()
+            await waiter
+        return _DISCONNECT
+
+    async def send(self, message: Message) -> None:
+        conn = self.conn
+        if conn.write_paused:
+            await conn.drain()
+        if self.disconnected:
+            return  # as uvicorn: writes to a closed connection are dropped
+        kind = message["type"]
+        if not self.response_started:
+            if kind != "http.response.start":
+                raise RuntimeError(f"Expected ASGI message 'http.response.start', got {kind!r}.")
+            self.response_started = True
+            self._start(message)
+            return
+        if kind != "http.response.body" or self.response_complete:
+            raise RuntimeError(f"Unexpected ASGI message {kind!r} sent, after response "
+                               "already completed." if self.response_complete else
+                               f"Expected ASGI message 'http.response.body', got {kind!r}.")
+        body: bytes = message.get("body", b"")
+        more = message.get("more_body", False)
+        if self.head_only:
+            out = b""
+        elif self.chunked:
+            out = b"%x\r\n%b\r\n" % (len(body), body) if body else b""
+            if not more:
+                out += b"0\r\n\r\n"
+        else:
+            out = body
+        head = self.head
+        if head is not None:
+            self.head = None
+            out = head + out
+        if out:
+            conn.transport.write(out)
+        if not more:
+            self.response_complete = True
+            self.wake()
+            if not self.keep_alive:
+                conn.transport.close()
+            conn.on_response_complete()
+
+    def _start(self, message: Message) -> None:
+        parts = [_status_line(message["status"])]
+        for name, value in self.conn.server_state.default_headers:
+            parts += (name, b": ", value, b"\r\n")
+        chunked: bool | None = None
+        close_sent = False
+        for raw_name, value in message.get("headers", ()):
+            name = raw_name.lower()
+            if b"\n" in value or b"\r" in value or b"\n" in name or b"\r" in name:
+                raise RuntimeError("Invalid HTTP header.")
+            if name == b"content-length":
+                if chunked is None:
+                    chunked = False
+            elif name == b"transfer-encoding":
+                if value.lower() == b"chunked":
+                    chunked = True
+            elif name == b"connection" and b"close" in [
+                    token.strip() for token in value.lower().split(b",")]:
+                self.keep_alive = False
+                close_sent = True
+            parts += (name, b": ", value, b"\r\n")
+        if not self.keep_alive and not close_sent:
+            parts.append(b"connection: close\r\n")
+        status = message["status"]
+        if chunked is None and not self.head_only and status not in (204, 304):
+            chunked = True
+            parts.append(b"transfer-encoding: chunked\r\n")
+        self.chunked = bool(chunked)
+        parts.append(b"\r\n")
+        self.head = b"".join(parts)
+        if message.get("trailers"):  # pragma: no cover - the app sends none
+            raise RuntimeError("HTTP trailers are not supported")
