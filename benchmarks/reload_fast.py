@@ -171,9 +171,9 @@ def one_run(args: argparse.Namespace, gateway_class: Any, render: Any,
 
 
 def passed(row: dict[str, Any]) -> bool:
-    return (row["failed"] == 0 and row["keepalive_races"] == 0 and row["lost_writes"] == 0
-            and row["partial_commits"] == 0 and row["converged"]
-            and row["supervisor_exit"] == 0)
+    return bool(row["failed"] == 0 and row["keepalive_races"] == 0 and row["lost_writes"] == 0
+                and row["partial_commits"] == 0 and row["converged"]
+                and row["supervisor_exit"] == 0)
 
 
 def run_fast(args: argparse.Namespace, gateway_class: Any, render: Any, wait_for: Any) -> int:

@@ -171,7 +171,8 @@ def rss_mb(pid: int, serving: set[int]) -> tuple[float, list[float], list[float]
     """RSS of the supervisor, of its serving workers, and of its other children
     (warm standby workers, draining ones)."""
     sup = psutil.Process(pid)
-    workers, others = [], []
+    workers: list[float] = []
+    others: list[float] = []
     for child in sup.children(recursive=True):
         try:
             rss = child.memory_info().rss / 2**20

@@ -29,16 +29,20 @@ MAX_REQUEST_BYTES = 65536
 MAX_REPLY_BYTES = 16 * 2**20
 
 
+#: A decoded JSON object (json.loads output has no static type: the edge of ``json``).
+JSONObject = dict[str, Any]
+
+
 class ControlError(GatewayError):
     """The control socket cannot be reached or answered garbage."""
 
 
-def encode(message: dict[str, Any]) -> bytes:
+def encode(message: JSONObject) -> bytes:
     """One message as its line on the wire."""
     return json.dumps(message, separators=(",", ":"), default=str).encode() + b"\n"
 
 
-def decode(line: bytes) -> dict[str, Any]:
+def decode(line: bytes) -> JSONObject:
     """One line from the wire; ControlError when it is not a JSON object."""
     try:
         message = json.loads(line)
@@ -55,7 +59,7 @@ def _unreachable(path: str, exc: OSError) -> ControlError:
         "(is `redis-gateway run` running with the same config/port?)")
 
 
-def request(path: str, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
+def request(path: str, payload: JSONObject, timeout: float) -> JSONObject:
     """Send one request, wait up to ``timeout`` for the one reply (blocking)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
@@ -79,7 +83,7 @@ def request(path: str, payload: dict[str, Any], timeout: float) -> dict[str, Any
     return decode(data)
 
 
-async def request_async(path: str, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
+async def request_async(path: str, payload: JSONObject, timeout: float) -> JSONObject:
     """``request`` for an event loop (the workers' ``/admin/*`` endpoints)."""
     try:
         async with asyncio.timeout(timeout):

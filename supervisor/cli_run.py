@@ -12,24 +12,12 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, TypedDict, Unpack
+from typing import Unpack
 
 import click
 
-from supervisor.config.cli import config_options, inputs_from_options
-
-#: A decoded JSON object from the control socket (json.loads output has no static type).
-JSONObject = dict[str, Any]
-
-
-class ConfigOptions(TypedDict):
-    """The keyword arguments ``config_options`` gives a command."""
-
-    config: Path | None
-    profile: str | None
-    overrides: tuple[str, ...]
-    configmap_dir: Path | None
-    secrets_dir: Path | None
+from gateway_worker.control_socket import JSONObject
+from supervisor.config.cli import ConfigOptions, config_options, inputs_from_options
 
 
 def _ask(path: str, cmd: str, timeout: float, failure: str

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from supervisor.embedded_redis import free_port
 
@@ -14,7 +14,8 @@ __all__ = ["free_port", "wait_until"]
 
 
 def wait_until(
-    predicate: Callable[[], T], timeout: float = 15.0, interval: float = 0.02, what: str = ""
+    predicate: Callable[[], T | Literal[False] | None], timeout: float = 15.0,
+    interval: float = 0.02, what: str = "",
 ) -> T:
     """Poll ``predicate`` until it returns a truthy value; fail after ``timeout``."""
     deadline = time.monotonic() + timeout

@@ -13,14 +13,25 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar, Unpack
 
 import click
 
 from gateway_worker.config import PROFILES
 from supervisor.config.loader import ConfigError, ConfigInputs, LoadedConfig, load_config
 
+#: A click command function (click's decorators type them with ``...``/Any).
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class ConfigOptions(TypedDict):
+    """The keyword arguments ``config_options`` gives a command."""
+
+    config: Path | None
+    profile: str | None
+    overrides: tuple[str, ...]
+    configmap_dir: Path | None
+    secrets_dir: Path | None
 
 _PATH = click.Path(path_type=Path, dir_okay=True, file_okay=True)
 
@@ -70,13 +81,9 @@ def inputs_from_options(
     overrides: tuple[str, ...] = (),
     configmap_dir: Path | None = None,
     secrets_dir: Path | None = None,
-    **_ignored: Any,
 ) -> ConfigInputs:
-    """Build `ConfigInputs` from the keyword arguments `config_options` produced.
-
-    Extra keyword arguments (the command's own options) are ignored, so a command
-    can pass ``**kwargs`` straight through.
-    """
+    """Build `ConfigInputs` from the keyword arguments `config_options` produced
+    (a command passes ``**options: Unpack[ConfigOptions]`` straight through)."""
     return ConfigInputs(
         config_path=config,
         profile=profile,
@@ -110,9 +117,9 @@ def register(root: click.Group) -> None:
 
     @config_group.command("validate")
     @config_options
-    def validate(**kwargs: Any) -> None:
+    def validate(**options: Unpack[ConfigOptions]) -> None:
         """Load every layer and validate; exit 1 listing every problem."""
-        loaded = load_or_exit(inputs_from_options(**kwargs))
+        loaded = load_or_exit(inputs_from_options(**options))
         click.echo(
             f"configuration valid: profile={loaded.config.profile} hash={loaded.hash}"
         )
@@ -124,11 +131,11 @@ def register(root: click.Group) -> None:
         "--format", "fmt", type=click.Choice(["toml", "json"]), default="toml",
         show_default=True,
     )
-    def show(sources: bool, fmt: str, **kwargs: Any) -> None:
+    def show(sources: bool, fmt: str, **options: Unpack[ConfigOptions]) -> None:
         """Print the effective configuration, secrets redacted."""
         from supervisor.config.render import render_show
 
-        loaded = load_or_exit(inputs_from_options(**kwargs))
+        loaded = load_or_exit(inputs_from_options(**options))
         click.echo(render_show(loaded, fmt=fmt, sources=sources), nl=False)
 
     @config_group.command("schema")

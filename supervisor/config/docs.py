@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import typing
-from typing import Any
 
 from pydantic import AfterValidator, BaseModel, SecretStr
 from pydantic.fields import FieldInfo
@@ -18,7 +17,9 @@ from pydantic_core import PydanticUndefined
 
 from gateway_worker.config import Config
 from supervisor.config import schema
+from supervisor.config.formats import Data
 from supervisor.config.profiles import RULES
+from supervisor.config.schema import Annotation
 
 # Why a value is refused beyond its type, for the custom validators in the schema.
 _VALIDATORS = {
@@ -38,7 +39,7 @@ _CROSS_FIELD_RULES = (
 )
 
 
-def _type_name(annotation: Any) -> str:
+def _type_name(annotation: Annotation) -> str:
     members = schema.members(annotation)
     optional = len(typing.get_args(annotation)) > 1 and type(None) in typing.get_args(
         annotation)
@@ -53,8 +54,9 @@ def _type_name(annotation: Any) -> str:
         elif isinstance(member, type) and issubclass(member, BaseModel):
             names.append("table")
         else:
-            names.append({int: "integer", float: "number", bool: "boolean",
-                          str: "string"}.get(member, str(member)))
+            plain: dict[object, str] = {int: "integer", float: "number", bool: "boolean",
+                                        str: "string"}
+            names.append(plain.get(member, str(member)))
     text = " or ".join(names)
     return f"{text}, optional" if optional else text
 
@@ -104,7 +106,7 @@ def _default(field: FieldInfo) -> str:
 
 def _example(dotted: str, field: FieldInfo) -> str:
     if field.examples:
-        value: Any = field.examples[0]
+        value: Data = field.examples[0]
     elif field.default not in (None, PydanticUndefined):
         value = field.default
     elif field.default_factory is not None:

@@ -14,12 +14,17 @@ import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
     import yaml
 
 LineOf = Callable[[Sequence[str | int]], int | None]
+
+#: A value as a TOML/YAML/JSON parser (or a text source) returns it: untyped by
+#: nature, the edge of tomllib/yaml/json; pydantic validates it. Every raw config value
+#: in ``supervisor.config`` has this type.
+Data: TypeAlias = Any
 
 
 class FormatError(Exception):
@@ -35,7 +40,7 @@ class FormatError(Exception):
 class Document:
     """A parsed document: its data and a function giving the line of a key path."""
 
-    data: dict[str, Any]
+    data: dict[str, Data]
     line_of: LineOf
 
 
@@ -58,7 +63,7 @@ def parse_document(text: str, fmt: str) -> Document:
     return _parse_toml(text)
 
 
-def _require_mapping(data: Any, what: str) -> dict[str, Any]:
+def _require_mapping(data: Data, what: str) -> dict[str, Data]:
     if data is None:
         return {}
     if not isinstance(data, dict):

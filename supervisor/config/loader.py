@@ -19,13 +19,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
 from gateway_worker.config import PROFILES, Config, config_hash, dump_redacted
 from supervisor.config import schema
 from supervisor.config.errors import ConfigError, Problem, render_value
+from supervisor.config.formats import Data
 from supervisor.config.merge import Merged, merge, resolve_file_refs
 from supervisor.config.profiles import SourceOf, check_profile
 from supervisor.config.sources import (
@@ -168,7 +168,7 @@ def _collect(inputs: ConfigInputs) -> _Collected:
 _MENTIONED = re.compile(r"\b[a-z_]+(?:\.[a-z_]+)+\b")
 
 
-def _rule(err: Mapping[str, Any]) -> str:
+def _rule(err: Mapping[str, Data]) -> str:
     msg = str(err["msg"])
     for prefix in ("Value error, ", "Assertion failed, "):
         msg = msg.removeprefix(prefix)
@@ -232,7 +232,7 @@ def _profile_problems_despite(exc: ValidationError, merged: Merged) -> list[Prob
     for _attempt in range(3):
         for err in exc.errors(include_url=False):
             loc = [str(p) for p in err["loc"]]
-            parent: Any = data
+            parent: Data = data
             for part in loc[:-1]:
                 parent = parent.get(part) if isinstance(parent, dict) else None
             if not loc or not isinstance(parent, dict) or loc[-1] not in parent:

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from supervisor.config import schema
 from supervisor.config.errors import Problem, render_value
+from supervisor.config.formats import Data
 from supervisor.config.sources import KeyPath, Layer, Origin, read_text, warn_if_exposed
 
 _SUFFIX = "_file"
@@ -38,7 +38,7 @@ def _shown_path(target: str, origin: Origin) -> str:
     return f"(path from {origin.source})" if origin.secret else target
 
 
-def _read_secret(layer: Layer, ref: str, target: Any, origin: Origin) -> str | None:
+def _read_secret(layer: Layer, ref: str, target: Data, origin: Origin) -> str | None:
     if not isinstance(target, str) or not target:
         shown = None if origin.secret else render_value(target)
         layer.problems.append(Problem(ref, origin.source, "must be a file path", shown,
@@ -54,8 +54,8 @@ def _read_secret(layer: Layer, ref: str, target: Any, origin: Origin) -> str | N
     return text.strip()
 
 
-def _resolve_item(layer: Layer, list_path: KeyPath, index: int, item: Any,
-                  origin: Origin) -> Any:
+def _resolve_item(layer: Layer, list_path: KeyPath, index: int, item: Data,
+                  origin: Origin) -> Data:
     if not isinstance(item, dict):
         return item
     out = dict(item)
@@ -124,10 +124,10 @@ def resolve_file_refs(merged: Merged) -> Layer:
 class Merged:
     """The merged raw data and the origin of every leaf in it."""
 
-    data: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Data] = field(default_factory=dict)
     origins: dict[KeyPath, Origin] = field(default_factory=dict)
 
-    def set(self, path: KeyPath, value: Any, origin: Origin) -> None:
+    def set(self, path: KeyPath, value: Data, origin: Origin) -> None:
         node = self.data
         for depth, part in enumerate(path[:-1]):
             child = node.get(part)
@@ -141,9 +141,9 @@ class Merged:
             del self.origins[known]
         self.origins[path] = origin
 
-    def get(self, path: KeyPath) -> Any:
+    def get(self, path: KeyPath) -> Data:
         """The value at `path`, or None."""
-        node: Any = self.data
+        node: Data = self.data
         for part in path:
             node = node.get(part) if isinstance(node, dict) else None
         return node

@@ -7,12 +7,12 @@ or a `*_file` indirection (whatever its type), and the password inside a URL.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import tomli_w
 
 from gateway_worker.config import dump_redacted
 from supervisor.config.errors import SECRET_MASK, redact_url
+from supervisor.config.formats import Data
 from supervisor.config.loader import LoadedConfig
 from supervisor.config.sources import flatten
 
@@ -21,7 +21,7 @@ def _from_secret_source(source: str) -> bool:
     return source.startswith(("secret file ", "secrets "))
 
 
-def redacted_tree(loaded: LoadedConfig) -> dict[str, Any]:
+def redacted_tree(loaded: LoadedConfig) -> dict[str, Data]:
     """The effective config as plain data, with every secret replaced by the mask."""
     tree = dump_redacted(loaded.config)
     for path, value in list(flatten(tree)):
@@ -36,7 +36,7 @@ def redacted_tree(loaded: LoadedConfig) -> dict[str, Any]:
     return tree
 
 
-def _drop_none(value: Any) -> Any:
+def _drop_none(value: Data) -> Data:
     # TOML has no null: an unset key is simply absent (also inside list items).
     if isinstance(value, dict):
         return {k: _drop_none(v) for k, v in value.items() if v is not None}

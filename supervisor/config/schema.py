@@ -10,7 +10,7 @@ import types
 import typing
 from collections.abc import Sequence
 from functools import cache
-from typing import Any
+from typing import Any, TypeAlias
 
 from pydantic import BaseModel, SecretStr
 
@@ -21,14 +21,19 @@ ENV_NESTING = "__"
 
 Path = tuple[str | int, ...]
 
+#: A type annotation read off the pydantic models (``Annotated[...]``, unions, ``list[...]``,
+#: model classes): typing gives them no static type of their own, so they are objects
+#: narrowed with isinstance/get_origin where used.
+Annotation: TypeAlias = object
 
-def members(annotation: Any) -> list[Any]:
+
+def members(annotation: Annotation) -> list[Annotation]:
     """The concrete types an annotation can hold (Optional, Annotated, unions unwrapped)."""
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
         return members(typing.get_args(annotation)[0])
     if origin in (typing.Union, types.UnionType):
-        out: list[Any] = []
+        out: list[Annotation] = []
         for arg in typing.get_args(annotation):
             if arg is not type(None):
                 out.extend(members(arg))
@@ -36,7 +41,7 @@ def members(annotation: Any) -> list[Any]:
     return [annotation]
 
 
-def item_type(annotation: Any) -> Any | None:
+def item_type(annotation: Annotation) -> Annotation | None:
     """The item type if `annotation` is a list type, else None."""
     for member in members(annotation):
         if typing.get_origin(member) in (list, tuple, set, frozenset):
@@ -45,19 +50,19 @@ def item_type(annotation: Any) -> Any | None:
     return None
 
 
-def model_in(annotation: Any) -> type[BaseModel] | None:
+def model_in(annotation: Annotation) -> type[BaseModel] | None:
     for member in members(annotation):
         if isinstance(member, type) and issubclass(member, BaseModel):
             return member
     return None
 
 
-def _as_any(annotation: object) -> Any:
+def _as_any(annotation: object) -> Annotation:
     return annotation
 
 
 @cache
-def contains_secret(annotation: Any) -> bool:
+def contains_secret(annotation: Annotation) -> bool:
     for member in members(annotation):
         if member is SecretStr:
             return True
@@ -71,9 +76,9 @@ def contains_secret(annotation: Any) -> bool:
     return False
 
 
-def annotation_at(path: Sequence[str | int], root: type[BaseModel] = Config) -> Any | None:
+def annotation_at(path: Sequence[str | int], root: type[BaseModel] = Config) -> Annotation | None:
     """The type annotation of the value at `path`, or None if the schema has no such key."""
-    current: Any = root
+    current: Annotation = root
     for part in path:
         model = model_in(current)
         item = item_type(current)

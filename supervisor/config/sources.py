@@ -19,11 +19,10 @@ import stat
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from supervisor.config import schema
 from supervisor.config.errors import Problem, render_value
-from supervisor.config.formats import FormatError, format_of, parse_document
+from supervisor.config.formats import Data, FormatError, format_of, parse_document
 
 KeyPath = tuple[str, ...]
 
@@ -61,7 +60,7 @@ class Layer:
     """What one source contributed."""
 
     name: str
-    values: dict[KeyPath, tuple[Any, Origin]] = field(default_factory=dict)
+    values: dict[KeyPath, tuple[Data, Origin]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     watched: list[Path] = field(default_factory=list)
@@ -73,7 +72,7 @@ class Layer:
         self.problems.append(Problem(key=key, source=source, rule=rule))
 
 
-def flatten(data: Mapping[Any, Any], prefix: KeyPath = ()) -> Iterator[tuple[KeyPath, Any]]:
+def flatten(data: Mapping[Data, Data], prefix: KeyPath = ()) -> Iterator[tuple[KeyPath, Data]]:
     """Leaves of a nested mapping; lists and empty tables are leaves."""
     for key, value in data.items():
         path = (*prefix, str(key))
@@ -83,7 +82,7 @@ def flatten(data: Mapping[Any, Any], prefix: KeyPath = ()) -> Iterator[tuple[Key
             yield path, value
 
 
-def parse_text(text: str, path: KeyPath) -> Any:
+def parse_text(text: str, path: KeyPath) -> Data:
     """A text value as described in the module docstring; ValueError if bad JSON."""
     if schema.is_secret_string(path):
         return text.strip()

@@ -8,6 +8,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -109,10 +110,11 @@ def test_chunked_non_atomic_rewrites_under_load_never_apply_a_partial_config(
     with Load(gw.port) as load:
         for i in range(20):
             _write_in_pieces(gw.config_path, tomli_w.dumps(variants[i % 2]), rng, max_pause)
-            version = i + 2
-            status = wait_until(
-                lambda version=version: (s := gw.status())["version"] >= version and s,
-                timeout=30, what=f"rewrite {i} applied")
+            def applied(version: int = i + 2) -> dict[str, Any] | None:
+                status = gw.status()
+                return status if status["version"] >= version else None
+
+            status = wait_until(applied, timeout=30, what=f"rewrite {i} applied")
             hashes.add(status["hash"])
             assert status["last_reload"]["trigger"].startswith("watch")
     status = gw.status()

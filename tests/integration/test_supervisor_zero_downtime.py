@@ -100,8 +100,10 @@ def test_reloads_under_load_lose_nothing(
             result = gw.reload()
             results.append(result.stdout.split(":")[0])
             # Serving goes on after the reload (new requests succeed) before the next one.
-            wait_until(lambda before=before: load.total_ok >= before + 5 or load.failed_new,
-                       timeout=10, what="requests served after the reload")
+            def served(before: int = before) -> bool:
+                return load.total_ok >= before + 5 or bool(load.failed_new)
+
+            wait_until(served, timeout=10, what="requests served after the reload")
     counter = int(clean_redis.get("counter") or 0)
     print(f"\nzero-downtime: new-connection ok={load.ok_new} failed={len(load.failed_new)}; "
           f"keep-alive ok={load.ok_keepalive} failed={len(load.failed_keepalive)} "

@@ -162,7 +162,7 @@ def test_cors_preflight_and_headers(secured: str, clean_redis: redis.Redis) -> N
 
 def _kill_subscribers(client: redis.Redis) -> None:
     """End leftover subscriptions from Redis's side, so the server can stop."""
-    client.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+    client.execute_command("CLIENT", "KILL", "TYPE", "pubsub")  # type: ignore[no-untyped-call]
 
 
 def test_subscribe_is_a_chunked_stream(webdis_root: str, clean_redis: redis.Redis) -> None:

@@ -16,6 +16,7 @@ import pytest
 import structlog.testing
 
 from gateway_worker.app import GatewayApp, build_app
+from gateway_worker.asgi import Message
 from gateway_worker.config import Config
 from gateway_worker.exchange import Request, Response
 
@@ -255,16 +256,16 @@ def test_stream_stops_when_the_client_goes_away(redis_url: str) -> None:
     async def scenario(client: httpx.AsyncClient, app: GatewayApp) -> None:
         app.mounts = [("/", "upstash", streaming)]
         leave = asyncio.Event()
-        sent: list[dict[str, Any]] = []
-        messages = [{"type": "http.request", "body": b"", "more_body": False}]
+        sent: list[Message] = []
+        messages: list[Message] = [{"type": "http.request", "body": b"", "more_body": False}]
 
-        async def receive() -> dict[str, Any]:
+        async def receive() -> Message:
             if messages:
                 return messages.pop(0)
             await leave.wait()
             return {"type": "http.disconnect"}
 
-        async def send(message: dict[str, Any]) -> None:
+        async def send(message: Message) -> None:
             sent.append(message)
             if message.get("body") == b"first":
                 leave.set()  # the client goes away after the first chunk

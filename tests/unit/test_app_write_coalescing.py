@@ -16,7 +16,7 @@ def test_writes_of_one_iteration_become_one_and_close_flushes() -> None:
         sizes: list[int] = []
         original = transport.write
 
-        def counting_write(data: bytes) -> None:
+        def counting_write(data: bytes | bytearray | memoryview) -> None:
             sizes.append(len(data))
             original(data)
 

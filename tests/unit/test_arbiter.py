@@ -23,6 +23,7 @@ from gateway_worker.config import Config, dump_with_secrets
 from supervisor.builder import assemble
 from supervisor.config import ConfigError, ConfigInputs, LoadedConfig
 from supervisor.hooks import FanOut
+from supervisor.outcome import ReloadResult
 from supervisor.sockets import Listener
 from supervisor.worker_handle import WorkerState
 
@@ -142,7 +143,7 @@ class Env:
         self.inbox = self.core.inbox
 
     def factory(self, generation: int, slot: int, restarts: int, config: Config,
-                _listeners: list[Listener]) -> FakeWorker:
+                listeners: list[Listener]) -> FakeWorker:
         w = FakeWorker(self.clock, generation, slot, restarts, config)
         self.workers.append(w)
         return w
@@ -232,7 +233,7 @@ def test_invalid_config_keeps_serving_and_counts_invalid(env: Env) -> None:
     assert env.arbiter.last_reload is not None
     assert env.arbiter.last_reload.result == "invalid"
     assert env.arbiter.last_reload.errors == ["server.workers: Input should be a valid integer"]
-    assert env.arbiter.reload_counts["invalid"] == 1
+    assert env.arbiter.reload_counts[ReloadResult("invalid")] == 1
     assert len(env.live(1)) == 2 and env.arbiter.version == 1
 
 
@@ -369,7 +370,7 @@ def test_status_reports_generation_workers_and_last_reload(env: Env) -> None:
     env.boot()
     env.hup()
     env.arbiter.step()
-    st = env.arbiter.status()
+    st: dict[str, Any] = env.arbiter.status()
     assert (st["generation"], st["version"], st["desired_workers"]) == (1, 1, 2)
     assert len(st["workers"]) == 2
     assert st["last_reload"]["result"] == "unchanged"
@@ -415,7 +416,8 @@ def test_a_crashing_loader_or_fork_failure_fails_the_reload_not_the_supervisor(
     assert env.arbiter.last_reload.result == "error"
     assert "KeyError" in (env.arbiter.last_reload.error or "")
 
-    def no_fork(*_args: Any) -> FakeWorker:
+    def no_fork(generation: int, slot: int, restarts: int, config: Config,
+                listeners: list[Listener]) -> FakeWorker:
         raise BlockingIOError(11, "Resource temporarily unavailable")
 
     env.next_config = loaded(workers=3)

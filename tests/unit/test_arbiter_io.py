@@ -8,7 +8,7 @@ import socket
 import stat
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from gateway_worker.control_socket import ControlError, request
 from gateway_worker.observability.logging import MASK, redact_secrets
 from supervisor.cli_run import format_status
 from supervisor.control import ControlConnection, ControlServer
-from supervisor.outcome import ReloadOutcome
+from supervisor.outcome import ReloadOutcome, ReloadResult
 from supervisor.reload import config_diff, redacted_values
 from supervisor.sockets import BindError, bind
 
@@ -86,7 +86,7 @@ def serve_one(server: ControlServer, payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_control_socket_round_trip_and_permissions(sockpath: str) -> None:
-    def handler(req: dict[str, Any], conn: ControlConnection) -> None:
+    def handler(req: Mapping[str, object], conn: ControlConnection) -> None:
         conn.reply({"ok": True, "echo": req})
 
     server = ControlServer(sockpath, handler)
@@ -137,9 +137,10 @@ def test_diff_lists_changed_secret_paths_but_never_their_values() -> None:
 
 
 def test_reload_outcome_summaries() -> None:
-    ok = ReloadOutcome("committed", "SIGHUP", 3, "abc")
+    ok = ReloadOutcome(ReloadResult("committed"), "SIGHUP", 3, "abc")
     assert ok.summary() == "reload committed: version 3 (hash abc)"
-    bad = ReloadOutcome("readiness_failed", "SIGHUP", 2, "abc", error="worker 12: boom")
+    bad = ReloadOutcome(ReloadResult("readiness_failed"), "SIGHUP", 2, "abc",
+                        error="worker 12: boom")
     assert bad.summary() == "reload failed (readiness_failed): worker 12: boom"
     assert not bad.ok and ok.ok
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Unpack
 
 import click
 from click.testing import CliRunner
 
 from supervisor.config import ConfigInputs
-from supervisor.config.cli import config_options, inputs_from_options
+from supervisor.config.cli import ConfigOptions, config_options, inputs_from_options
 
 
 def capture(args: list[str], env: dict[str, str] | None = None) -> tuple[int, ConfigInputs | None]:
@@ -18,9 +18,9 @@ def capture(args: list[str], env: dict[str, str] | None = None) -> tuple[int, Co
     @click.command()
     @config_options
     @click.option("--other", default="x")
-    def command(other: str, **kwargs: Any) -> None:
+    def command(other: str, **options: Unpack[ConfigOptions]) -> None:
         assert other == "x"
-        seen.append(inputs_from_options(**kwargs))
+        seen.append(inputs_from_options(**options))
 
     result = CliRunner().invoke(command, args, env=env)
     return result.exit_code, (seen[0] if seen else None)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from typing import Any
 
 import pytest
 
+from gateway_worker.asgi import Receive, Scope, Send
 from gateway_worker.config import Config
 from gateway_worker.serving.drain import DrainPolicy
 from gateway_worker.serving.server import (
@@ -19,7 +19,7 @@ from gateway_worker.serving.server import (
 )
 
 
-async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["path"] == "/forever":
         await asyncio.Event().wait()  # never answers: only the drain deadline ends it
     await send({"type": "http.response.start", "status": 200,

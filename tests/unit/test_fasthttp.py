@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from gateway_worker.asgi import Receive, Scope, Send
 from gateway_worker.config import Config
 from gateway_worker.serving.native.connection import NativeHttpProtocol
 from gateway_worker.serving.server import WorkerServer, uvicorn_config
@@ -29,7 +30,7 @@ class App:
         self.disconnected = asyncio.Event()
         self.release = asyncio.Event()
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
         if path == "/boom":
             raise RuntimeError("boom")
@@ -65,7 +66,7 @@ class App:
         await _reply(send, info.encode())
 
 
-async def _reply(send: Callable[[dict[str, Any]], Awaitable[None]], body: bytes) -> None:
+async def _reply(send: Send, body: bytes) -> None:
     await send({"type": "http.response.start", "status": 200, "headers": [
         (b"Content-Type", b"text/plain"), (b"content-length", b"%d" % len(body))]})
     await send({"type": "http.response.body", "body": body})

@@ -59,7 +59,7 @@ def sample_values(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], fl
 def scrape(port: int, path: str = "/metrics") -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as resp:
         assert resp.status == 200
-        return resp.read().decode()
+        return str(resp.read().decode())
 
 
 @pytest.fixture
@@ -142,7 +142,7 @@ def test_supervisor_is_not_in_multiprocess_mode(mp_dir: MultiprocessDir) -> None
 def test_supervisor_metrics_leave_multiprocess_mode_if_imported_in_it() -> None:
     """prometheus_client imported while PROMETHEUS_MULTIPROC_DIR was set elsewhere."""
     original = values.ValueClass
-    values.ValueClass = values.MultiProcessValue()
+    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
     try:
         registry = CollectorRegistry()
         metrics = SupervisorMetrics(registry, process_metrics=False)

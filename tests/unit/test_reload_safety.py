@@ -245,7 +245,7 @@ def _watch_reload(env: Env, fingerprint: str) -> None:
 
 def test_a_watcher_reload_holds_a_port_change_that_an_explicit_reload_applies(env: Env) -> None:
     seen = Seen()
-    env.arbiter.hooks = seen  # type: ignore[assignment]
+    env.arbiter.hooks = seen
     env.boot()
     port = free_port()
     env.next_config = dataclasses.replace(loaded(port=port), inputs_fingerprint="fp-port")
@@ -258,7 +258,8 @@ def test_a_watcher_reload_holds_a_port_change_that_an_explicit_reload_applies(en
     assert env.arbiter.drift.state == "pending"
     assert env.arbiter.drift.reasons == outcome.reasons
     assert seen.reads == [("fp-port", True)]  # not reported again by the watcher
-    assert env.arbiter.status()["drift"]["state"] == "pending"
+    status: dict[str, Any] = env.arbiter.status()
+    assert status["drift"]["state"] == "pending"
 
     env.hup()  # the operator applies it
     env.arbiter.step()
@@ -274,7 +275,7 @@ def test_a_watcher_reload_holds_a_port_change_that_an_explicit_reload_applies(en
 
 def test_a_watcher_reload_that_read_other_bytes_is_deferred(env: Env) -> None:
     seen = Seen()
-    env.arbiter.hooks = seen  # type: ignore[assignment]
+    env.arbiter.hooks = seen
     env.boot()
     env.next_config = dataclasses.replace(loaded(workers=3), inputs_fingerprint="fp-later")
     _watch_reload(env, "fp-settled")

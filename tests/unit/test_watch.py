@@ -66,8 +66,11 @@ class Recorder:
         assert self.count() == 0, self.reasons
 
 
+MakeWatcher = Callable[..., tuple[ConfigWatcher, Recorder]]
+
+
 @pytest.fixture
-def make_watcher() -> Iterator[Callable[..., tuple[ConfigWatcher, Recorder]]]:
+def make_watcher() -> Iterator[MakeWatcher]:
     started: list[ConfigWatcher] = []
 
     def make(
@@ -90,7 +93,9 @@ def make_watcher() -> Iterator[Callable[..., tuple[ConfigWatcher, Recorder]]]:
         watcher.stop()
 
 
-def test_in_place_editor_write_triggers_exactly_one(tmp_path: Path, make_watcher) -> None:
+def test_in_place_editor_write_triggers_exactly_one(
+    tmp_path: Path, make_watcher: MakeWatcher
+) -> None:
     config = tmp_path / "gateway.toml"
     config.write_text("[server]\nport = 8080\n")
     _, recorder = make_watcher([config])
@@ -104,7 +109,7 @@ def test_in_place_editor_write_triggers_exactly_one(tmp_path: Path, make_watcher
     assert str(config) in recorder.reasons[0]
 
 
-def test_atomic_save_triggers_exactly_one(tmp_path: Path, make_watcher) -> None:
+def test_atomic_save_triggers_exactly_one(tmp_path: Path, make_watcher: MakeWatcher) -> None:
     config = tmp_path / "gateway.toml"
     config.write_text("[server]\nport = 8080\n")
     _, recorder = make_watcher([config])
@@ -114,7 +119,9 @@ def test_atomic_save_triggers_exactly_one(tmp_path: Path, make_watcher) -> None:
     recorder.expect_exactly_one()
 
 
-def test_touch_without_content_change_triggers_nothing(tmp_path: Path, make_watcher) -> None:
+def test_touch_without_content_change_triggers_nothing(
+    tmp_path: Path, make_watcher: MakeWatcher
+) -> None:
     config = tmp_path / "gateway.toml"
     config.write_text("[server]\nport = 8080\n")
     _, recorder = make_watcher([config])
@@ -124,7 +131,9 @@ def test_touch_without_content_change_triggers_nothing(tmp_path: Path, make_watc
     recorder.expect_none()
 
 
-def test_unrelated_file_in_same_directory_triggers_nothing(tmp_path: Path, make_watcher) -> None:
+def test_unrelated_file_in_same_directory_triggers_nothing(
+    tmp_path: Path, make_watcher: MakeWatcher
+) -> None:
     config = tmp_path / "gateway.toml"
     config.write_text("a = 1\n")
     _, recorder = make_watcher([config])
@@ -147,7 +156,9 @@ def _kubelet_publish(mount: Path, data: dict[str, str], stamp: str) -> None:
             key_link.symlink_to(Path("..data") / key)
 
 
-def test_kubelet_data_symlink_swap_triggers_exactly_one(tmp_path: Path, make_watcher) -> None:
+def test_kubelet_data_symlink_swap_triggers_exactly_one(
+    tmp_path: Path, make_watcher: MakeWatcher
+) -> None:
     mount = tmp_path / "configmap"
     mount.mkdir()
     _kubelet_publish(mount, {"server.port": "8080", "server.workers": "2"}, "2026_11_26_07_00_00.1")
@@ -161,7 +172,7 @@ def test_kubelet_data_symlink_swap_triggers_exactly_one(tmp_path: Path, make_wat
     assert (mount / "server.port").read_text() == "9000"
 
 
-def test_kubelet_key_symlink_watched_as_a_file(tmp_path: Path, make_watcher) -> None:
+def test_kubelet_key_symlink_watched_as_a_file(tmp_path: Path, make_watcher: MakeWatcher) -> None:
     """A main file that is itself a ConfigMap key symlink (`gateway.toml -> ..data/...`)."""
     mount = tmp_path / "etc"
     mount.mkdir()
@@ -171,7 +182,9 @@ def test_kubelet_key_symlink_watched_as_a_file(tmp_path: Path, make_watcher) -> 
     recorder.expect_exactly_one()
 
 
-def test_periodic_recheck_catches_change_without_watch_events(tmp_path: Path, make_watcher) -> None:
+def test_periodic_recheck_catches_change_without_watch_events(
+    tmp_path: Path, make_watcher: MakeWatcher
+) -> None:
     config = tmp_path / "gateway.toml"
     config.write_text("a = 1\n")
     # Nothing watched: only the periodic re-check can notice.
@@ -181,7 +194,9 @@ def test_periodic_recheck_catches_change_without_watch_events(tmp_path: Path, ma
     assert "re-check" in recorder.reasons[0]
 
 
-def test_acknowledge_suppresses_a_change_already_loaded(tmp_path: Path, make_watcher) -> None:
+def test_acknowledge_suppresses_a_change_already_loaded(
+    tmp_path: Path, make_watcher: MakeWatcher
+) -> None:
     config = tmp_path / "gateway.toml"
     config.write_text("a = 1\n")
     watcher, recorder = make_watcher([config], recheck=0.1, watch=[])
@@ -190,7 +205,7 @@ def test_acknowledge_suppresses_a_change_already_loaded(tmp_path: Path, make_wat
     recorder.expect_none()
 
 
-def test_update_moves_the_watch_to_new_paths(tmp_path: Path, make_watcher) -> None:
+def test_update_moves_the_watch_to_new_paths(tmp_path: Path, make_watcher: MakeWatcher) -> None:
     first, second = tmp_path / "a", tmp_path / "b"
     first.mkdir()
     second.mkdir()
@@ -224,7 +239,9 @@ def test_failing_fingerprint_does_not_kill_the_watcher(tmp_path: Path) -> None:
     assert calls["n"] >= 3
 
 
-def test_reconfigure_turns_the_periodic_recheck_on(tmp_path: Path, make_watcher) -> None:
+def test_reconfigure_turns_the_periodic_recheck_on(
+    tmp_path: Path, make_watcher: MakeWatcher
+) -> None:
     config = tmp_path / "gateway.toml"
     config.write_text("a = 1\n")
     watcher, recorder = make_watcher([config], recheck=0.0, watch=[])
@@ -234,7 +251,7 @@ def test_reconfigure_turns_the_periodic_recheck_on(tmp_path: Path, make_watcher)
     recorder.expect_exactly_one()
 
 
-def test_stop_then_start_watches_again(tmp_path: Path, make_watcher) -> None:
+def test_stop_then_start_watches_again(tmp_path: Path, make_watcher: MakeWatcher) -> None:
     config = tmp_path / "gateway.toml"
     config.write_text("a = 1\n")
     watcher, recorder = make_watcher([config])

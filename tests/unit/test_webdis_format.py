@@ -187,7 +187,7 @@ _SCALARS = st.one_of(
     st.integers(min_value=-(2**63), max_value=2**63 - 1),
     st.binary(max_size=12),
     st.binary(max_size=12).map(Status),
-    st.text(st.characters(blacklist_categories=("Cs",)), max_size=12).map(ReplyError),
+    st.text(st.characters(exclude_categories=["Cs"]), max_size=12).map(ReplyError),
 )
 _REPLIES = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=4), max_leaves=12)
 

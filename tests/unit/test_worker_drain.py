@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import Any
 
 import pytest
 
+from gateway_worker.asgi import Receive, Scope, Send
 from gateway_worker.config import Config
 from gateway_worker.serving.server import WorkerServer, uvicorn_config
 
 
-async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["path"] == "/slow":
         await asyncio.sleep(0.3)
     await send({"type": "http.response.start", "status": 200,
