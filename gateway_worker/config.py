@@ -12,6 +12,7 @@ intact use `dump_with_secrets()`; never `model_dump_json()` (it masks them).
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
 import re
@@ -63,7 +64,11 @@ DANGEROUS_COMMANDS: tuple[str, ...] = (
 )
 
 Port = Annotated[int, Field(ge=1, le=65535)]
-PositiveFloat = Annotated[float, Field(gt=0)]
+#: sun_path holds 108 bytes with the terminating NUL (Linux).
+UNIX_SOCKET_PATH_MAX = 107
+#: A duration in seconds: finite, positive, at most a day (`inf`, `nan` or 1e300 would
+#: overflow the event loop's timers and select()).
+PositiveFloat = Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)]
 
 
 def _check_method(value: str) -> str:
@@ -94,7 +99,35 @@ def _check_command_name(value: str) -> str:
     return value.upper()
 
 
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def _check_host(value: str) -> str:
+    """An IP address or a host name (RFC 1123 labels); whether the name resolves is
+    checked by the supervisor's loader, which binds it."""
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        labels = value.rstrip(".").split(".")
+        if len(value) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+            raise ValueError(f"{value!r} is neither an IP address nor a host name") from None
+    return value
+
+
+#: HTTP header names are tokens (RFC 9110 5.1): no spaces, no CR/LF, no separators.
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _check_header_name(value: str) -> str:
+    if not _TOKEN.fullmatch(value):
+        raise ValueError(f"{value!r} is not an HTTP header name (letters, digits and "
+                         "!#$%&'*+-.^_`|~ only)")
+    return value
+
+
 HttpMethod = Annotated[str, AfterValidator(_check_method)]
+Host = Annotated[str, AfterValidator(_check_host)]
+HeaderName = Annotated[str, AfterValidator(_check_header_name)]
 Origin = Annotated[str, AfterValidator(_check_origin)]
 UrlPrefix = Annotated[str, AfterValidator(_check_prefix)]
 CommandName = Annotated[str, AfterValidator(_check_command_name)]
@@ -124,7 +157,7 @@ class CorsConfig(_Model):
         default_factory=lambda: ["GET", "POST", "PUT", "OPTIONS"],
         description="Methods announced in Access-Control-Allow-Methods.",
     )
-    allowed_headers: list[str] = Field(
+    allowed_headers: list[HeaderName] = Field(
         # The Upstash-* headers are what @upstash/redis sends from a browser; without
         # them every preflight of a browser client fails.
         default_factory=lambda: [
@@ -151,7 +184,11 @@ class CorsConfig(_Model):
 class ServerConfig(_Model):
     """The HTTP listener and the worker processes behind it."""
 
-    host: str = Field("0.0.0.0", min_length=1, description="Address to listen on (IPv4 or IPv6).")
+    host: Host = Field(
+        "0.0.0.0",
+        description="Address to listen on (IPv4 or IPv6, or a host name). The `dev` profile "
+        "defaults to 127.0.0.1.",
+    )
     port: Port = Field(8080, description="TCP port to listen on.")
     workers: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
@@ -250,6 +287,12 @@ class RedisConfig(_Model):
             raise ValueError("unix:// URL needs a socket path (unix:///run/redis.sock)")
         if parts.scheme != "unix" and not parts.hostname:
             raise ValueError("needs a host (redis://host:port)")
+        try:
+            port = parts.port
+        except ValueError:
+            raise ValueError("has an invalid port (expected 1-65535)") from None
+        if port == 0:
+            raise ValueError("has an invalid port (expected 1-65535)")
         return value
 
 
@@ -275,7 +318,13 @@ class ApiKeyConfig(_Model):
     @field_validator("key")
     @classmethod
     def _check_key_length(cls, value: SecretStr) -> SecretStr:
-        if len(value.get_secret_value()) < 16:
+        key = value.get_secret_value()
+        if not key.strip():
+            raise ValueError("API key must not be blank")
+        if key != key.strip() or any(ord(c) < 32 or ord(c) == 127 for c in key):
+            raise ValueError("API key must not hold leading/trailing whitespace or "
+                             "control characters (it travels in an HTTP header)")
+        if len(key) < 16:
             raise ValueError("API key must be at least 16 characters")
         return value
 
@@ -301,8 +350,16 @@ class AuthConfig(_Model):
     jwt_secret: SecretStr | None = Field(
         None, description="HS256 signing secret for JWTs. Secret."
     )
-    jwt_expiry_hours: PositiveFloat = Field(
-        24.0, description="Longest lifetime accepted for a JWT (exp - iat)."
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _check_jwt_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("must not be empty or blank (unset it to turn JWTs off)")
+        return value
+    jwt_expiry_hours: float = Field(
+        24.0, gt=0, le=24 * 366, allow_inf_nan=False,
+        description="Longest lifetime accepted for a JWT (exp - iat).",
     )
     jwt_leeway_seconds: int = Field(
         30, ge=0, le=300, description="Clock skew tolerated when checking exp/nbf."
@@ -351,7 +408,7 @@ class MetricsConfig(_Model):
     """Prometheus endpoint, served by the supervisor for all workers."""
 
     enabled: bool = Field(True, description="Serve Prometheus metrics.")
-    host: str = Field("127.0.0.1", min_length=1, description="Metrics listen address.")
+    host: Host = Field("127.0.0.1", description="Metrics listen address.")
     port: Port = Field(9090, description="Metrics port (must differ from server.port).")
     path: str = Field("/metrics", pattern=r"^/[^?#]*$", description="Metrics URL path.")
 
@@ -364,7 +421,9 @@ class TracingConfig(_Model):
         "http://localhost:4318/v1/traces", description="OTLP/HTTP traces endpoint."
     )
     service_name: str = Field("redis-gateway", min_length=1, description="service.name.")
-    sample_rate: float = Field(0.1, ge=0.0, le=1.0, description="Fraction of requests traced.")
+    sample_rate: float = Field(
+        0.1, ge=0.0, le=1.0, allow_inf_nan=False, description="Fraction of requests traced."
+    )
 
 
 class ObservabilityConfig(_Model):
@@ -424,6 +483,20 @@ class SupervisorConfig(_Model):
         description="Unix socket for `redis-gateway reload|status`. Default: "
         "$XDG_RUNTIME_DIR (or the temp dir)/redis-gateway-<port>.sock.",
     )
+
+    @field_validator("control_socket")
+    @classmethod
+    def _check_control_socket(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not value.strip():
+            raise ValueError("must not be empty (unset it for the default path)")
+        if "\0" in value:
+            raise ValueError("must not contain a NUL byte")
+        if len(os.fsencode(value)) > UNIX_SOCKET_PATH_MAX:
+            raise ValueError(f"is {len(os.fsencode(value))} bytes long; a Unix socket path "
+                             f"is at most {UNIX_SOCKET_PATH_MAX} bytes")
+        return value
     watch_config: bool = Field(True, description="Reload when a config input changes on disk.")
     watch_debounce_ms: int = Field(
         500, ge=0, le=60_000, description="Quiet time after a file event before reloading."
@@ -434,7 +507,8 @@ class SupervisorConfig(_Model):
         "interval before a reload reads them (a file being written is never applied).",
     )
     recheck_interval_seconds: float = Field(
-        30.0, ge=0, description="Periodic hash re-check of config inputs (0 disables)."
+        30.0, ge=0, le=86_400, allow_inf_nan=False,
+        description="Periodic hash re-check of config inputs (0 disables).",
     )
     heartbeat_interval_seconds: PositiveFloat = Field(
         1.0, description="How often a worker's event loop reports it is alive."
@@ -448,6 +522,16 @@ class SupervisorConfig(_Model):
     embedded_redis: bool = Field(
         True, description="In `dev` with no redis.url, start an embedded Redis."
     )
+
+    @model_validator(mode="after")
+    def _check_heartbeats(self) -> SupervisorConfig:
+        if self.heartbeat_timeout_seconds < 2 * self.heartbeat_interval_seconds:
+            raise ValueError(
+                f"supervisor.heartbeat_timeout_seconds ({self.heartbeat_timeout_seconds}) must "
+                "be at least twice supervisor.heartbeat_interval_seconds "
+                f"({self.heartbeat_interval_seconds}): a healthy worker would be killed "
+                "between two heartbeats")
+        return self
 
 
 class Config(_Model):
@@ -508,6 +592,32 @@ def config_hash(config: Config) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+#: What a secret is shown as, everywhere.
+SECRET_MASK = "**********"  # noqa: S105 - the mask, not a secret
+
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@/\s]+@")
+_QUERY_PASSWORD = re.compile(r"([?&](?:password|pass|pwd)=)[^&#\s]*", re.IGNORECASE)
+
+
+def redact_url(text: str) -> str:
+    """`redis://user:pw@host` -> `redis://user:**********@host` (also `?password=`)."""
+    text = _URL_PASSWORD.sub(rf"\g<1>{SECRET_MASK}@", text)
+    return _QUERY_PASSWORD.sub(rf"\g<1>{SECRET_MASK}", text)
+
+
 def dump_redacted(config: Config) -> dict[str, Any]:
-    """Plain JSON-able dict with every secret replaced by '**********' (or None if unset)."""
-    return config.model_dump(mode="json")
+    """Plain JSON-able dict with every secret replaced by the mask (or None if unset),
+    and the password inside any URL (redis.url, ...) masked too."""
+
+    def redact(value: Any) -> Any:
+        if isinstance(value, str):
+            return redact_url(value)
+        if isinstance(value, dict):
+            return {k: redact(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [redact(v) for v in value]
+        return value
+
+    result = redact(config.model_dump(mode="json"))
+    assert isinstance(result, dict)
+    return result

@@ -10,12 +10,13 @@ or through a ``*_file`` key) are never rendered: ``value`` is None for them.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
+from gateway_worker.config import SECRET_MASK, redact_url
 from gateway_worker.errors import GatewayError
 
-SECRET_MASK = "**********"  # noqa: S105 - the mask shown instead of a secret
+__all__ = ["SECRET_MASK", "ConfigError", "Problem", "redact_url", "render_value"]
+
 
 # Rendered values are cut so one problem stays one readable line.
 _MAX_VALUE_CHARS = 80
@@ -41,8 +42,9 @@ class Problem(str):
             details.append("value hidden: secret")
         elif value is not None:
             details.append(f"got {value}")
-        details.append(f"from {source}")
-        self = super().__new__(cls, _one_line(f"{key}: {rule} ({'; '.join(details)})"))
+        details.append(f"from {_bounded(source)}")
+        self = super().__new__(
+            cls, _one_line(f"{_bounded(key)}: {rule} ({'; '.join(details)})"))
         self.key, self.source, self.rule = key, source, rule
         self.value = None if secret else value
         self.secret = secret
@@ -60,12 +62,14 @@ def _one_line(text: str) -> str:
     return text.replace("\n", "\\n").replace("\r", "\\r")
 
 
-_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@/\s]+@")
+#: Longest key or source shown in a problem (a hostile 1,500-part key is cut).
+_MAX_NAME_CHARS = 160
 
 
-def redact_url(text: str) -> str:
-    """`redis://user:pw@host` -> `redis://user:**********@host`."""
-    return _URL_PASSWORD.sub(rf"\g<1>{SECRET_MASK}@", text)
+def _bounded(name: str) -> str:
+    if len(name) <= _MAX_NAME_CHARS:
+        return name
+    return f"{name[:_MAX_NAME_CHARS - 30]}... ({len(name)} characters)"
 
 
 def render_value(value: object) -> str:

@@ -54,13 +54,47 @@ def format_of(name: str | PurePath) -> str:
     return "toml"
 
 
+#: Deepest nesting a config document or key may have. The schema itself is at most
+#: five levels deep (auth.api_keys.0.key); the bound keeps hostile or broken input
+#: (`[[[[...` five hundred levels down) a clear error instead of a RecursionError.
+MAX_DEPTH = 32
+
+
 def parse_document(text: str, fmt: str) -> Document:
     """Parse `text` as `fmt`; raise FormatError (with the line when known)."""
-    if fmt == "yaml":
-        return _parse_yaml(text)
-    if fmt == "json":
-        return _parse_json(text)
-    return _parse_toml(text)
+    try:
+        if fmt == "yaml":
+            doc = _parse_yaml(text)
+        elif fmt == "json":
+            doc = _parse_json(text)
+        else:
+            doc = _parse_toml(text)
+    except RecursionError:
+        # The parsers recurse per nesting level; past Python's limit they give up.
+        raise FormatError(f"nested too deeply (more than {MAX_DEPTH} levels)") from None
+    deepest = depth(doc.data)
+    if deepest > MAX_DEPTH:
+        raise FormatError(f"nested {deepest} levels deep (at most {MAX_DEPTH})")
+    return doc
+
+
+def depth(value: Data) -> int:
+    """How many levels of tables/lists `value` has (iterative: no recursion limit)."""
+    deepest = 0
+    stack: list[tuple[Data, int]] = [(value, 0)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict):
+            children: Data = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        level += 1
+        deepest = max(deepest, level)
+        if level <= MAX_DEPTH:  # past the bound the answer is already "too deep"
+            stack.extend((child, level) for child in children)
+    return deepest
 
 
 def _require_mapping(data: Data, what: str) -> dict[str, Data]:

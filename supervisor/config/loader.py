@@ -14,8 +14,10 @@ from __future__ import annotations
 import copy
 import difflib
 import hashlib
+import ipaddress
 import os
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +29,7 @@ from supervisor.config import schema
 from supervisor.config.errors import ConfigError, Problem, render_value
 from supervisor.config.formats import Data
 from supervisor.config.merge import Merged, merge, resolve_file_refs
-from supervisor.config.profiles import SourceOf, check_profile
+from supervisor.config.profiles import PROFILE_DEFAULTS, SourceOf, check_profile
 from supervisor.config.sources import (
     DOCUMENT_SUFFIXES,
     ConfigMapSource,
@@ -149,6 +151,11 @@ def _collect(inputs: ConfigInputs) -> _Collected:
     main_path = _path(inputs.config_path, inputs.env, "REDIS_GATEWAY_CONFIG")
     main = FileSource(main_path).load() if main_path is not None else None
     profile, profile_origin = _choose_profile(inputs, main, problems)
+    defaults = PROFILE_DEFAULTS.get(profile)
+    if defaults:
+        origin = Origin(f"default for the {profile} profile")
+        layers.append(Layer("profile defaults",
+                            {path: (value, origin) for path, value in defaults.items()}))
     if main is not None and main_path is not None:
         layers.append(main)
         overlay = _overlay(main_path, profile, problems)
@@ -209,7 +216,10 @@ def _validation_problems(exc: ValidationError, merged: Merged) -> list[Problem]:
         # A section's value is never shown, so only a leaf is flagged as a secret.
         secret = (secret or schema.is_secret(loc)) and not isinstance(value, dict)
         shown = None
-        if not secret and err["type"] != "missing" and not isinstance(value, dict):
+        # Shown only for a known key holding no secret: an unknown key is most often a
+        # misspelt one (`auth.jwt_secrett`), and its value as secret as the real one's.
+        if (not secret and schema.showable(loc) and err["type"] != "missing"
+                and not isinstance(value, dict)):
             shown = render_value(value)
         rule = _rule(err)
         if secret and isinstance(value, str) and value and value in rule:
@@ -260,6 +270,28 @@ def _source_of(merged: Merged) -> SourceOf:
     return source_of
 
 
+def _unresolvable_hosts(config: Config, merged: Merged) -> list[Problem]:
+    """Listen addresses given as names must resolve (the schema checks their syntax;
+    resolving is the loader's job, so workers never wait on DNS at boot)."""
+    problems = []
+    source_of = _source_of(merged)
+    for key, host in (("server.host", config.server.host),
+                      ("observability.metrics.host", config.observability.metrics.host)):
+        try:
+            ipaddress.ip_address(host)
+            continue
+        except ValueError:
+            pass
+        try:
+            socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError) as exc:
+            source, secret = source_of(key)
+            why = getattr(exc, "strerror", None) or str(exc)
+            problems.append(Problem(key, source, f"host name does not resolve ({why})",
+                                    None if secret else render_value(host), secret=secret))
+    return problems
+
+
 def load_config(inputs: ConfigInputs) -> LoadedConfig:
     """Load, merge and validate every layer; raise ConfigError listing ALL problems.
 
@@ -292,6 +324,7 @@ def load_config(inputs: ConfigInputs) -> LoadedConfig:
         problems.extend(_profile_problems_despite(exc, merged))
     if config is not None:
         problems.extend(check_profile(config, _source_of(merged)))
+        problems.extend(_unresolvable_hosts(config, merged))
     if problems or config is None:
         error = ConfigError(problems)
         error.inputs_fingerprint = fingerprint

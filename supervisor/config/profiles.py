@@ -23,6 +23,14 @@ from supervisor.config.errors import Problem, render_value
 
 MIN_JWT_SECRET_BYTES = 32
 
+#: Defaults that depend on the profile, applied below every layer (so any file, env
+#: var or --set overrides them). `dev` serves on loopback only: README command 1
+#: starts an unauthenticated gateway with raw commands, which must not face a network
+#: unless someone says so (`server.host = "0.0.0.0"`).
+PROFILE_DEFAULTS: dict[str, dict[tuple[str, ...], object]] = {
+    "dev": {("server", "host"): "127.0.0.1"},
+}
+
 # dotted key -> (source description, value is secret)
 SourceOf = Callable[[str], tuple[str, bool]]
 

@@ -105,6 +105,13 @@ def is_secret(path: Sequence[str | int]) -> bool:
     return annotation is not None and contains_secret(annotation)
 
 
+def showable(path: Sequence[str | int]) -> bool:
+    """May a value given for `path` appear in a message? Only when the key is known and
+    holds no secret: a misspelt key (`auth.jwt_secrett`) most likely holds a secret too."""
+    annotation = annotation_at(path)
+    return annotation is not None and not contains_secret(annotation)
+
+
 def is_secret_string(path: Sequence[str | int]) -> bool:
     """True if the value at `path` is itself a SecretStr (taken verbatim from text)."""
     annotation = annotation_at(path)

@@ -22,7 +22,14 @@ from pathlib import Path
 
 from supervisor.config import schema
 from supervisor.config.errors import Problem, render_value
-from supervisor.config.formats import Data, FormatError, format_of, parse_document
+from supervisor.config.formats import (
+    MAX_DEPTH,
+    Data,
+    FormatError,
+    depth,
+    format_of,
+    parse_document,
+)
 
 KeyPath = tuple[str, ...]
 
@@ -84,33 +91,66 @@ def flatten(data: Mapping[Data, Data], prefix: KeyPath = ()) -> Iterator[tuple[K
 
 def parse_text(text: str, path: KeyPath) -> Data:
     """A text value as described in the module docstring; ValueError if bad JSON."""
+    if len(path) > MAX_DEPTH:
+        raise ValueError(f"key has {len(path)} parts (at most {MAX_DEPTH})")
     if schema.is_secret_string(path):
         return text.strip()
     stripped = text.strip()
     if stripped[:1] in ("[", "{") or (len(stripped) >= 2 and stripped[0] == stripped[-1] == '"'):
         try:
-            return json.loads(stripped)
+            value = json.loads(stripped)
         except json.JSONDecodeError as exc:
             raise ValueError(f"not valid JSON ({exc.msg} at column {exc.colno}); lists and "
                              "tables from text sources must be JSON") from exc
+        except RecursionError:
+            raise ValueError(f"nested too deeply (more than {MAX_DEPTH} levels)") from None
+        if len(path) + depth(value) > MAX_DEPTH:
+            raise ValueError(f"nested {len(path) + depth(value)} levels deep "
+                             f"(at most {MAX_DEPTH})")
+        return value
     if stripped == "null":
         return None
     return stripped
+
+
+#: Largest config input read (a document, a key file, a secret file): far above any
+#: real one, and a bound on what `/dev/zero` or a runaway generator can cost.
+MAX_INPUT_BYTES = 1 << 20
 
 
 class _ChangedWhileRead(Exception):
     """The file's size or mtime moved between the start and the end of the read."""
 
 
+class _Unreadable(Exception):
+    """Not something a config input may be (a FIFO, a device, too large)."""
+
+
+_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
 def _read_settled(path: Path) -> bytes:
-    """The file's bytes, provided nobody wrote to it while we read (a half-written
-    file must never be taken for a whole one)."""
-    with path.open("rb") as f:
+    """The file's bytes, provided it is a regular file of at most MAX_INPUT_BYTES and
+    nobody wrote to it while we read (a half-written file must never be taken for a
+    whole one). Opened non-blocking: opening a FIFO must not wait for a writer."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as f:
         before = os.fstat(f.fileno())
-        data = f.read()
+        if stat.S_ISDIR(before.st_mode):
+            raise IsADirectoryError(21, "Is a directory", str(path))
+        if not stat.S_ISREG(before.st_mode):
+            kind = next((name for test, name in _KINDS if test(before.st_mode)), "not a file")
+            raise _Unreadable(f"is {kind}, not a regular file")
+        if before.st_size > MAX_INPUT_BYTES:
+            raise _Unreadable(f"is {before.st_size} bytes, larger than the "
+                              f"{MAX_INPUT_BYTES} bytes a config input may be")
+        data = f.read(MAX_INPUT_BYTES + 1)
         after = os.fstat(f.fileno())
+    if len(data) > MAX_INPUT_BYTES:
+        raise _Unreadable(f"grew past the {MAX_INPUT_BYTES} bytes a config input may be")
     if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns) or (
-            stat.S_ISREG(after.st_mode) and len(data) != after.st_size):
+            len(data) != after.st_size):
         raise _ChangedWhileRead(str(path))
     return data
 
@@ -124,6 +164,9 @@ def read_text(path: Path, layer: Layer, key: str, source: str,
     name = shown or str(path)
     try:
         data = _read_settled(path)
+    except _Unreadable as exc:
+        layer.problem(key, source, f"{name} {exc}")
+        return None
     except _ChangedWhileRead:
         layer.unsettled = True
         layer.problem(key, source, f"{name} changed while it was being read "
@@ -318,8 +361,8 @@ class EnvSource:
             try:
                 layer.values[parts] = (parse_text(value, parts), Origin(source))
             except ValueError as exc:
-                layer.problems.append(Problem(".".join(parts), source, str(exc),
-                                              render_value(value)))
+                shown = render_value(value) if schema.showable(parts) else None
+                layer.problems.append(Problem(".".join(parts), source, str(exc), shown))
         return layer
 
 
@@ -345,6 +388,6 @@ class OverridesSource:
             try:
                 layer.values[parts] = (parse_text(value, parts), Origin(source))
             except ValueError as exc:
-                shown = None if schema.is_secret(parts) else render_value(value)
-                layer.problems.append(Problem(key, source, str(exc), shown))
+                shown = render_value(value) if schema.showable(parts) else None
+                layer.problems.append(Problem(".".join(parts), source, str(exc), shown))
         return layer

@@ -72,7 +72,8 @@ def test_validate_broken_file_lists_every_problem(clean_env: dict[str, str],
     assert out == ""
     assert "configuration invalid: 3 problem(s)" in err
     assert f"(got 70000; from file {main_file}:2)" in err
-    assert f"did you mean 'port'? (got 1; from file {main_file}:3)" in err
+    # An unknown key's value is never shown (issue 8).
+    assert f"did you mean 'port'? (from file {main_file}:3)" in err
     assert "redis.db: Input should be less than or equal to 15 (got '99'; from --set redis.db)" \
         in err
     assert "Traceback" not in err
@@ -94,7 +95,8 @@ def test_show_sources_reports_env_override(clean_env: dict[str, str], tmp_path: 
     assert code == 0, err
     assert "server.port = 9000  # env REDIS_GATEWAY_SERVER__PORT\n" in out
     assert f"server.workers = 3  # file {main_file}:3\n" in out
-    assert "server.host = \"0.0.0.0\"  # default\n" in out
+    assert "server.host = \"127.0.0.1\"  # default for the dev profile\n" in out
+    assert "server.max_connections = 1000  # default\n" in out
 
 
 def test_show_formats_parse(clean_env: dict[str, str]) -> None:

@@ -24,7 +24,10 @@ def test_precedence_file_over_defaults(tmp_path: Path) -> None:
     loaded = load_config(ConfigInputs(config_path=main, env={}))
     assert loaded.config.server.port == 8100
     assert loaded.provenance["server.port"] == f"file {main}:2"
-    assert loaded.provenance["server.host"] == "default"
+    assert loaded.provenance["server.max_connections"] == "default"
+    # dev's own default (issue 8: README command 1 must not face a network).
+    assert loaded.provenance["server.host"] == "default for the dev profile"
+    assert loaded.config.server.host == "127.0.0.1"
 
 
 def test_precedence_profile_over_file(tmp_path: Path) -> None:
