@@ -12,10 +12,12 @@ intact use `dump_with_secrets()`; never `model_dump_json()` (it masks them).
 from __future__ import annotations
 
 import hashlib
+import hmac
 import ipaddress
 import json
 import os
 import re
+import secrets
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -497,6 +499,15 @@ class SupervisorConfig(_Model):
             raise ValueError(f"is {len(os.fsencode(value))} bytes long; a Unix socket path "
                              f"is at most {UNIX_SOCKET_PATH_MAX} bytes")
         return value
+    state_dir: str | None = Field(
+        None,
+        description="Config versions, backups, history and the fingerprint key. Default: "
+        "$STATE_DIRECTORY (systemd StateDirectory=), else $XDG_STATE_HOME/redis-gateway, "
+        "else /var/lib/redis-gateway for root, else ~/.local/state/redis-gateway.",
+    )
+    backups_keep: int = Field(
+        20, ge=1, le=10_000, description="How many committed configs are kept as backups."
+    )
     watch_config: bool = Field(True, description="Reload when a config input changes on disk.")
     watch_debounce_ms: int = Field(
         500, ge=0, le=60_000, description="Quiet time after a file event before reloading."
@@ -585,10 +596,32 @@ def dump_with_secrets(config: Config) -> dict[str, Any]:
     return result
 
 
-def config_hash(config: Config) -> str:
-    """The config's fingerprint: stable across key order, changed by any value (secrets
-    included, never shown). The one definition, for reloads, status, metrics, admin."""
-    canonical = json.dumps(dump_with_secrets(config), sort_keys=True, default=str)
+_PROCESS_KEY = secrets.token_bytes(32)
+
+
+def config_hash(config: Config, secret_key: bytes | None = None) -> str:
+    """The config's fingerprint: SHA-256 of its canonical form, stable across key order.
+    The one definition, for reloads, status, metrics, backups and admin.
+
+    Each secret enters as HMAC-SHA256(secret_key, secret), so a secret cannot be
+    recovered from a hash (not even a weak one by trying candidates) and rotating it
+    still changes the hash. The supervisor passes the key of its state directory;
+    without one (a CLI that cannot read it, a worker alone) a random key of this
+    process is used: such a hash is only comparable within the process.
+    """
+    key = _PROCESS_KEY if secret_key is None else secret_key
+
+    def canon(value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            digest = hmac.new(key, value.get_secret_value().encode(), "sha256")
+            return f"<secret: {digest.hexdigest()}>"
+        if isinstance(value, BaseModel):
+            return {k: canon(getattr(value, k)) for k in type(value).model_fields}
+        if isinstance(value, list):
+            return [canon(v) for v in value]
+        return value
+
+    canonical = json.dumps(canon(config), sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

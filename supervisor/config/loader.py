@@ -41,6 +41,7 @@ from supervisor.config.sources import (
     SecretsDirSource,
     flatten,
 )
+from supervisor.config.store import read_fingerprint_key, state_dir_of
 
 __all__ = [
     "ConfigError",
@@ -292,8 +293,11 @@ def _unresolvable_hosts(config: Config, merged: Merged) -> list[Problem]:
     return problems
 
 
-def load_config(inputs: ConfigInputs) -> LoadedConfig:
+def load_config(inputs: ConfigInputs, fingerprint_key: bytes | None = None) -> LoadedConfig:
     """Load, merge and validate every layer; raise ConfigError listing ALL problems.
+
+    ``hash`` keys the secrets' fingerprints with ``fingerprint_key``, or else with the
+    key in the config's state directory when it may be read (never created here).
 
     Both the result and the error carry ``inputs_fingerprint``: the fingerprint of
     the very bytes that were read.
@@ -338,7 +342,8 @@ def load_config(inputs: ConfigInputs) -> LoadedConfig:
     return LoadedConfig(
         config=config,
         provenance=provenance,
-        hash=config_hash(config),
+        hash=config_hash(config, fingerprint_key or read_fingerprint_key(
+            state_dir_of(config, dict(inputs.env)))),
         watched_paths=tuple(dict.fromkeys(watched)),
         warnings=tuple(dict.fromkeys(warnings)),
         inputs_fingerprint=fingerprint,

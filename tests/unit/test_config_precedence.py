@@ -165,8 +165,9 @@ def test_profile_from_env_and_from_file(tmp_path: Path) -> None:
 
 
 def test_hash_is_stable_and_sees_secrets() -> None:
-    a = load_config(ConfigInputs(overrides=(f"auth.jwt_secret={SECRET_A}",), env={}))
-    b = load_config(ConfigInputs(overrides=(f"auth.jwt_secret={SECRET_A}",), env={}))
-    c = load_config(ConfigInputs(overrides=(f"auth.jwt_secret={SECRET_B}",), env={}))
+    key = b"k" * 32  # the supervisor's fingerprint key (issue 9: keyed secrets)
+    a = load_config(ConfigInputs(overrides=(f"auth.jwt_secret={SECRET_A}",), env={}), key)
+    b = load_config(ConfigInputs(overrides=(f"auth.jwt_secret={SECRET_A}",), env={}), key)
+    c = load_config(ConfigInputs(overrides=(f"auth.jwt_secret={SECRET_B}",), env={}), key)
     assert a.hash == b.hash != c.hash
     assert SECRET_A not in a.hash
