@@ -41,7 +41,7 @@ from supervisor.config.sources import (
     SecretsDirSource,
     flatten,
 )
-from supervisor.config.store import read_fingerprint_key, state_dir_of
+from supervisor.config.state_paths import read_fingerprint_key, state_dir_of
 
 __all__ = [
     "ConfigError",

@@ -26,39 +26,15 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from gateway_worker.config import SECRET_MASK, Config, dump_redacted
+from gateway_worker.config import SECRET_MASK, dump_redacted
 from supervisor.config import schema
-
-if TYPE_CHECKING:  # the loader imports this module for the fingerprint key
-    from supervisor.config.loader import LoadedConfig
+from supervisor.config.loader import LoadedConfig
+from supervisor.config.state_paths import KEY_BYTES, KEY_FILE, read_fingerprint_key
 
 BACKUP_FORMAT = "redis-gateway-backup/1"
 HISTORY_KEEP = 1000
-_KEY_BYTES = 32
-
-
-def default_state_dir(env: dict[str, str] | None = None) -> Path:
-    """Where state lives when ``supervisor.state_dir`` is unset.
-
-    systemd's ``StateDirectory=`` (``$STATE_DIRECTORY``), else ``$XDG_STATE_HOME``,
-    else ``/var/lib/redis-gateway`` for root, else ``~/.local/state/redis-gateway``.
-    A container sets ``supervisor.state_dir`` to its writable volume.
-    """
-    env = dict(os.environ) if env is None else env
-    if env.get("STATE_DIRECTORY"):
-        return Path(env["STATE_DIRECTORY"].split(":")[0])
-    if env.get("XDG_STATE_HOME"):
-        return Path(env["XDG_STATE_HOME"]) / "redis-gateway"
-    if os.geteuid() == 0:
-        return Path("/var/lib/redis-gateway")
-    return Path.home() / ".local" / "state" / "redis-gateway"
-
-
-def state_dir_of(config: Config, env: dict[str, str] | None = None) -> Path:
-    configured = config.supervisor.state_dir
-    return Path(configured) if configured else default_state_dir(env)
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
@@ -81,15 +57,6 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-
-
-def read_fingerprint_key(directory: Path) -> bytes | None:
-    """The key, if the state directory has one we may read (the CLI never creates it)."""
-    try:
-        data = (directory / "fingerprint.key").read_bytes()
-    except OSError:
-        return None
-    return data if len(data) == _KEY_BYTES else None
 
 
 def _from_secret_source(source: str) -> bool:
@@ -188,7 +155,7 @@ class StateStore:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         (self.directory / "backups").mkdir(mode=0o700, exist_ok=True)
         if read_fingerprint_key(self.directory) is None:
-            atomic_write(self.directory / "fingerprint.key", secrets.token_bytes(_KEY_BYTES))
+            atomic_write(self.directory / KEY_FILE, secrets.token_bytes(KEY_BYTES))
 
     def fingerprint_key(self) -> bytes | None:
         return read_fingerprint_key(self.directory)

@@ -14,13 +14,8 @@ from pathlib import Path
 import pytest
 
 from supervisor.config import ConfigInputs, LoadedConfig, load_config
-from supervisor.config.store import (
-    BACKUP_FORMAT,
-    HISTORY_KEEP,
-    StateStore,
-    atomic_write,
-    default_state_dir,
-)
+from supervisor.config.state_paths import default_state_dir
+from supervisor.config.store import BACKUP_FORMAT, HISTORY_KEEP, StateStore, atomic_write
 from tests.helpers import wait_until
 
 CANARY = "canary-store-4d1c8e2f9b7a6350"
