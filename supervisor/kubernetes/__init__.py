@@ -1,0 +1,46 @@
+"""Optional Kubernetes API source (issue 9, section 5): mirror a ConfigMap and a
+Secret from the API into local directories in kubelet's volume layout.
+
+Wiring::
+
+    source = KubernetesSource(KubernetesSettings(namespace="redis-gateway",
+                                                 configmap="redis-gateway-config",
+                                                 secret="redis-gateway-secrets"),
+                              directory=state_dir / "kubernetes")
+    source.start()
+    source.wait_synced(timeout=30)       # first list done (or False: API unreachable)
+    inputs = ConfigInputs(configmap_dir=source.configmap_dir,
+                          secrets_dir=source.secrets_dir, ...)
+    ...
+    source.stop()
+
+The loader and the file watcher then see ordinary mounted volumes. Modules:
+settings.py (the settings and their in-cluster defaults), api.py (list and watch over
+HTTP), objects.py (the JSON edge: payloads, resourceVersions), mirror.py (kubelet's
+atomic directory layout), backoff.py, source.py (the loop), errors.py (the exception
+tree). See docs/kubernetes-api-source.md.
+"""
+
+from supervisor.kubernetes.errors import (
+    ApiError,
+    GoneError,
+    KubernetesError,
+    MirrorError,
+    ProtocolError,
+    SettingsError,
+    TransportError,
+)
+from supervisor.kubernetes.settings import KubernetesSettings
+from supervisor.kubernetes.source import KubernetesSource
+
+__all__ = [
+    "ApiError",
+    "GoneError",
+    "KubernetesError",
+    "KubernetesSettings",
+    "KubernetesSource",
+    "MirrorError",
+    "ProtocolError",
+    "SettingsError",
+    "TransportError",
+]
