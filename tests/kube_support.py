@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ PASSWORD = b"redis-Password-77aa01"
 TOKEN = "token-0"
 GATEWAY_TOML = '[server]\nport = 8080\n\n[redis]\nurl = "redis://redis:6379"\n'
 INITIAL = {"gateway.toml": GATEWAY_TOML, "server.workers": "2"}
-Logs = list[dict[str, Any]]
+Logs = list[MutableMapping[str, Any]]
 
 
 def settings(api: FakeKubeApi, token_file: Path, **overrides: Any) -> KubernetesSettings:

@@ -14,8 +14,9 @@ import subprocess
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
@@ -306,7 +307,7 @@ def test_logs_follow_a_logging_configured_after_construction(tmp_path: Path,
     source exists; events must reach the configuration current when they happen."""
     seen: list[str] = []
 
-    def collect(_logger: object, _name: str, event: dict[str, object]) -> str:
+    def collect(_logger: object, _name: str, event: MutableMapping[str, Any]) -> str:
         seen.append(str(event["event"]))
         raise structlog.DropEvent
 
