@@ -1,6 +1,6 @@
 """Supervisor logging: the shared structlog setup, bound to ``process="supervisor"``.
 
-The implementation lives in ``gateway_worker.logging`` because workers use it too and
+The implementation lives in ``gateway_worker.observability.logging`` because workers use it too and
 ``gateway_worker`` never imports ``supervisor`` (DESIGN.md "Layout"). Hot reload: the
 arbiter calls ``configure`` again after each commit; SIGUSR1 calls ``reopen_logs``.
 """

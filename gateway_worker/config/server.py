@@ -1,0 +1,102 @@
+"""`server`: the HTTP listener, the worker processes behind it, and CORS."""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import Field
+
+from gateway_worker.config.fields import (
+    HeaderName,
+    Host,
+    HttpMethod,
+    Origin,
+    Port,
+    PositiveFloat,
+    Section,
+)
+
+
+class CorsConfig(Section):
+    """Cross-origin resource sharing, including preflight (OPTIONS) answers."""
+
+    enabled: bool = Field(False, description="Answer CORS preflights and add CORS headers.")
+    allowed_origins: list[Origin] = Field(
+        default_factory=lambda: ["*"],
+        description="Origins allowed to call the gateway; '*' allows any.",
+        examples=[["https://app.example.com"]],
+    )
+    allowed_methods: list[HttpMethod] = Field(
+        default_factory=lambda: ["GET", "POST", "PUT", "OPTIONS"],
+        description="Methods announced in Access-Control-Allow-Methods.",
+    )
+    allowed_headers: list[HeaderName] = Field(
+        # The Upstash-* headers are what @upstash/redis sends from a browser; without
+        # them every preflight of a browser client fails.
+        default_factory=lambda: [
+            "Authorization",
+            "Content-Type",
+            "X-API-Key",
+            "Upstash-Encoding",
+            "Upstash-Response-Format",
+            "Upstash-Sync-Token",
+            "Upstash-Telemetry-Platform",
+            "Upstash-Telemetry-Runtime",
+            "Upstash-Telemetry-Sdk",
+        ],
+        description="Request headers announced in Access-Control-Allow-Headers.",
+    )
+    allow_credentials: bool = Field(
+        False, description="Send Access-Control-Allow-Credentials: true."
+    )
+    max_age_seconds: int = Field(
+        600, ge=0, le=86400, description="How long a browser may cache a preflight answer."
+    )
+
+
+class ServerConfig(Section):
+    """The HTTP listener and the worker processes behind it."""
+
+    host: Host = Field(
+        "0.0.0.0",
+        description="Address to listen on (IPv4 or IPv6, or a host name). The `dev` profile "
+        "defaults to 127.0.0.1.",
+    )
+    port: Port = Field(8080, description="TCP port to listen on.")
+    workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        le=256,
+        description="Number of worker processes (default: CPU count).",
+    )
+    max_connections: int = Field(
+        1000, ge=1, description="Open HTTP connections per worker before new ones get 503."
+    )
+    request_timeout_seconds: PositiveFloat = Field(
+        30.0, description="A request still running after this long gets 504."
+    )
+    graceful_shutdown_timeout_seconds: PositiveFloat = Field(
+        30.0,
+        description="On reload or stop, how long old workers may drain before being killed.",
+    )
+    reload_readiness_timeout_seconds: PositiveFloat = Field(
+        30.0,
+        description="On reload, how long the new workers have to become ready before the "
+        "reload is reverted.",
+    )
+    keepalive_timeout_seconds: PositiveFloat = Field(
+        5.0, description="Idle keep-alive connections are closed after this long."
+    )
+    max_body_bytes: int = Field(
+        1_048_576, ge=1, description="Largest request body accepted (413 beyond)."
+    )
+    max_arguments: int = Field(
+        10_000, ge=1, description="Most arguments accepted in one command (400 beyond)."
+    )
+    http_engine: Literal["uvicorn", "native"] = Field(
+        "uvicorn",
+        description="HTTP server inside each worker: `uvicorn` (httptools protocol), or "
+        "`native` (gateway_worker.serving.native: the same behaviour with less CPU per request).",
+    )
+    cors: CorsConfig = Field(default_factory=CorsConfig, description="CORS settings.")
