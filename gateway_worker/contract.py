@@ -35,8 +35,8 @@ Signals (supervisor → worker)
     SIGTERM: graceful drain (stop accepting; in-flight requests finish; keep-alive
     connections get ``Connection: close`` on their next response; idle ones are closed
     after the idle grace of ``gateway_worker.serving.drain.DrainPolicy``) then exit 0.
-    SIGQUIT/SIGINT: fast exit. SIGUSR1: reopen logs. Workers run in their own session (terminal signals
-    reach only the supervisor).
+    SIGQUIT/SIGINT: fast exit. SIGUSR1: reopen logs. Workers run in their own session
+    (terminal signals reach only the supervisor).
 
 Exit codes: see ``ExitCode``.
 """
