@@ -35,8 +35,9 @@ INTERVAL = 0.3
 NEW_CLIENTS, KEEPALIVE_CLIENTS = 6, 2  # 8 client processes
 
 
-def _variants(base: dict[str, dict[str, Any]], workers: int, closed_port: int
-              ) -> list[tuple[str, Any]]:
+def _variants(
+    base: dict[str, dict[str, Any]], workers: int, closed_port: int
+) -> list[tuple[str, Any]]:
     """(kind, config) of one cycle: valid changes, invalid files, a readiness failure."""
 
     def changed(**sections: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -84,8 +85,9 @@ def _committed_hashes(log_path: Path) -> list[str]:
     return hashes
 
 
-def one_run(args: argparse.Namespace, gateway_class: Any, render: Any,
-            wait_for: Any) -> dict[str, Any]:
+def one_run(
+    args: argparse.Namespace, gateway_class: Any, render: Any, wait_for: Any
+) -> dict[str, Any]:
     """One fast run; returns its row of figures."""
     workdir = Path(tempfile.mkdtemp(prefix="redis-gateway-fast-"))
     store = EmbeddedRedis()
@@ -97,8 +99,7 @@ def one_run(args: argparse.Namespace, gateway_class: Any, render: Any,
     try:
         db = redis.Redis.from_url(store.url)
         db.flushall()
-        gateway = gateway_class(workdir, store.url, args.workers, args.worker_loop,
-                                watch=True)
+        gateway = gateway_class(workdir, store.url, args.workers, args.worker_loop, watch=True)
         gw = gateway
         wait_for(lambda: gw.serving(args.workers), 60, "the first generation")
         cycle = _variants(gw.base, args.workers, free_port())
@@ -110,17 +111,22 @@ def one_run(args: argparse.Namespace, gateway_class: Any, render: Any,
             src.write_text(text)
             sources.append(src)
 
-        clients = [ctx.Process(target=new_connection_client, args=(gw.port, stop, out))
-                   for _ in range(NEW_CLIENTS)]
-        clients += [ctx.Process(target=keepalive_client, args=(gw.port, stop, out))
-                    for _ in range(KEEPALIVE_CLIENTS)]
+        clients = [
+            ctx.Process(target=new_connection_client, args=(gw.port, stop, out))
+            for _ in range(NEW_CLIENTS)
+        ]
+        clients += [
+            ctx.Process(target=keepalive_client, args=(gw.port, stop, out))
+            for _ in range(KEEPALIVE_CLIENTS)
+        ]
         for proc in clients:
             proc.start()
         time.sleep(1.0)
         began = time.monotonic()
         for step in range(STEPS):
-            subprocess.run(["cp", str(sources[step % len(sources)]), str(gw.config_path)],
-                           check=True)
+            subprocess.run(
+                ["cp", str(sources[step % len(sources)]), str(gw.config_path)], check=True
+            )
             if step % 5 == 4:
                 gw.proc.send_signal(signal.SIGHUP)
             time.sleep(max(0.0, began + (step + 1) * INTERVAL - time.monotonic()))
@@ -171,9 +177,14 @@ def one_run(args: argparse.Namespace, gateway_class: Any, render: Any,
 
 
 def passed(row: dict[str, Any]) -> bool:
-    return bool(row["failed"] == 0 and row["keepalive_races"] == 0 and row["lost_writes"] == 0
-                and row["partial_commits"] == 0 and row["converged"]
-                and row["supervisor_exit"] == 0)
+    return bool(
+        row["failed"] == 0
+        and row["keepalive_races"] == 0
+        and row["lost_writes"] == 0
+        and row["partial_commits"] == 0
+        and row["converged"]
+        and row["supervisor_exit"] == 0
+    )
 
 
 def run_fast(args: argparse.Namespace, gateway_class: Any, render: Any, wait_for: Any) -> int:
@@ -184,16 +195,22 @@ def run_fast(args: argparse.Namespace, gateway_class: Any, render: Any, wait_for
         rows.append(row)
         print(f"run {n + 1}: {'PASS' if passed(row) else 'FAIL'} {json.dumps(row)}", flush=True)
     print()
-    print("| run | requests ok | failed | keep-alive races | lost writes | commits "
-          "| partial commits | reloads by result | converged |")
+    print(
+        "| run | requests ok | failed | keep-alive races | lost writes | commits "
+        "| partial commits | reloads by result | converged |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for n, row in enumerate(rows, 1):
         results = ", ".join(f"{k} {v}" for k, v in row["reloads"].items())
-        print(f"| {n} | {row['requests_ok']:,} | {row['failed']} | {row['keepalive_races']} "
-              f"| {row['lost_writes']} | {row['commits']} | {row['partial_commits']} "
-              f"| {results} | {'yes' if row['converged'] else 'NO'} |")
+        print(
+            f"| {n} | {row['requests_ok']:,} | {row['failed']} | {row['keepalive_races']} "
+            f"| {row['lost_writes']} | {row['commits']} | {row['partial_commits']} "
+            f"| {results} | {'yes' if row['converged'] else 'NO'} |"
+        )
     ok = all(passed(r) for r in rows)
-    print(f"\n{sum(map(passed, rows))}/{len(rows)} runs passed; load average "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs at the end")
+    print(
+        f"\n{sum(map(passed, rows))}/{len(rows)} runs passed; load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs at the end"
+    )
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1

@@ -79,8 +79,9 @@ def render(config: dict[str, dict[str, Any]]) -> str:
 
 
 class Gateway:
-    def __init__(self, workdir: Path, redis_url: str, workers: int, loop: str,
-                 watch: bool = False) -> None:
+    def __init__(
+        self, workdir: Path, redis_url: str, workers: int, loop: str, watch: bool = False
+    ) -> None:
         self.workdir = workdir
         self.port = free_port()
         self.control = str(workdir / "control.sock")
@@ -98,8 +99,12 @@ class Gateway:
             "observability.metrics": {"port": free_port()},
             # Reloads come from the control socket only, so each one is attributable
             # (--fast: from the watcher, as in production with a mounted ConfigMap).
-            "supervisor": {"control_socket": self.control, "watch_config": watch,
-                           "watch_debounce_ms": 100, "watch_settle_ms": 50},
+            "supervisor": {
+                "control_socket": self.control,
+                "watch_config": watch,
+                "watch_debounce_ms": 100,
+                "watch_settle_ms": 50,
+            },
         }
         self.write(self.base)
         self.log = (workdir / "supervisor.log").open("wb")
@@ -244,9 +249,11 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(
-        "--fast", action="store_true",
+        "--fast",
+        action="store_true",
         help="60 mixed reloads 0.3 s apart, 8 client processes, watcher on, files "
-        "rewritten with cp (benchmarks/reload_fast.py)")
+        "rewritten with cp (benchmarks/reload_fast.py)",
+    )
     parser.add_argument("--runs", type=int, default=1, help="--fast: consecutive runs")
     return parser.parse_args()
 

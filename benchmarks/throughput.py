@@ -81,7 +81,9 @@ def _ms(text: str) -> float:
 def run_wrk(name: str, url: str, duration: int, connections: int, threads: int) -> Result:
     out = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", url],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = re.search(r"\s50%\s+(\S+)", out)
@@ -134,12 +136,14 @@ def start_webdis(redis_port: int, port: int, workdir: Path) -> subprocess.Popen[
     }
     path = workdir / "webdis.json"
     path.write_text(json.dumps(config))
-    return subprocess.Popen(["webdis", str(path)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        ["webdis", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
 
 
-def start_gateway(redis_url: str, port: int, workers: int, engine: str | None = None
-                  ) -> subprocess.Popen[bytes]:
+def start_gateway(
+    redis_url: str, port: int, workers: int, engine: str | None = None
+) -> subprocess.Popen[bytes]:
     exe = ROOT / ".venv" / "bin" / "redis-gateway"
     sets = {
         "server.host": "127.0.0.1",
@@ -155,8 +159,9 @@ def start_gateway(redis_url: str, port: int, workers: int, engine: str | None = 
     args = [str(exe if exe.exists() else "redis-gateway"), "run"]
     for key, value in sets.items():
         args += ["--set", f"{key}={value}"]
-    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    return subprocess.Popen(
+        args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -170,8 +175,12 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def worker_pids(supervisor_pid: int) -> list[int]:
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(supervisor_pid)],
-                         check=False, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(supervisor_pid)],
+        check=False,
+        capture_output=True,
+        text=True,
+    ).stdout
     return [int(p) for p in out.split()]
 
 
@@ -181,20 +190,33 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--workers", type=int, default=2, help="gateway workers")
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="rounds over all targets (the median round is reported)")
-    parser.add_argument("--engine", choices=("uvicorn", "native", "both"),
-                        help="server.http_engine of the gateway (default: the config's "
-                        "default); both: one gateway per engine, in the same rounds")
-    parser.add_argument("--profile-worker", metavar="FILE",
-                        help="py-spy a worker during the Upstash GET run, write to FILE")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="rounds over all targets (the median round is reported)",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=("uvicorn", "native", "both"),
+        help="server.http_engine of the gateway (default: the config's "
+        "default); both: one gateway per engine, in the same rounds",
+    )
+    parser.add_argument(
+        "--profile-worker",
+        metavar="FILE",
+        help="py-spy a worker during the Upstash GET run, write to FILE",
+    )
     args = parser.parse_args()
 
     tools = ("wrk", "webdis", "py-spy") if args.profile_worker else ("wrk", "webdis")
     missing = [tool for tool in tools if shutil.which(tool) is None]
     if missing:
-        print(f"missing: {', '.join(missing)} -- install with: apt-get install -y webdis wrk"
-              " (py-spy: pip install py-spy)", file=sys.stderr)
+        print(
+            f"missing: {', '.join(missing)} -- install with: apt-get install -y webdis wrk"
+            " (py-spy: pip install py-spy)",
+            file=sys.stderr,
+        )
         return 2
 
     workdir = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
@@ -214,7 +236,8 @@ def main() -> int:
             ("webdis SET", f"{webdis}/SET/bench:set/{VALUE}"),
         ]
         engines: list[str | None] = (
-            ["uvicorn", "native"] if args.engine == "both" else [args.engine])
+            ["uvicorn", "native"] if args.engine == "both" else [args.engine]
+        )
         owner: dict[str, subprocess.Popen[bytes]] = {}  # target -> its gateway
         for engine in engines:
             gateway_port = free_port()
@@ -247,12 +270,23 @@ def main() -> int:
                 if args.profile_worker and round_no == 0 and name == targets[4][0]:
                     pid = worker_pids(owner[name].pid)[0]
                     profiler = subprocess.Popen(
-                        ["py-spy", "record", "-p", str(pid), "-d", str(args.duration),
-                         "-f", "raw", "-o", args.profile_worker, "--nonblocking"],
-                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                        [
+                            "py-spy",
+                            "record",
+                            "-p",
+                            str(pid),
+                            "-d",
+                            str(args.duration),
+                            "-f",
+                            "raw",
+                            "-o",
+                            args.profile_worker,
+                            "--nonblocking",
+                        ],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
                     )
-                pids = ([procs[0].pid] if name.startswith("webdis")
-                        else worker_pids(owner[name].pid))
+                pids = [procs[0].pid] if name.startswith("webdis") else worker_pids(owner[name].pid)
                 before = cpu_seconds(pids)
                 result = run_wrk(name, url, args.duration, args.connections, args.threads)
                 if result.requests:
@@ -266,19 +300,27 @@ def main() -> int:
         for name, _ in targets:
             print(f"  {name:<22}" + " ".join(f"{r.rps:>8.0f}" for r in runs[name]))
         by_name = {r.name: r for r in results}
-        print(f"\nwrk -t{args.threads} -c{args.connections} -d{args.duration}s, "
-              f"gateway workers={args.workers}, engine={args.engine or 'default'}, "
-              f"cpus={os.cpu_count()}, "
-              f"median of {args.repeat} rounds")
-        print(f"{'target':<22}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non2xx':>8}"
-              f"{'errors':>8}{'vs webdis':>11}{'CPU us/req':>12}")
+        print(
+            f"\nwrk -t{args.threads} -c{args.connections} -d{args.duration}s, "
+            f"gateway workers={args.workers}, engine={args.engine or 'default'}, "
+            f"cpus={os.cpu_count()}, "
+            f"median of {args.repeat} rounds"
+        )
+        print(
+            f"{'target':<22}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non2xx':>8}"
+            f"{'errors':>8}{'vs webdis':>11}{'CPU us/req':>12}"
+        )
         for r in results:
             op = r.name.split()[-1]
             ref = by_name[f"webdis {op}"].rps
-            print(f"{r.name:<22}{r.rps:>10.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}"
-                  f"{r.non_2xx:>8}{r.errors:>8}{r.rps / ref:>10.2f}x{r.cpu_us:>12.1f}")
-        print("CPU us/req: server CPU time (webdis process, or all gateway workers) per "
-              "request served; less sensitive to other load on the machine than req/s.")
+            print(
+                f"{r.name:<22}{r.rps:>10.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}"
+                f"{r.non_2xx:>8}{r.errors:>8}{r.rps / ref:>10.2f}x{r.cpu_us:>12.1f}"
+            )
+        print(
+            "CPU us/req: server CPU time (webdis process, or all gateway workers) per "
+            "request served; less sensitive to other load on the machine than req/s."
+        )
         return 0
     finally:
         for proc in procs:

@@ -43,8 +43,7 @@ def parse_config(raw: bytes | Mapping[str, object]) -> Config:
 def format_validation_error(exc: ValidationError) -> str:
     # hide_input_in_errors is on for every model, so no value (secret) is printed.
     return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
-        for err in exc.errors()
+        f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
     )
 
 
@@ -176,7 +175,9 @@ def _run(
     except OSError as exc:
         return status.fatal(
             f"observability.logging.output {config.observability.logging.output!r}: "
-            f"cannot open: {exc.strerror or exc}", ExitCode.BOOT_ERROR)
+            f"cannot open: {exc.strerror or exc}",
+            ExitCode.BOOT_ERROR,
+        )
     with asyncio.Runner(loop_factory=new_loop) as runner:
         try:
             return runner.run(serve(config, sockets, status, config_fd))

@@ -56,7 +56,8 @@ def decode(line: bytes) -> JSONObject:
 def _unreachable(path: str, exc: OSError) -> ControlError:
     return ControlError(
         f"cannot reach the supervisor at {path}: {exc.strerror or exc} "
-        "(is `redis-gateway run` running with the same config/port?)")
+        "(is `redis-gateway run` running with the same config/port?)"
+    )
 
 
 def request(path: str, payload: JSONObject, timeout: float) -> JSONObject:
@@ -88,8 +89,7 @@ async def request_async(path: str, payload: JSONObject, timeout: float) -> JSONO
     try:
         async with asyncio.timeout(timeout):
             try:
-                reader, writer = await asyncio.open_unix_connection(
-                    path, limit=MAX_REPLY_BYTES)
+                reader, writer = await asyncio.open_unix_connection(path, limit=MAX_REPLY_BYTES)
             except OSError as exc:
                 raise _unreachable(path, exc) from exc
             try:

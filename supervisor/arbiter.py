@@ -50,9 +50,17 @@ class StopMode(enum.StrEnum):
 class Arbiter:
     """Decides what runs; the generations remember it, the pool makes it so."""
 
-    def __init__(self, inputs: ConfigInputs, generations: Generations, pool: WorkerPool,
-                 hooks: Hooks, inbox: Inbox, *, loader: Loader,
-                 clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self,
+        inputs: ConfigInputs,
+        generations: Generations,
+        pool: WorkerPool,
+        hooks: Hooks,
+        inbox: Inbox,
+        *,
+        loader: Loader,
+        clock: Clock = time.monotonic,
+    ) -> None:
         self.inputs = inputs
         self.generations = generations
         self.pool = pool
@@ -145,15 +153,21 @@ class Arbiter:
         """Start generation 1."""
         gens = self.generations
         current = gens.current
-        log.info("supervisor.starting", generation=gens.serving,
-                 workers=gens.scale.desired, version=gens.version, hash=current.hash,
-                 profile=current.config.profile,
-                 listen=[f"{lst.host}:{lst.port}" for lst in gens.listeners])
+        log.info(
+            "supervisor.starting",
+            generation=gens.serving,
+            workers=gens.scale.desired,
+            version=gens.version,
+            hash=current.hash,
+            profile=current.config.profile,
+            listen=[f"{lst.host}:{lst.port}" for lst in gens.listeners],
+        )
         timeout = current.config.server.reload_readiness_timeout_seconds
         self._boot_deadline = self._clock() + timeout
         target = gens.target()
-        self.pool.start_generation(target.generation, target.workers, target.config,
-                                   target.listeners)
+        self.pool.start_generation(
+            target.generation, target.workers, target.config, target.listeners
+        )
 
     def stop(self, graceful: bool) -> None:
         if self.stopping is StopMode.FAST or (self.stopping and graceful):
@@ -208,13 +222,18 @@ class Arbiter:
         elif self.boot_error is not None:
             pass  # set by _on_exit: a first-generation worker already exited
         elif self._clock() >= self._boot_deadline and not all(
-                w.state == WorkerState.READY for w in first):
+            w.state == WorkerState.READY for w in first
+        ):
             timeout = self.generations.current.config.server.reload_readiness_timeout_seconds
             self.boot_error = f"workers not ready within {timeout}s"
         elif first and all(w.state == WorkerState.READY for w in first):
             self.booted = True
-            log.info("supervisor.ready", generation=self.generation,
-                     pids=[w.pid for w in first], version=self.version)
+            log.info(
+                "supervisor.ready",
+                generation=self.generation,
+                pids=[w.pid for w in first],
+                version=self.version,
+            )
             self.hooks.ready(self.status_line())
             return
         else:
@@ -232,13 +251,20 @@ class Arbiter:
         # what settled, and holds unsafe changes; an explicit one applies them.
         automatic = all(r.automatic for r in requests)
         self.reload = ReloadTransaction(
-            self.generations, self.pool, inputs=self.inputs, loader=self._loader,
-            clock=self._clock, trigger=",".join(dict.fromkeys(r.trigger for r in requests)),
-            expected_fingerprint=requests[-1].fingerprint if automatic else None)
+            self.generations,
+            self.pool,
+            inputs=self.inputs,
+            loader=self._loader,
+            clock=self._clock,
+            trigger=",".join(dict.fromkeys(r.trigger for r in requests)),
+            expected_fingerprint=requests[-1].fingerprint if automatic else None,
+        )
         outcome = self.reload.begin()
         if self.reload.inputs_fingerprint is not None:
-            self.hooks.inputs_read(self.reload.inputs_fingerprint, settled=outcome is None
-                                   or outcome.result is not ReloadResult.DEFERRED)
+            self.hooks.inputs_read(
+                self.reload.inputs_fingerprint,
+                settled=outcome is None or outcome.result is not ReloadResult.DEFERRED,
+            )
         if outcome is not None:
             self._report(outcome)
             self.reload = None
@@ -267,8 +293,13 @@ class Arbiter:
             log.info("worker.exited", **fields)
             return
         delay = self.pool.crashed(w, self.generations.current.config)
-        log.warning("worker.crashed", **fields, error=w.error, restart_in=round(delay, 2),
-                    consecutive_crashes=self.pool.backoff.rounds)
+        log.warning(
+            "worker.crashed",
+            **fields,
+            error=w.error,
+            restart_in=round(delay, 2),
+            consecutive_crashes=self.pool.backoff.rounds,
+        )
 
     def manage_workers(self) -> None:
         """Make the processes match the desired state; enforce deadlines."""
@@ -309,7 +340,12 @@ class Arbiter:
         }
 
     def status_line(self) -> str:
-        serving = sum(1 for w in self.pool.workers if w.state == WorkerState.READY
-                      and w.generation == self.generation)
-        return (f"serving: generation {self.generation}, {serving} workers, "
-                f"config v{self.version} ({self.generations.current.hash})")
+        serving = sum(
+            1
+            for w in self.pool.workers
+            if w.state == WorkerState.READY and w.generation == self.generation
+        )
+        return (
+            f"serving: generation {self.generation}, {serving} workers, "
+            f"config v{self.version} ({self.generations.current.hash})"
+        )

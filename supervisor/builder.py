@@ -68,10 +68,19 @@ class Core:
     arbiter: Arbiter
 
 
-def assemble(inputs: ConfigInputs, loaded: LoadedConfig, listeners: list[Listener], *,
-             factory: WorkerFactory, hooks: Hooks, preparer: ConfigPreparer,
-             loader: Loader = load_config, clock: Clock = time.monotonic,
-             standby: Standby | None = None, inbox: Inbox | None = None) -> Core:
+def assemble(
+    inputs: ConfigInputs,
+    loaded: LoadedConfig,
+    listeners: list[Listener],
+    *,
+    factory: WorkerFactory,
+    hooks: Hooks,
+    preparer: ConfigPreparer,
+    loader: Loader = load_config,
+    clock: Clock = time.monotonic,
+    standby: Standby | None = None,
+    inbox: Inbox | None = None,
+) -> Core:
     """The core of a supervisor serving ``loaded`` on ``listeners``."""
     inbox = inbox or Inbox()
     pool = WorkerPool(factory, hooks, clock, standby)
@@ -120,8 +129,7 @@ def build(inputs: ConfigInputs, loaded: LoadedConfig) -> Supervisor:
         listeners = _listeners(config)
         for lst in listeners:
             stack.callback(lst.close)
-        control_path = config.supervisor.control_socket or default_socket_path(
-            config.server.port)
+        control_path = config.supervisor.control_socket or default_socket_path(config.server.port)
         setup = WorkerSetup(control_path)
         stack.callback(setup.close)
         if wants_embedded_redis(config):
@@ -134,11 +142,20 @@ def build(inputs: ConfigInputs, loaded: LoadedConfig) -> Supervisor:
         # Logging first: the others then log under a reloaded logging config.
         hooks = FanOut(LogService(), watcher, metrics, systemd, MemoryTrim())
         standby = StandbyWorkers(setup, hooks)
-        core = assemble(inputs, loaded, listeners, factory=ProcessFactory(setup, standby),
-                        hooks=hooks, preparer=setup, standby=standby, inbox=inbox)
+        core = assemble(
+            inputs,
+            loaded,
+            listeners,
+            factory=ProcessFactory(setup, standby),
+            hooks=hooks,
+            preparer=setup,
+            standby=standby,
+            inbox=inbox,
+        )
         try:
-            control = ControlServer(control_path,
-                                    ControlCommands(core.arbiter, inbox, control_path))
+            control = ControlServer(
+                control_path, ControlCommands(core.arbiter, inbox, control_path)
+            )
         except ControlError as exc:
             raise StartupError(str(exc)) from exc
         stack.callback(control.close)

@@ -20,8 +20,7 @@ from gateway_worker.control_socket import JSONObject
 from supervisor.config.cli import ConfigOptions, config_options, inputs_from_options
 
 
-def _ask(path: str, cmd: str, timeout: float, failure: str
-         ) -> tuple[JSONObject, JSONObject]:
+def _ask(path: str, cmd: str, timeout: float, failure: str) -> tuple[JSONObject, JSONObject]:
     """Send ``cmd`` over the control socket; return the reply and its ``cmd`` section.
     An unreachable socket or a reply without that section: print ``failure: why``, exit 1."""
     from gateway_worker.control_socket import ControlError, request
@@ -64,8 +63,12 @@ def _control_path(control_socket: str | None, options: ConfigOptions) -> str:
 
 @click.command("run")
 @config_options
-@click.option("--pidfile", type=click.Path(path_type=Path, dir_okay=False),
-              default=None, help="Write the supervisor's pid here (removed on exit).")
+@click.option(
+    "--pidfile",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the supervisor's pid here (removed on exit).",
+)
 def run(pidfile: Path | None, **options: Unpack[ConfigOptions]) -> None:
     """Run the supervisor and its workers (foreground).
 
@@ -85,24 +88,36 @@ def run(pidfile: Path | None, **options: Unpack[ConfigOptions]) -> None:
 
 @click.command("reload")
 @config_options
-@click.option("--control-socket", default=None, help="Control socket path (overrides "
-              "the one derived from the config options).")
-@click.option("--timeout", type=float, default=120.0, show_default=True,
-              help="Seconds to wait for the outcome.")
+@click.option(
+    "--control-socket",
+    default=None,
+    help="Control socket path (overrides the one derived from the config options).",
+)
+@click.option(
+    "--timeout",
+    type=float,
+    default=120.0,
+    show_default=True,
+    help="Seconds to wait for the outcome.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
-def reload(control_socket: str | None, timeout: float, as_json: bool,
-           **options: Unpack[ConfigOptions]) -> None:
+def reload(
+    control_socket: str | None, timeout: float, as_json: bool, **options: Unpack[ConfigOptions]
+) -> None:
     """Reload the running supervisor's configuration and wait for the outcome."""
     from supervisor.outcome import ReloadOutcome
 
-    reply, data = _ask(_control_path(control_socket, options), "reload", timeout,
-                       "reload failed")
+    reply, data = _ask(_control_path(control_socket, options), "reload", timeout, "reload failed")
     if as_json:
         click.echo(json.dumps(data, indent=2))
     else:
-        outcome = ReloadOutcome(**{k: data[k] for k in (
-            "result", "trigger", "version", "hash", "error", "errors", "changed")},
-            reasons=data.get("reasons", []))
+        outcome = ReloadOutcome(
+            **{
+                k: data[k]
+                for k in ("result", "trigger", "version", "hash", "error", "errors", "changed")
+            },
+            reasons=data.get("reasons", []),
+        )
         click.echo(outcome.summary())
         for problem in outcome.errors:
             click.echo(f"  {problem}")
@@ -114,11 +129,11 @@ def reload(control_socket: str | None, timeout: float, as_json: bool,
 @click.option("--control-socket", default=None, help="Control socket path.")
 @click.option("--json", "as_json", is_flag=True, help="Print the raw status as JSON.")
 @click.option("--timeout", type=float, default=5.0, show_default=True)
-def status(control_socket: str | None, as_json: bool, timeout: float,
-           **options: Unpack[ConfigOptions]) -> None:
+def status(
+    control_socket: str | None, as_json: bool, timeout: float, **options: Unpack[ConfigOptions]
+) -> None:
     """Show generation, workers, config version and the last reload."""
-    _, st = _ask(_control_path(control_socket, options), "status", timeout,
-                 "status unavailable")
+    _, st = _ask(_control_path(control_socket, options), "status", timeout, "status unavailable")
     if as_json:
         click.echo(json.dumps(st, indent=2))
         return
@@ -144,14 +159,15 @@ def format_status(st: JSONObject) -> str:
         f"  {'PID':>7}  {'GEN':>3}  {'STATE':<9} {'AGE':>8}  RESTARTS",
     ]
     for w in st["workers"]:
-        lines.append(f"  {w['pid']:>7}  {w['generation']:>3}  {w['state']:<9} "
-                     f"{w['age_seconds']:>7}s  {w['restarts']}")
+        lines.append(
+            f"  {w['pid']:>7}  {w['generation']:>3}  {w['state']:<9} "
+            f"{w['age_seconds']:>7}s  {w['restarts']}"
+        )
     last = st.get("last_reload")
     if last:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last["finished_at"]))
         detail = f" — {last['error']}" if last.get("error") else ""
-        lines.append(f"last reload: {last['result']} at {when} "
-                     f"(trigger {last['trigger']}){detail}")
+        lines.append(f"last reload: {last['result']} at {when} (trigger {last['trigger']}){detail}")
     else:
         lines.append("last reload: none")
     drift = st.get("drift")

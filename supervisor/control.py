@@ -78,8 +78,7 @@ class StatusSource(Protocol):
 class ControlCommands:
     """The ``Handler`` of the supervisor's control socket: ``status`` and ``reload``."""
 
-    def __init__(self, status: StatusSource, triggers: ReloadRequester,
-                 socket_path: str) -> None:
+    def __init__(self, status: StatusSource, triggers: ReloadRequester, socket_path: str) -> None:
         self._status = status
         self._triggers = triggers
         self._socket_path = socket_path
@@ -87,8 +86,12 @@ class ControlCommands:
     def __call__(self, request: Mapping[str, object], conn: ControlConnection) -> None:
         cmd = request.get("cmd")
         if cmd == "status":
-            conn.reply({"ok": True, "status": {**self._status.status(),
-                                               "control_socket": self._socket_path}})
+            conn.reply(
+                {
+                    "ok": True,
+                    "status": {**self._status.status(), "control_socket": self._socket_path},
+                }
+            )
         elif cmd == "reload":
             self._triggers.request_reload("control socket", conn)
         else:

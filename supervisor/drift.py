@@ -29,8 +29,7 @@ class Drift:
         elif outcome.result is ReloadResult.INVALID:
             self._become("rejected", outcome.errors or [outcome.error or "invalid"])
         elif outcome.failed:
-            self._become("pending", [f"the last reload failed ({outcome.result}): "
-                                     f"{outcome.error}"])
+            self._become("pending", [f"the last reload failed ({outcome.result}): {outcome.error}"])
         # "deferred": nothing was decided; the watcher retries.
 
     def _become(self, state: str, reasons: list[str]) -> None:

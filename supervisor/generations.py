@@ -32,8 +32,13 @@ class ConfigPreparer(Protocol):
 class Generations:
     """The serving generation and the committed (last-known-good) config."""
 
-    def __init__(self, loaded: LoadedConfig, listeners: list[Listener],
-                 preparer: ConfigPreparer, hooks: Hooks) -> None:
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        listeners: list[Listener],
+        preparer: ConfigPreparer,
+        hooks: Hooks,
+    ) -> None:
         self.current = loaded
         self.version = 1
         #: The number of the generation that serves.
@@ -72,15 +77,19 @@ class Generations:
         host, port = config.server.host, config.server.port
         if all(same_address(lst, host, port) for lst in self.listeners):
             if any(lst.from_systemd and lst.port != port for lst in self.listeners):
-                log.warning("reload.address_ignored", reason="socket passed by systemd",
-                            configured=f"{host}:{port}",
-                            listening=[f"{lst.host}:{lst.port}" for lst in self.listeners])
+                log.warning(
+                    "reload.address_ignored",
+                    reason="socket passed by systemd",
+                    configured=f"{host}:{port}",
+                    listening=[f"{lst.host}:{lst.port}" for lst in self.listeners],
+                )
             return self.listeners, None
         new = bind(host, port)
         return [new], new
 
-    def switch(self, number: int, loaded: LoadedConfig, listeners: list[Listener],
-               worker_config: Config) -> None:
+    def switch(
+        self, number: int, loaded: LoadedConfig, listeners: list[Listener], worker_config: Config
+    ) -> None:
         """Generation ``number`` serves from now on (its workers are all ready)."""
         if listeners is not self.listeners:
             self._retired_listeners.extend(self.listeners)

@@ -39,8 +39,9 @@ class Waiter(Protocol):
 class ReloadRequester(Protocol):
     """What a trigger needs: a way to ask for a reload."""
 
-    def request_reload(self, trigger: str, waiter: Waiter | None = None,
-                       fingerprint: str | None = None) -> None: ...
+    def request_reload(
+        self, trigger: str, waiter: Waiter | None = None, fingerprint: str | None = None
+    ) -> None: ...
 
 
 class Inbox:
@@ -48,8 +49,7 @@ class Inbox:
 
     def __init__(self) -> None:
         self.signals: collections.deque[int] = collections.deque()
-        self.requests: collections.deque[tuple[ReloadRequest, Waiter | None]] = (
-            collections.deque())
+        self.requests: collections.deque[tuple[ReloadRequest, Waiter | None]] = collections.deque()
         self.wake_fd, self.wakeup_write_fd = os.pipe()
         os.set_blocking(self.wake_fd, False)
         os.set_blocking(self.wakeup_write_fd, False)
@@ -58,8 +58,9 @@ class Inbox:
         """The signal handler (the wakeup fd, ``signal.set_wakeup_fd``, wakes the loop)."""
         self.signals.append(signum)
 
-    def request_reload(self, trigger: str, waiter: Waiter | None = None,
-                       fingerprint: str | None = None) -> None:
+    def request_reload(
+        self, trigger: str, waiter: Waiter | None = None, fingerprint: str | None = None
+    ) -> None:
         """Ask for a reload; coalesced with others pending. Main-loop or thread safe.
 
         ``fingerprint`` marks the file watcher's request (the inputs it saw settle)."""

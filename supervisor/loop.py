@@ -29,8 +29,9 @@ _SignalHandler = Callable[[int, FrameType | None], object] | int | Handlers | No
 class MainLoop:
     """Runs the arbiter until it returns an exit code."""
 
-    def __init__(self, arbiter: Arbiter, pool: WorkerPool, inbox: Inbox,
-                 control: ControlServer, hooks: Hooks) -> None:
+    def __init__(
+        self, arbiter: Arbiter, pool: WorkerPool, inbox: Inbox, control: ControlServer, hooks: Hooks
+    ) -> None:
         self._arbiter = arbiter
         self._pool = pool
         self._inbox = inbox

@@ -37,8 +37,12 @@ class ReloadResult(enum.StrEnum):
     @property
     def failed(self) -> bool:
         """The reload was tried and did not apply."""
-        return self in (ReloadResult.INVALID, ReloadResult.READINESS_FAILED,
-                        ReloadResult.BIND_FAILED, ReloadResult.ERROR)
+        return self in (
+            ReloadResult.INVALID,
+            ReloadResult.READINESS_FAILED,
+            ReloadResult.BIND_FAILED,
+            ReloadResult.ERROR,
+        )
 
 
 @dataclass
@@ -92,8 +96,10 @@ class ReloadOutcome:
         if self.result in (ReloadResult.COMMITTED, ReloadResult.UNCHANGED):
             return f"reload {self.result}: version {self.version} (hash {self.hash})"
         if self.result is ReloadResult.HELD:
-            return (f"reload held (apply it with SIGHUP or `redis-gateway reload`): "
-                    f"{'; '.join(self.reasons)}")
+            return (
+                f"reload held (apply it with SIGHUP or `redis-gateway reload`): "
+                f"{'; '.join(self.reasons)}"
+            )
         if self.result is ReloadResult.DEFERRED:
             return f"reload deferred: {self.error}"
         detail = self.error or "; ".join(self.errors)

@@ -41,6 +41,7 @@ class Standby(Protocol):
     def __len__(self) -> int: ...
     def replenish(self, listeners: list[Listener], desired: int) -> None:
         """Forget exited standbys; start one more if fewer than ``desired`` wait."""
+
     def discard_all(self) -> None: ...
 
 
@@ -57,8 +58,9 @@ class Target:
 class WorkerPool:
     """Owns the worker handles; all of its methods run on the main loop."""
 
-    def __init__(self, factory: WorkerFactory, hooks: Hooks, clock: Clock,
-                 standby: Standby | None = None) -> None:
+    def __init__(
+        self, factory: WorkerFactory, hooks: Hooks, clock: Clock, standby: Standby | None = None
+    ) -> None:
         self.factory = factory
         self.workers: list[WorkerHandle] = []
         self.standby = standby
@@ -68,16 +70,18 @@ class WorkerPool:
 
     # -- starting and stopping -------------------------------------------------------------
 
-    def spawn(self, generation: int, slot: int, restarts: int, config: Config,
-              listeners: list[Listener]) -> WorkerHandle:
+    def spawn(
+        self, generation: int, slot: int, restarts: int, config: Config, listeners: list[Listener]
+    ) -> WorkerHandle:
         if restarts:
             self._hooks.worker_restarted()
         worker = self.factory(generation, slot, restarts, config, listeners)
         self.workers.append(worker)
         return worker
 
-    def start_generation(self, generation: int, count: int, config: Config,
-                         listeners: list[Listener]) -> list[WorkerHandle]:
+    def start_generation(
+        self, generation: int, count: int, config: Config, listeners: list[Listener]
+    ) -> list[WorkerHandle]:
         """All workers of a new generation at once. OSError (fork/exec failed): the ones
         already started are stopped again, and the error raised."""
         started: list[WorkerHandle] = []
@@ -143,8 +147,12 @@ class WorkerPool:
 
     def crashed(self, worker: WorkerHandle, config: Config) -> float:
         """Count an unexpected exit; returns the delay before its replacement starts."""
-        return self.backoff.crashed(worker.generation, worker.slot, self._clock(),
-                                    config.supervisor.restart_backoff_max_seconds)
+        return self.backoff.crashed(
+            worker.generation,
+            worker.slot,
+            self._clock(),
+            config.supervisor.restart_backoff_max_seconds,
+        )
 
     def enforce_deadlines(self, config: Config, serving: int, booted: bool) -> None:
         """Kill deadlines, missed heartbeats, replacements that never became ready."""
@@ -152,17 +160,25 @@ class WorkerPool:
         policy = DrainPolicy.from_config(config.server)
         for w in self.workers:
             if w.kill_deadline is not None and now >= w.kill_deadline and w.alive:
-                log.warning("worker.killed", pid=w.pid, generation=w.generation,
-                            reason="deadline passed")
+                log.warning(
+                    "worker.killed", pid=w.pid, generation=w.generation, reason="deadline passed"
+                )
                 w.kill()
             elif w.state == WorkerState.READY and (
                 now - w.last_heartbeat > config.supervisor.heartbeat_timeout_seconds
             ):
-                log.warning("worker.heartbeat_missed", pid=w.pid,
-                            silent_seconds=round(now - w.last_heartbeat, 1))
+                log.warning(
+                    "worker.heartbeat_missed",
+                    pid=w.pid,
+                    silent_seconds=round(now - w.last_heartbeat, 1),
+                )
                 w.drain(policy.unresponsive_kill_after(config.supervisor))
-            elif (booted and w.state == WorkerState.STARTING and w.generation == serving
-                  and now - w.started_at > config.server.reload_readiness_timeout_seconds):
+            elif (
+                booted
+                and w.state == WorkerState.STARTING
+                and w.generation == serving
+                and now - w.started_at > config.server.reload_readiness_timeout_seconds
+            ):
                 # A replacement that never became ready (reload workers have their own
                 # deadline in the transaction, and belong to generation + 1).
                 log.warning("worker.start_timeout", pid=w.pid)
@@ -172,16 +188,21 @@ class WorkerPool:
         """Spawn missing workers of the serving generation (after the crash backoff) or
         drain the extra ones; ``config`` is the running config (its deadlines)."""
         now = self._clock()
-        current = [w for w in self.workers if w.generation == target.generation
-                   and w.state in (WorkerState.STARTING, WorkerState.READY)]
+        current = [
+            w
+            for w in self.workers
+            if w.generation == target.generation
+            and w.state in (WorkerState.STARTING, WorkerState.READY)
+        ]
         cap = config.supervisor.restart_backoff_max_seconds
         if self.backoff.rounds and any(
-                w.state == WorkerState.READY and now - w.started_at >= cap for w in current):
+            w.state == WorkerState.READY and now - w.started_at >= cap for w in current
+        ):
             self.backoff.healthy()
         if len(current) < target.workers and self.backoff.may_spawn(now):
             self._spawn_missing(target, current, now)
         elif len(current) > target.workers:
-            extra = sorted(current, key=lambda w: w.slot)[target.workers:]
+            extra = sorted(current, key=lambda w: w.slot)[target.workers :]
             self.drain(extra, DrainPolicy.from_config(config.server).kill_after_seconds)
 
     def _spawn_missing(self, target: Target, current: list[WorkerHandle], now: float) -> None:
@@ -193,8 +214,7 @@ class WorkerPool:
                 continue
             restarts = self.backoff.restarts(target.generation, slot)
             try:
-                w = self.spawn(target.generation, slot, restarts, target.config,
-                               target.listeners)
+                w = self.spawn(target.generation, slot, restarts, target.config, target.listeners)
             except OSError as exc:  # fork/exec failed: retry later, never crash
                 log.error("worker.spawn_failed", error=str(exc), slot=slot)  # noqa: TRY400 - expected condition
                 self.backoff.spawn_failed(now)

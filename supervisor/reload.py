@@ -85,9 +85,17 @@ def redacted_values(config: Config, paths: list[str]) -> dict[str, object]:
 class ReloadTransaction:
     """One reload; call ``begin()`` once, then ``step()`` until it returns an outcome."""
 
-    def __init__(self, generations: Generations, pool: WorkerPool, *, inputs: ConfigInputs,
-                 loader: Loader, clock: Clock, trigger: str,
-                 expected_fingerprint: str | None = None) -> None:
+    def __init__(
+        self,
+        generations: Generations,
+        pool: WorkerPool,
+        *,
+        inputs: ConfigInputs,
+        loader: Loader,
+        clock: Clock,
+        trigger: str,
+        expected_fingerprint: str | None = None,
+    ) -> None:
         self._generations = generations
         self._pool = pool
         self._inputs = inputs
@@ -112,22 +120,45 @@ class ReloadTransaction:
         self.changed: list[str] = []
         self.generation = 0
 
-    def _outcome(self, result: ReloadResult, *, error: str | None = None,
-                 errors: list[str] | None = None, reasons: list[str] | None = None,
-                 changed: list[str] | None = None) -> ReloadOutcome:
+    def _outcome(
+        self,
+        result: ReloadResult,
+        *,
+        error: str | None = None,
+        errors: list[str] | None = None,
+        reasons: list[str] | None = None,
+        changed: list[str] | None = None,
+    ) -> ReloadOutcome:
         gens = self._generations
         outcome = ReloadOutcome(
-            result=result, trigger=self.trigger, version=gens.version, hash=gens.current.hash,
-            error=error, errors=errors or [], reasons=reasons or [], changed=changed or [],
+            result=result,
+            trigger=self.trigger,
+            version=gens.version,
+            hash=gens.current.hash,
+            error=error,
+            errors=errors or [],
+            reasons=reasons or [],
+            changed=changed or [],
             duration_seconds=self._clock() - self.started,
         )
         if outcome.failed:
-            log.error("reload.failed", result=str(result), trigger=self.trigger,
-                      error=outcome.error, errors=outcome.errors, version=gens.version)
+            log.error(
+                "reload.failed",
+                result=str(result),
+                trigger=self.trigger,
+                error=outcome.error,
+                errors=outcome.errors,
+                version=gens.version,
+            )
         elif result is ReloadResult.HELD:
-            log.warning("reload.held", trigger=self.trigger, reasons=outcome.reasons,
-                        changed=outcome.changed, version=gens.version,
-                        apply_with="SIGHUP or `redis-gateway reload`")
+            log.warning(
+                "reload.held",
+                trigger=self.trigger,
+                reasons=outcome.reasons,
+                changed=outcome.changed,
+                version=gens.version,
+                apply_with="SIGHUP or `redis-gateway reload`",
+            )
         elif result is ReloadResult.DEFERRED:
             log.info("reload.deferred", trigger=self.trigger, reason=outcome.error)
         elif result is ReloadResult.UNCHANGED:
@@ -139,15 +170,20 @@ class ReloadTransaction:
         self.inputs_fingerprint = fingerprint
         if self.expected_fingerprint is None or fingerprint == self.expected_fingerprint:
             return None
-        return self._outcome(ReloadResult.DEFERRED, error=(
-            "the inputs changed after they settled (a write in progress); "
-            "retried once they settle again"))
+        return self._outcome(
+            ReloadResult.DEFERRED,
+            error=(
+                "the inputs changed after they settled (a write in progress); "
+                "retried once they settle again"
+            ),
+        )
 
     @property
     def finished(self) -> bool:
         """True once nothing of this reload is left (old generation gone, or failed)."""
         return self.phase in (ReloadPhase.NEW, ReloadPhase.DONE) or (
-            self.phase is ReloadPhase.DRAINING and not any(w.alive for w in self.old_workers))
+            self.phase is ReloadPhase.DRAINING and not any(w.alive for w in self.old_workers)
+        )
 
     def begin(self) -> ReloadOutcome | None:
         """Load, validate, diff; start generation N+1. An outcome when it ends here."""
@@ -174,8 +210,11 @@ class ReloadTransaction:
         try:
             self.worker_config = gens.prepare(loaded.config)
             self.new_workers = self._pool.start_generation(
-                self.generation, gens.scale.count_for(loaded.config.server.workers),
-                self.worker_config, self.listeners)
+                self.generation,
+                gens.scale.count_for(loaded.config.server.workers),
+                self.worker_config,
+                self.listeners,
+            )
         except (OSError, EmbeddedRedisError) as exc:  # fork/exec failed (EAGAIN, ENOMEM...)
             self._close_new_listener()
             return self._outcome(ReloadResult.ERROR, error=f"cannot start workers: {exc}")
@@ -188,8 +227,10 @@ class ReloadTransaction:
             loaded = self._loader(self._inputs)
         except ConfigError as exc:
             return self._read_unsettled(exc.inputs_fingerprint) or self._outcome(
-                ReloadResult.INVALID, errors=list(exc.problems),
-                error=f"invalid configuration ({len(exc.problems)} problem(s))")
+                ReloadResult.INVALID,
+                errors=list(exc.problems),
+                error=f"invalid configuration ({len(exc.problems)} problem(s))",
+            )
         except Exception as exc:  # a loader bug must not take the supervisor down
             log.exception("reload.loader_crashed")
             return self._outcome(ReloadResult.ERROR, error=f"loading the config failed: {exc!r}")
@@ -201,8 +242,11 @@ class ReloadTransaction:
             return self._step_starting()
         if self.phase is ReloadPhase.DRAINING and not any(w.alive for w in self.old_workers):
             self.phase = ReloadPhase.DONE
-            log.info("reload.drained", generation=self.generation,
-                     seconds=round(self._clock() - self.started, 3))
+            log.info(
+                "reload.drained",
+                generation=self.generation,
+                seconds=round(self._clock() - self.started, 3),
+            )
         return None
 
     def _step_starting(self) -> ReloadOutcome | None:
@@ -212,16 +256,17 @@ class ReloadTransaction:
         assert self.loaded is not None and self.worker_config is not None
         if not all(w.state == WorkerState.READY for w in self.new_workers):
             if self._clock() >= self.deadline:
-                waiting = [str(w.pid) for w in self.new_workers
-                           if w.state != WorkerState.READY]
+                waiting = [str(w.pid) for w in self.new_workers if w.state != WorkerState.READY]
                 timeout = self.loaded.config.server.reload_readiness_timeout_seconds
-                return self._abort(
-                    f"worker(s) {', '.join(waiting)} not ready within {timeout}s"
-                )
+                return self._abort(f"worker(s) {', '.join(waiting)} not ready within {timeout}s")
             return None
         self.ready_seconds = self._clock() - self.started
-        log.info("reload.generation_ready", generation=self.generation,
-                 workers=len(self.new_workers), ready_seconds=round(self.ready_seconds, 3))
+        log.info(
+            "reload.generation_ready",
+            generation=self.generation,
+            workers=len(self.new_workers),
+            ready_seconds=round(self.ready_seconds, 3),
+        )
         # Point of no return: the new generation serves, so the reload is committed
         # now; the old generation drains in the background (with deadlines). Waiting
         # for the drain before answering would deadlock POST /admin/reload, whose
@@ -229,8 +274,12 @@ class ReloadTransaction:
         gens = self._generations
         timeout = gens.drain_policy.kill_after_seconds  # the old config's deadline
         self.old_workers = self._pool.drain_before(self.generation, timeout)
-        log.info("generation.draining", generation=gens.serving,
-                 pids=[w.pid for w in self.old_workers], timeout=timeout)
+        log.info(
+            "generation.draining",
+            generation=gens.serving,
+            pids=[w.pid for w in self.old_workers],
+            timeout=timeout,
+        )
         gens.switch(self.generation, self.loaded, self.listeners, self.worker_config)
         self.phase = ReloadPhase.DRAINING
         return self._commit()
@@ -252,16 +301,25 @@ class ReloadTransaction:
         assert self.loaded is not None
         gens = self._generations
         outcome = ReloadOutcome(
-            result=ReloadResult.COMMITTED, trigger=self.trigger, version=gens.version + 1,
-            hash=self.loaded.hash, changed=self.changed,
-            duration_seconds=self._clock() - self.started, ready_seconds=self.ready_seconds,
+            result=ReloadResult.COMMITTED,
+            trigger=self.trigger,
+            version=gens.version + 1,
+            hash=self.loaded.hash,
+            changed=self.changed,
+            duration_seconds=self._clock() - self.started,
+            ready_seconds=self.ready_seconds,
         )
         gens.commit(self.loaded, outcome.version)
-        log.info("reload.committed", version=outcome.version, hash=outcome.hash,
-                 trigger=self.trigger, changed=self.changed,
-                 values=redacted_values(self.loaded.config, self.changed),
-                 ready_seconds=round(self.ready_seconds or 0.0, 3),
-                 duration_seconds=round(outcome.duration_seconds, 3))
+        log.info(
+            "reload.committed",
+            version=outcome.version,
+            hash=outcome.hash,
+            trigger=self.trigger,
+            changed=self.changed,
+            values=redacted_values(self.loaded.config, self.changed),
+            ready_seconds=round(self.ready_seconds or 0.0, 3),
+            duration_seconds=round(outcome.duration_seconds, 3),
+        )
         return outcome
 
     def abandon(self) -> ReloadOutcome | None:

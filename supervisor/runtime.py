@@ -23,9 +23,11 @@ def run_supervisor(inputs: ConfigInputs, loaded: LoadedConfig, pidfile: Path | N
     try:
         sup_logging.configure(loaded.config.observability.logging)
     except OSError as exc:
-        print(f"redis-gateway: cannot start: observability.logging.output "
-              f"{loaded.config.observability.logging.output!r}: {exc.strerror or exc}",
-              file=sys.stderr)
+        print(
+            f"redis-gateway: cannot start: observability.logging.output "
+            f"{loaded.config.observability.logging.output!r}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
         return 1
     try:
         supervisor = build(inputs, loaded)
@@ -38,14 +40,18 @@ def run_supervisor(inputs: ConfigInputs, loaded: LoadedConfig, pidfile: Path | N
             try:
                 pidfile.write_text(f"{os.getpid()}\n")
             except OSError as exc:
-                print(f"redis-gateway: cannot start: --pidfile {pidfile}: {exc.strerror or exc}",
-                      file=sys.stderr)
+                print(
+                    f"redis-gateway: cannot start: --pidfile {pidfile}: {exc.strerror or exc}",
+                    file=sys.stderr,
+                )
                 pidfile = None
                 return 1
         code = supervisor.run()
         if supervisor.boot_error:
-            print(f"redis-gateway: the first generation could not boot: {supervisor.boot_error}",
-                  file=sys.stderr)
+            print(
+                f"redis-gateway: the first generation could not boot: {supervisor.boot_error}",
+                file=sys.stderr,
+            )
         return code
     finally:
         supervisor.close()

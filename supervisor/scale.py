@@ -51,7 +51,11 @@ class WorkerScale:
         if workers == self.configured:
             return
         if self.desired != self.configured:
-            log.info("workers.scale_reset", old=self.desired, new=workers,
-                     reason=f"server.workers changed ({self.configured} -> {workers})",
-                     signal=self._signal)
+            log.info(
+                "workers.scale_reset",
+                old=self.desired,
+                new=workers,
+                reason=f"server.workers changed ({self.configured} -> {workers})",
+                signal=self._signal,
+            )
         self.configured = self.desired = workers

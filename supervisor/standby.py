@@ -31,8 +31,11 @@ class _Waiting:
     env: dict[str, str]
 
     def fits(self, listeners: list[Listener], env: dict[str, str]) -> bool:
-        return (len(self.listeners) == len(listeners) and env == self.env
-                and all(a is b for a, b in zip(self.listeners, listeners, strict=True)))
+        return (
+            len(self.listeners) == len(listeners)
+            and env == self.env
+            and all(a is b for a, b in zip(self.listeners, listeners, strict=True))
+        )
 
 
 class StandbyWorkers:
@@ -95,8 +98,9 @@ class ProcessFactory:
         self._setup = setup
         self._standby = standby
 
-    def __call__(self, generation: int, slot: int, restarts: int, config: Config,
-                 listeners: list[Listener]) -> WorkerProcess:
+    def __call__(
+        self, generation: int, slot: int, restarts: int, config: Config, listeners: list[Listener]
+    ) -> WorkerProcess:
         worker = self._standby.take(listeners)
         if worker is not None:
             worker.generation, worker.slot, worker.restarts = generation, slot, restarts

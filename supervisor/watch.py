@@ -191,8 +191,12 @@ class ConfigWatcher:
             self._observer.unschedule_all()
             self._schedule(targets)
 
-    def reconfigure(self, debounce_seconds: float, recheck_interval_seconds: float,
-                    settle_seconds: float | None = None) -> None:
+    def reconfigure(
+        self,
+        debounce_seconds: float,
+        recheck_interval_seconds: float,
+        settle_seconds: float | None = None,
+    ) -> None:
         """Apply reloaded ``supervisor.watch_debounce_ms`` / ``recheck_interval_seconds``
         / ``watch_settle_ms``."""
         with self._cond:
@@ -330,8 +334,11 @@ class ConfigWatcher:
         if second is None:
             return None
         if second != first:
-            log.debug("watch.unsettled", reason=reason,
-                      why="content changed while settling (a write in progress)")
+            log.debug(
+                "watch.unsettled",
+                reason=reason,
+                why="content changed while settling (a write in progress)",
+            )
             with self._cond:
                 # Nothing may come from inotify (e.g. a periodic re-check found it):
                 # look again after another quiet period.

@@ -55,8 +55,9 @@ def _changed(label: str, get: Callable[[Config], object]) -> Callable[[Config, C
     return reason
 
 
-def _turned(label: str, get: Callable[[Config], bool], to: bool
-            ) -> Callable[[Config, Config], str | None]:
+def _turned(
+    label: str, get: Callable[[Config], bool], to: bool
+) -> Callable[[Config, Config], str | None]:
     def reason(old: Config, new: Config) -> str | None:
         return label if get(old) != to and get(new) == to else None
 
@@ -75,7 +76,8 @@ def _credentials_widened(old: Config, new: Config) -> str | None:
         if key.admin and not was.admin:
             widened.append(f"{key.name}: becomes admin")
         if was.key_prefix is not None and (
-                key.key_prefix is None or not key.key_prefix.startswith(was.key_prefix)):
+            key.key_prefix is None or not key.key_prefix.startswith(was.key_prefix)
+        ):
             widened.append(f"{key.name}: key_prefix {was.key_prefix!r} -> {key.key_prefix!r}")
     return "credentials widened (" + "; ".join(widened) + ")" if widened else None
 
@@ -108,19 +110,28 @@ HELD_CHANGES: tuple[HeldChange, ...] = (
     HeldChange("server.host", _changed("listen address moves", lambda c: c.server.host)),
     HeldChange("server.port", _changed("listen address moves", lambda c: c.server.port)),
     HeldChange("profile", _changed("profile switches", lambda c: c.profile)),
-    HeldChange("auth.enabled", _turned("authentication turned off",
-                                       lambda c: c.auth.enabled, to=False)),
+    HeldChange(
+        "auth.enabled", _turned("authentication turned off", lambda c: c.auth.enabled, to=False)
+    ),
     HeldChange("auth.api_keys", _credentials_widened),
-    HeldChange("auth.rate_limiting.enabled", _turned(
-        "rate limiting turned off", lambda c: c.auth.rate_limiting.enabled, to=False)),
+    HeldChange(
+        "auth.rate_limiting.enabled",
+        _turned("rate limiting turned off", lambda c: c.auth.rate_limiting.enabled, to=False),
+    ),
     HeldChange("policy.denied_commands", _denied_removed),
     HeldChange("policy.allowed_commands", _allowed_added),
-    HeldChange("features.raw_commands", _turned("raw commands turned on",
-                                                lambda c: c.features.raw_commands, to=True)),
-    HeldChange("features.admin_endpoints", _turned(
-        "admin endpoints turned on", lambda c: c.features.admin_endpoints, to=True)),
-    HeldChange("features.debug_mode", _turned("debug mode turned on",
-                                              lambda c: c.features.debug_mode, to=True)),
+    HeldChange(
+        "features.raw_commands",
+        _turned("raw commands turned on", lambda c: c.features.raw_commands, to=True),
+    ),
+    HeldChange(
+        "features.admin_endpoints",
+        _turned("admin endpoints turned on", lambda c: c.features.admin_endpoints, to=True),
+    ),
+    HeldChange(
+        "features.debug_mode",
+        _turned("debug mode turned on", lambda c: c.features.debug_mode, to=True),
+    ),
     HeldChange("server.cors.allowed_origins", _cors_opened),
     HeldChange("redis.url", _redis_url_removed),
 )

@@ -45,6 +45,7 @@ class WorkerHandle(Protocol):
     @property
     def error(self) -> str | None:
         """The worker's own fatal error, or why it is gone."""
+
     @property
     def returncode(self) -> int | None: ...
     @property
@@ -57,16 +58,21 @@ class WorkerHandle(Protocol):
 
     def read_status(self) -> Sequence[StatusMessage]:
         """Drain the status pipe; updates state and heartbeat."""
+
     def poll(self) -> bool:
         """Reap it if it exited; True when it just did."""
+
     def signal(self, sig: int) -> None: ...
     def drain(self, timeout: float) -> None:
         """SIGTERM now; the pool SIGKILLs it if it is still alive ``timeout`` s later."""
+
     def kill(self) -> None: ...
     def kill_and_wait(self) -> bool:
         """SIGKILL it if alive and wait for the process (teardown); False if it never ran."""
+
     def close(self) -> None:
         """Release the pipes of an exited worker."""
+
     def describe(self) -> dict[str, object]:
         """JSON-able view for `redis-gateway status`."""
 
@@ -74,5 +80,6 @@ class WorkerHandle(Protocol):
 class WorkerFactory(Protocol):
     """Starts one worker with its config and the listening sockets it inherits."""
 
-    def __call__(self, generation: int, slot: int, restarts: int, config: Config,
-                 listeners: list[Listener]) -> WorkerHandle: ...
+    def __call__(
+        self, generation: int, slot: int, restarts: int, config: Config, listeners: list[Listener]
+    ) -> WorkerHandle: ...

@@ -130,8 +130,9 @@ class WorkerProcess:
             try:
                 msg = decode_message(line)
             except ValueError:
-                log.warning("worker.bad_status_line", pid=self.pid, line=line[:200].decode(
-                    errors="replace"))
+                log.warning(
+                    "worker.bad_status_line", pid=self.pid, line=line[:200].decode(errors="replace")
+                )
                 continue
             self.handle_message(msg)
             messages.append(msg)

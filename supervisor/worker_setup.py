@@ -25,8 +25,7 @@ log = structlog.get_logger("redis_gateway.supervisor")
 
 
 def wants_embedded_redis(config: Config) -> bool:
-    return (config.profile == "dev" and config.redis.url is None
-            and config.supervisor.embedded_redis)
+    return config.profile == "dev" and config.redis.url is None and config.supervisor.embedded_redis
 
 
 class WorkerSetup:
@@ -61,11 +60,14 @@ class WorkerSetup:
         redis = config.redis
         if wants_embedded_redis(config):
             redis = redis.model_copy(update={"url": self.start_embedded_redis().url})
-        return config.model_copy(update={
-            "redis": redis,
-            "supervisor": config.supervisor.model_copy(
-                update={"control_socket": self.control_path}),
-        })
+        return config.model_copy(
+            update={
+                "redis": redis,
+                "supervisor": config.supervisor.model_copy(
+                    update={"control_socket": self.control_path}
+                ),
+            }
+        )
 
     def env(self) -> dict[str, str]:
         """The environment of a worker process."""

@@ -17,12 +17,14 @@ class SingleCommandRedis:
     async def execute(self, args: Sequence[bytes], db: int | None = None) -> RespValue:
         raise NotImplementedError
 
-    async def pipeline(self, commands: Sequence[Sequence[bytes]], db: int | None = None
-                       ) -> list[RespValue]:
+    async def pipeline(
+        self, commands: Sequence[Sequence[bytes]], db: int | None = None
+    ) -> list[RespValue]:
         raise NotImplementedError
 
-    async def transaction(self, commands: Sequence[Sequence[bytes]], db: int | None = None
-                          ) -> list[RespValue] | ReplyError:
+    async def transaction(
+        self, commands: Sequence[Sequence[bytes]], db: int | None = None
+    ) -> list[RespValue] | ReplyError:
         raise NotImplementedError
 
     @asynccontextmanager

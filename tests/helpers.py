@@ -14,8 +14,10 @@ __all__ = ["free_port", "wait_until"]
 
 
 def wait_until(
-    predicate: Callable[[], T | Literal[False] | None], timeout: float = 15.0,
-    interval: float = 0.02, what: str = "",
+    predicate: Callable[[], T | Literal[False] | None],
+    timeout: float = 15.0,
+    interval: float = 0.02,
+    what: str = "",
 ) -> T:
     """Poll ``predicate`` until it returns a truthy value; fail after ``timeout``."""
     deadline = time.monotonic() + timeout

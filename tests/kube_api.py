@@ -71,15 +71,21 @@ class _Stream:
 
 def status(code: int, reason: str, message: str) -> JsonObject:
     """A ``Status`` object as the API server sends with errors."""
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": message, "reason": reason, "code": code}
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
 
 
 class FakeKubeApi:
     """The fake API server; use as a context manager or call start()/stop()."""
 
-    def __init__(self, token: str | None = "token-0", *,
-                 tls: ssl.SSLContext | None = None) -> None:
+    def __init__(self, token: str | None = "token-0", *, tls: ssl.SSLContext | None = None) -> None:
         self.token = token
         self.tls = tls
         self.seen: list[Seen] = []
@@ -114,8 +120,12 @@ class FakeKubeApi:
         httpd.api = self  # type: ignore[attr-defined]
         self.port = httpd.server_address[1]
         self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, name="fake-kube-api",
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=httpd.serve_forever,
+            name="fake-kube-api",
+            kwargs={"poll_interval": 0.05},
+            daemon=True,
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -131,8 +141,13 @@ class FakeKubeApi:
     go_down = stop
     come_back = start
 
-    def put_configmap(self, namespace: str, name: str, data: Mapping[str, str] | None = None,
-                      binary_data: Mapping[str, bytes] | None = None) -> str:
+    def put_configmap(
+        self,
+        namespace: str,
+        name: str,
+        data: Mapping[str, str] | None = None,
+        binary_data: Mapping[str, bytes] | None = None,
+    ) -> str:
         """Create or replace a ConfigMap; returns its new resourceVersion."""
         body: JsonObject = {}
         if data:
@@ -141,8 +156,14 @@ class FakeKubeApi:
             body["binaryData"] = {k: base64.b64encode(v).decode() for k, v in binary_data.items()}
         return self._put("configmaps", namespace, name, body)
 
-    def put_secret(self, namespace: str, name: str, data: Mapping[str, bytes],
-                   *, raw: Mapping[str, str] | None = None) -> str:
+    def put_secret(
+        self,
+        namespace: str,
+        name: str,
+        data: Mapping[str, bytes],
+        *,
+        raw: Mapping[str, str] | None = None,
+    ) -> str:
         """Create or replace an Opaque Secret (``raw``: data values sent as given)."""
         encoded = {k: base64.b64encode(v).decode() for k, v in data.items()}
         body: JsonObject = {"type": "Opaque", "data": {**encoded, **(raw or {})}}
@@ -167,15 +188,20 @@ class FakeKubeApi:
             version = str(self._version)
             for stream in self._streams:
                 if stream.bookmarks:
-                    obj = {"kind": KINDS[stream.plural], "apiVersion": "v1",
-                           "metadata": {"resourceVersion": version}}
+                    obj = {
+                        "kind": KINDS[stream.plural],
+                        "apiVersion": "v1",
+                        "metadata": {"resourceVersion": version},
+                    }
                     stream.commands.put(("send", _line({"type": "BOOKMARK", "object": obj})))
             return version
 
     def expire_streams(self) -> None:
         """ERROR 410 (Expired) on every open stream, then end it."""
-        event = {"type": "ERROR", "object": status(
-            410, "Expired", f"too old resource version: {self._compacted}")}
+        event = {
+            "type": "ERROR",
+            "object": status(410, "Expired", f"too old resource version: {self._compacted}"),
+        }
         self._to_streams(("send", _line(event)), ("end", b""))
 
     def send_raw(self, line: bytes) -> None:
@@ -190,8 +216,9 @@ class FakeKubeApi:
         """Cut every open stream's connection without the terminating chunk."""
         self._to_streams(("break", b""))
 
-    def fail_next(self, code: int, count: int = 1, verb: str | None = None,
-                  plural: str | None = None) -> None:
+    def fail_next(
+        self, code: int, count: int = 1, verb: str | None = None, plural: str | None = None
+    ) -> None:
         """Answer the next ``count`` requests (of ``verb`` on ``plural``, or any) with
         ``code``."""
         with self._cond:
@@ -209,16 +236,17 @@ class FakeKubeApi:
         with self._cond:
             old = self._objects.get((plural, namespace, name))
             metadata = {
-                "name": name, "namespace": namespace,
+                "name": name,
+                "namespace": namespace,
                 "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{plural}/{namespace}/{name}")),
                 "creationTimestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }
             obj = {"kind": KINDS[plural], "apiVersion": "v1", "metadata": metadata, **body}
-            return self._record(plural, namespace, name,
-                                "MODIFIED" if old is not None else "ADDED", obj)
+            return self._record(
+                plural, namespace, name, "MODIFIED" if old is not None else "ADDED", obj
+            )
 
-    def _record(self, plural: str, namespace: str, name: str, kind: str,
-                obj: JsonObject) -> str:
+    def _record(self, plural: str, namespace: str, name: str, kind: str, obj: JsonObject) -> str:
         """Store a change at the next resourceVersion and send it to the streams."""
         self._version += 1
         obj = {**obj, "metadata": {**obj["metadata"], "resourceVersion": str(self._version)}}
@@ -245,8 +273,9 @@ def _line(doc: JsonObject) -> bytes:
 
 def _field_name(params: Mapping[str, str]) -> str | None:
     selector = params.get("fieldSelector", "")
-    return selector.removeprefix("metadata.name=") if selector.startswith(
-        "metadata.name=") else None
+    return (
+        selector.removeprefix("metadata.name=") if selector.startswith("metadata.name=") else None
+    )
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -267,30 +296,48 @@ class _Handler(BaseHTTPRequestHandler):
         route = parts[:3] == ["api", "v1", "namespaces"] and len(parts) in (5, 6)
         plural, namespace = (parts[4], parts[3]) if route else ("", "")
         name = parts[5] if route and len(parts) == 6 else None
-        verb = ("other" if not route or plural not in KINDS else "get" if name
-                else "watch" if params.get("watch") in ("1", "true") else "list")
+        verb = (
+            "other"
+            if not route or plural not in KINDS
+            else "get"
+            if name
+            else "watch"
+            if params.get("watch") in ("1", "true")
+            else "list"
+        )
         auth = self.headers.get("Authorization", "")
         token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else None
         api = self.api
         with api._cond:
-            failure = next((i for i, (v, p, _) in enumerate(api._failures)
-                            if v in (None, verb) and p in (None, plural)), None)
+            failure = next(
+                (
+                    i
+                    for i, (v, p, _) in enumerate(api._failures)
+                    if v in (None, verb) and p in (None, plural)
+                ),
+                None,
+            )
             code = api._failures.pop(failure)[2] if failure is not None else None
             authorized = api.token is None or token == api.token
-            opened = (self._open_stream(plural, namespace, _field_name(params), params)
-                      if verb == "watch" and authorized and code is None else None)
+            opened = (
+                self._open_stream(plural, namespace, _field_name(params), params)
+                if verb == "watch" and authorized and code is None
+                else None
+            )
             # Recorded last: once a watch shows in `seen`, its stream is registered
             # (the tests synchronise on that).
-            api.seen.append(Seen(verb, plural, namespace, name or _field_name(params),
-                                 params, token))
+            api.seen.append(
+                Seen(verb, plural, namespace, name or _field_name(params), params, token)
+            )
         if not authorized:
             self._json(401, status(401, "Unauthorized", "Unauthorized"))
         elif code is not None:
             reason = {404: "NotFound", 410: "Gone", 403: "Forbidden"}.get(code, "InternalError")
             self._json(code, status(code, reason, f"injected failure {code}"))
         elif verb == "other":
-            self._json(404, status(404, "NotFound", "the server could not find the "
-                                   "requested resource"))
+            self._json(
+                404, status(404, "NotFound", "the server could not find the requested resource")
+            )
         elif verb == "get":
             self._get(plural, namespace, name or "")
         elif verb == "list":
@@ -325,19 +372,28 @@ class _Handler(BaseHTTPRequestHandler):
                 if (p, ns) == (plural, namespace) and name in (None, n)
             ]
             version = str(self.api._version)
-        self._json(200, {"kind": f"{KINDS[plural]}List", "apiVersion": "v1",
-                         "metadata": {"resourceVersion": version}, "items": items})
+        self._json(
+            200,
+            {
+                "kind": f"{KINDS[plural]}List",
+                "apiVersion": "v1",
+                "metadata": {"resourceVersion": version},
+                "items": items,
+            },
+        )
 
-    def _open_stream(self, plural: str, namespace: str, name: str | None,
-                     params: Mapping[str, str]) -> tuple[_Stream | None, int]:
+    def _open_stream(
+        self, plural: str, namespace: str, name: str | None, params: Mapping[str, str]
+    ) -> tuple[_Stream | None, int]:
         """Register a stream, its backlog queued (called with the lock held); None
         when the version asked for is older than the history kept."""
         api = self.api
         start = int(params.get("resourceVersion") or api._version)
         if start < api._compacted:
             return None, start
-        stream = _Stream(plural, namespace, name,
-                         params.get("allowWatchBookmarks") in ("1", "true"))
+        stream = _Stream(
+            plural, namespace, name, params.get("allowWatchBookmarks") in ("1", "true")
+        )
         for version, p, ns, n, kind, obj in api._history:
             if version > start and stream.matches(p, ns, n):
                 stream.commands.put(("send", _line({"type": kind, "object": obj})))
@@ -353,8 +409,18 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.close_connection = True
             if stream is None:
-                self._chunk(_line({"type": "ERROR", "object": status(
-                    410, "Expired", f"too old resource version: {start} ({api._compacted})")}))
+                self._chunk(
+                    _line(
+                        {
+                            "type": "ERROR",
+                            "object": status(
+                                410,
+                                "Expired",
+                                f"too old resource version: {start} ({api._compacted})",
+                            ),
+                        }
+                    )
+                )
                 self._chunk(b"")
                 return
             self._serve_stream(stream, float(params.get("timeoutSeconds") or 1800))

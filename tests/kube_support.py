@@ -23,9 +23,15 @@ Logs = list[MutableMapping[str, Any]]
 def settings(api: FakeKubeApi, token_file: Path, **overrides: Any) -> KubernetesSettings:
     """Settings for ``api``, with short timeouts and backoff."""
     values: dict[str, Any] = {
-        "namespace": NS, "configmap": CM, "secret": SEC, "api_url": api.url,
-        "token_path": token_file, "ca_path": None, "timeout_seconds": 2.0,
-        "watch_timeout_seconds": 60, "backoff_initial_seconds": 0.05,
+        "namespace": NS,
+        "configmap": CM,
+        "secret": SEC,
+        "api_url": api.url,
+        "token_path": token_file,
+        "ca_path": None,
+        "timeout_seconds": 2.0,
+        "watch_timeout_seconds": 60,
+        "backoff_initial_seconds": 0.05,
         "backoff_max_seconds": 0.4,
     }
     values.update(overrides)
@@ -44,16 +50,20 @@ def sec_dir(src: KubernetesSource) -> Path:
 
 def mirrored(directory: Path) -> dict[str, bytes]:
     """The keys as a reader sees them: the visible names, through their symlinks."""
-    return {n: (directory / n).read_bytes() for n in sorted(os.listdir(directory))
-            if not n.startswith("..")}
+    return {
+        n: (directory / n).read_bytes()
+        for n in sorted(os.listdir(directory))
+        if not n.startswith("..")
+    }
 
 
 def snapshot(directory: Path) -> tuple[str, dict[str, tuple[int, bytes]]]:
     """``..data``'s target and every data file's mtime and content."""
     target = os.readlink(directory / "..data")
-    files = {n: ((directory / target / n).stat().st_mtime_ns,
-                 (directory / target / n).read_bytes())
-             for n in os.listdir(directory / target)}
+    files = {
+        n: ((directory / target / n).stat().st_mtime_ns, (directory / target / n).read_bytes())
+        for n in os.listdir(directory / target)
+    }
     return target, files
 
 
@@ -65,9 +75,13 @@ def sync_point(api: FakeKubeApi, plural: str) -> str:
     before = len(api.requests("watch", plural))
     version = api.bookmark()
     api.end_streams()
-    wait_until(lambda: any(s.params.get("resourceVersion") == version
-                           for s in api.requests("watch", plural)[before:]),
-               what=f"a {plural} watch from the bookmark {version}")
+    wait_until(
+        lambda: any(
+            s.params.get("resourceVersion") == version
+            for s in api.requests("watch", plural)[before:]
+        ),
+        what=f"a {plural} watch from the bookmark {version}",
+    )
     return version
 
 
@@ -76,5 +90,8 @@ def events(logs: Logs, name: str) -> Logs:
 
 
 def reconnect_warnings(logs: Logs, kind: str) -> Logs:
-    return [e for e in events(logs, "kubernetes.reconnect")
-            if e["log_level"] == "warning" and e["kind"] == kind]
+    return [
+        e
+        for e in events(logs, "kubernetes.reconnect")
+        if e["log_level"] == "warning" and e["kind"] == kind
+    ]

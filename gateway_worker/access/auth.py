@@ -113,9 +113,7 @@ class Authenticator:
         if authorization:
             scheme, _, token = authorization.strip().partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
-                raise AuthError(
-                    401, "unsupported Authorization header: expected 'Bearer <token>'"
-                )
+                raise AuthError(401, "unsupported Authorization header: expected 'Bearer <token>'")
             return token.strip(), "the Authorization header"
         for name, value in query:
             if name == "_token" and value:
@@ -173,8 +171,7 @@ class Authenticator:
         if not isinstance(exp, int | float) or exp - start > self._max_lifetime + self._leeway:
             raise AuthError(
                 401,
-                f"JWT lifetime exceeds auth.jwt_expiry_hours "
-                f"({self._max_lifetime / 3600:g} h)",
+                f"JWT lifetime exceeds auth.jwt_expiry_hours ({self._max_lifetime / 3600:g} h)",
             )
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub:

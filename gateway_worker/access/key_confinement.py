@@ -67,8 +67,7 @@ _spec("all_but_last", "BLPOP BRPOP BZPOPMIN BZPOPMAX")
 _spec("alternate", "MSET MSETNX")
 _spec(
     "first_two",
-    "RENAME RENAMENX SMOVE RPOPLPUSH LMOVE BLMOVE BRPOPLPUSH COPY LCS ZRANGESTORE "
-    "GEOSEARCHSTORE",
+    "RENAME RENAMENX SMOVE RPOPLPUSH LMOVE BLMOVE BRPOPLPUSH COPY LCS ZRANGESTORE GEOSEARCHSTORE",
 )
 _spec("second", "OBJECT XINFO XGROUP")
 _spec("after_first", "BITOP")
@@ -188,10 +187,7 @@ def check_key_prefix(name: str, args: list[bytes], prefix: bytes) -> str | None:
     for pattern in patterns:
         if not pattern.startswith(escaped):
             position = _position(args, pattern)
-            return (
-                f"{name}: pattern argument {position} must start with the key prefix "
-                f"{shown!r}"
-            )
+            return f"{name}: pattern argument {position} must start with the key prefix {shown!r}"
     return None
 
 

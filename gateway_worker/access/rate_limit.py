@@ -129,6 +129,4 @@ class RateLimiter:
         )
 
     def _unavailable(self) -> RateDecision:
-        return RateDecision(
-            allowed=self.fail_open, limit=self.limit, remaining=0, unavailable=True
-        )
+        return RateDecision(allowed=self.fail_open, limit=self.limit, remaining=0, unavailable=True)

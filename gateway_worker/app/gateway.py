@@ -81,8 +81,7 @@ def _load_webdis(max_arguments: int) -> Handler | None:
     return cast(Handler, functools.partial(module.handle, max_arguments=max_arguments))
 
 
-async def _webdis_missing(request: Request, redis: RedisExecutor, guard: CommandGuard
-                          ) -> Response:
+async def _webdis_missing(request: Request, redis: RedisExecutor, guard: CommandGuard) -> Response:
     return error_response(501, "the Webdis protocol is not available in this build")
 
 
@@ -98,8 +97,9 @@ class GatewayApp:
             self.tracing = Tracing(config.observability.tracing, exporter=span_exporter)
         except TracingUnavailable as exc:
             self._boot_problem = str(exc)
-            self.tracing = Tracing(config.observability.tracing.model_copy(
-                update={"enabled": False}))
+            self.tracing = Tracing(
+                config.observability.tracing.model_copy(update={"enabled": False})
+            )
         self.redis = self.tracing.wrap(self.redis_client)
         self.auth = Authenticator(config)
         self.policy = CommandPolicy(config)
@@ -134,8 +134,11 @@ class GatewayApp:
             await self.redis_client.close()
             raise BootError(f"Redis did not answer PING: {exc}") from None
         self._flusher = asyncio.create_task(self._flush_metrics(), name="metrics-flush")
-        log.info("app.started", redis=self.redis_client.options.where,
-                 mounts=[(p, n) for p, n, _ in self.mounts])
+        log.info(
+            "app.started",
+            redis=self.redis_client.options.where,
+            mounts=[(p, n) for p, n, _ in self.mounts],
+        )
 
     async def shutdown(self) -> None:
         if self._flusher is not None:
@@ -233,8 +236,10 @@ class GatewayApp:
             override = headers.get("x-http-method-override")
             if override:
                 method = override.strip().upper()
-        if method == "GET" and "content-length" not in headers and (
-            "transfer-encoding" not in headers
+        if (
+            method == "GET"
+            and "content-length" not in headers
+            and ("transfer-encoding" not in headers)
         ):
             # No body is coming (the common case): skip the body reader; a GET with
             # an announced body goes through it like any other request.
@@ -258,19 +263,16 @@ class GatewayApp:
             if not decision.allowed:
                 return self._rate_limited(decision), "ratelimit"
         if self.admin is not None and (path == "/admin" or path.startswith("/admin/")):
-            request = Request(method, path[6:] or "/", query, headers, body, client_ip,
-                              principal)
+            request = Request(method, path[6:] or "/", query, headers, body, client_ip, principal)
             return await self._admin(self.admin, request), "admin"
         for prefix, name, handler in self.mounts:
             if prefix == "/":
                 request_path = path
-            elif path.startswith(prefix) and (len(path) == len(prefix)
-                                               or path[len(prefix)] == "/"):
-                request_path = path[len(prefix):] or "/"
+            elif path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/"):
+                request_path = path[len(prefix) :] or "/"
             else:
                 continue
-            request = Request(method, request_path, query, headers, body, client_ip,
-                              principal)
+            request = Request(method, request_path, query, headers, body, client_ip, principal)
             return await handler(request, self.redis, self.policy.guard_for(principal)), name
         return error_response(404, f"no protocol is mounted at {path}"), "none"
 
@@ -283,8 +285,11 @@ class GatewayApp:
         return error_response(
             429,
             f"rate limit exceeded: retry after {retry}s",
-            [("retry-after", str(retry)), ("ratelimit-limit", str(decision.limit)),
-             ("ratelimit-remaining", str(decision.remaining))],
+            [
+                ("retry-after", str(retry)),
+                ("ratelimit-limit", str(decision.limit)),
+                ("ratelimit-remaining", str(decision.remaining)),
+            ],
         )
 
     async def _admin(self, admin: Admin, request: Request) -> Response:
@@ -303,13 +308,17 @@ class GatewayApp:
         await send_body(send, 503, _JSON, body, [])
 
     def _internal_error(self, exc: Exception) -> Response:
-        log.error("request.failed", error_type=type(exc).__name__,
-                  exc_info=self.debug)
+        log.error("request.failed", error_type=type(exc).__name__, exc_info=self.debug)
         if self.debug:
-            return Response(500, json_bytes({
-                "error": f"internal error: {type(exc).__name__}: {exc}",
-                "traceback": traceback.format_exception(exc),
-            }))
+            return Response(
+                500,
+                json_bytes(
+                    {
+                        "error": f"internal error: {type(exc).__name__}: {exc}",
+                        "traceback": traceback.format_exception(exc),
+                    }
+                ),
+            )
         return error_response(500, "internal error (details in the gateway's log)")
 
 

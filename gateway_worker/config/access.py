@@ -15,13 +15,14 @@ class ApiKeyConfig(Section):
     """One API key (also usable as an Upstash bearer token)."""
 
     name: str = Field(
-        ..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$",
+        ...,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.-]+$",
         description="Name used in logs and metrics (never the key itself).",
     )
     key: SecretStr = Field(..., description="The key. Secret: at least 16 characters.")
-    policy: CommandPolicyName = Field(
-        "all_but_dangerous", description="Commands this key may run."
-    )
+    policy: CommandPolicyName = Field("all_but_dangerous", description="Commands this key may run.")
     key_prefix: str | None = Field(
         None, description="If set, every key this credential touches must start with it."
     )
@@ -34,8 +35,10 @@ class ApiKeyConfig(Section):
         if not key.strip():
             raise ValueError("API key must not be blank")
         if key != key.strip() or any(ord(c) < 32 or ord(c) == 127 for c in key):
-            raise ValueError("API key must not hold leading/trailing whitespace or "
-                             "control characters (it travels in an HTTP header)")
+            raise ValueError(
+                "API key must not hold leading/trailing whitespace or "
+                "control characters (it travels in an HTTP header)"
+            )
         if len(key) < 16:
             raise ValueError("API key must be at least 16 characters")
         return value
@@ -59,9 +62,7 @@ class AuthConfig(Section):
     """Who may call the gateway."""
 
     enabled: bool = Field(False, description="Require a JWT or an API key on every request.")
-    jwt_secret: SecretStr | None = Field(
-        None, description="HS256 signing secret for JWTs. Secret."
-    )
+    jwt_secret: SecretStr | None = Field(None, description="HS256 signing secret for JWTs. Secret.")
 
     @field_validator("jwt_secret")
     @classmethod
@@ -69,15 +70,21 @@ class AuthConfig(Section):
         if value is not None and not value.get_secret_value().strip():
             raise ValueError("must not be empty or blank (unset it to turn JWTs off)")
         return value
+
     jwt_expiry_hours: float = Field(
-        24.0, gt=0, le=24 * 366, allow_inf_nan=False,
+        24.0,
+        gt=0,
+        le=24 * 366,
+        allow_inf_nan=False,
         description="Longest lifetime accepted for a JWT (exp - iat).",
     )
     jwt_leeway_seconds: int = Field(
         30, ge=0, le=300, description="Clock skew tolerated when checking exp/nbf."
     )
     api_key_header: str = Field(
-        "X-API-Key", min_length=1, pattern=r"^[A-Za-z0-9-]+$",
+        "X-API-Key",
+        min_length=1,
+        pattern=r"^[A-Za-z0-9-]+$",
         description="Header carrying an API key.",
     )
     api_keys: list[ApiKeyConfig] = Field(

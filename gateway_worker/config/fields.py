@@ -100,8 +100,9 @@ _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 def _check_header_name(value: str) -> str:
     if not _TOKEN.fullmatch(value):
-        raise ValueError(f"{value!r} is not an HTTP header name (letters, digits and "
-                         "!#$%&'*+-.^_`|~ only)")
+        raise ValueError(
+            f"{value!r} is not an HTTP header name (letters, digits and !#$%&'*+-.^_`|~ only)"
+        )
     return value
 
 

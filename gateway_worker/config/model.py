@@ -39,12 +39,12 @@ class Config(Section):
     def _cross_field(self) -> Config:
         m = self.observability.metrics
         if m.enabled and m.port == self.server.port:
-            raise ValueError(
-                f"observability.metrics.port ({m.port}) must differ from server.port"
-            )
+            raise ValueError(f"observability.metrics.port ({m.port}) must differ from server.port")
         if self.features.admin_endpoints and not self.auth.enabled:
             admins = [k for k in self.auth.api_keys if k.admin]
             if not admins and self.auth.jwt_secret is None:
-                raise ValueError("features.admin_endpoints needs an admin credential "
-                                 "(an auth.api_keys entry with admin = true, or a jwt_secret)")
+                raise ValueError(
+                    "features.admin_endpoints needs an admin credential "
+                    "(an auth.api_keys entry with admin = true, or a jwt_secret)"
+                )
         return self

@@ -24,9 +24,7 @@ class LoggingConfig(Section):
         "INFO", description="Lowest level written."
     )
     format: Literal["json", "pretty"] = Field("json", description="JSON lines or console.")
-    output: str = Field(
-        "stdout", min_length=1, description="'stdout', 'stderr' or a file path."
-    )
+    output: str = Field("stdout", min_length=1, description="'stdout', 'stderr' or a file path.")
     access_log: bool = Field(False, description="Log one event per request (no values).")
 
     @field_validator("level", mode="before")
@@ -86,8 +84,10 @@ class ApiConfig(Section):
 
     @model_validator(mode="after")
     def _check_prefixes(self) -> ApiConfig:
-        if self.upstash_enabled and self.webdis_enabled and (
-            self.upstash_prefix == self.webdis_prefix
+        if (
+            self.upstash_enabled
+            and self.webdis_enabled
+            and (self.upstash_prefix == self.webdis_prefix)
         ):
             raise ValueError("api.upstash_prefix and api.webdis_prefix must differ")
         return self
@@ -112,9 +112,12 @@ class SupervisorConfig(Section):
         if "\0" in value:
             raise ValueError("must not contain a NUL byte")
         if len(os.fsencode(value)) > UNIX_SOCKET_PATH_MAX:
-            raise ValueError(f"is {len(os.fsencode(value))} bytes long; a Unix socket path "
-                             f"is at most {UNIX_SOCKET_PATH_MAX} bytes")
+            raise ValueError(
+                f"is {len(os.fsencode(value))} bytes long; a Unix socket path "
+                f"is at most {UNIX_SOCKET_PATH_MAX} bytes"
+            )
         return value
+
     state_dir: str | None = Field(
         None,
         description="Config versions, backups, history and the fingerprint key. Default: "
@@ -129,12 +132,17 @@ class SupervisorConfig(Section):
         500, ge=0, le=60_000, description="Quiet time after a file event before reloading."
     )
     watch_settle_ms: int = Field(
-        200, ge=0, le=10_000,
+        200,
+        ge=0,
+        le=10_000,
         description="After the quiet time, the inputs must hash the same across this "
         "interval before a reload reads them (a file being written is never applied).",
     )
     recheck_interval_seconds: float = Field(
-        30.0, ge=0, le=86_400, allow_inf_nan=False,
+        30.0,
+        ge=0,
+        le=86_400,
+        allow_inf_nan=False,
         description="Periodic hash re-check of config inputs (0 disables).",
     )
     heartbeat_interval_seconds: PositiveFloat = Field(
@@ -157,5 +165,6 @@ class SupervisorConfig(Section):
                 f"supervisor.heartbeat_timeout_seconds ({self.heartbeat_timeout_seconds}) must "
                 "be at least twice supervisor.heartbeat_interval_seconds "
                 f"({self.heartbeat_interval_seconds}): a healthy worker would be killed "
-                "between two heartbeats")
+                "between two heartbeats"
+            )
         return self

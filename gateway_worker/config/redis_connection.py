@@ -38,9 +38,7 @@ class RedisConfig(Section):
     pool_timeout_seconds: PositiveFloat = Field(
         5.0, description="How long a request waits for a dedicated connection."
     )
-    connection_timeout_seconds: PositiveFloat = Field(
-        5.0, description="TCP/TLS connect timeout."
-    )
+    connection_timeout_seconds: PositiveFloat = Field(5.0, description="TCP/TLS connect timeout.")
     command_timeout_seconds: PositiveFloat = Field(
         5.0, description="A command without a reply after this long fails (non-blocking ones)."
     )

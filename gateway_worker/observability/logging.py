@@ -46,9 +46,7 @@ def redact_value(key: str, value: object) -> object:
     return value
 
 
-def redact_secrets(
-    _logger: WrappedLogger, _name: str, event: EventDict
-) -> EventDict:
+def redact_secrets(_logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
     """structlog processor: mask secrets in every field of an event."""
     return {k: (v if k == "event" else redact_value(k, v)) for k, v in event.items()}
 

@@ -28,7 +28,8 @@ def json_bytes(value: object) -> bytes:
     return _encode(value).encode()
 
 
-def error_response(status: int, message: str, headers: list[tuple[str, str]] | None = None
-                   ) -> Response:
+def error_response(
+    status: int, message: str, headers: list[tuple[str, str]] | None = None
+) -> Response:
     """``{"error": message}`` with ``status``."""
     return Response(status, json_bytes({"error": message}), headers=headers or [])

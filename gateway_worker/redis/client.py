@@ -299,8 +299,11 @@ class RedisClient:
             await asyncio.sleep(interval)
             for conn in [*self._mux.values(), *(c for c, _ in self._retiring)]:
                 if conn.pending and conn.expire(self._timeout):
-                    self._failed(RedisUnavailable(
-                        f"Redis at {conn.where} did not reply within {self._timeout}s"))
+                    self._failed(
+                        RedisUnavailable(
+                            f"Redis at {conn.where} did not reply within {self._timeout}s"
+                        )
+                    )
             if self._retiring:
                 now = asyncio.get_running_loop().time()
                 keep = []
@@ -329,8 +332,9 @@ class RedisClient:
                 try:
                     new = await open_connection(replace(self.options, db=db))
                 except RedisUnavailable as exc:
-                    log.warning("redis.refresh_failed", where=self.options.where, db=db,
-                                error=str(exc))
+                    log.warning(
+                        "redis.refresh_failed", where=self.options.where, db=db, error=str(exc)
+                    )
                     continue
                 if self._mux.get(db) is old and old.is_open:
                     self._mux[db] = new
@@ -352,7 +356,11 @@ class RedisClient:
             if conn is not None and conn.is_open and conn.pending:
                 conn.close()
         if ok != self.healthy:
-            log.info("redis.health", healthy=ok, where=self.options.where,
-                     error=None if ok else self.last_error)
+            log.info(
+                "redis.health",
+                healthy=ok,
+                where=self.options.where,
+                error=None if ok else self.last_error,
+            )
         self.healthy = ok
         return ok

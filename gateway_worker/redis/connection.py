@@ -31,8 +31,17 @@ DEFAULT_URL = "redis://127.0.0.1:6379"
 # Commands after which a dedicated connection is not handed to another request.
 _SESSION_STATE = frozenset(
     {
-        b"SUBSCRIBE", b"PSUBSCRIBE", b"SSUBSCRIBE", b"MONITOR", b"SELECT", b"HELLO",
-        b"AUTH", b"CLIENT", b"RESET", b"WATCH", b"READONLY",
+        b"SUBSCRIBE",
+        b"PSUBSCRIBE",
+        b"SSUBSCRIBE",
+        b"MONITOR",
+        b"SELECT",
+        b"HELLO",
+        b"AUTH",
+        b"CLIENT",
+        b"RESET",
+        b"WATCH",
+        b"READONLY",
     }
 )
 
@@ -67,9 +76,7 @@ class ConnectOptions:
         parts = urlsplit(cfg.url or DEFAULT_URL)
         url_user = unquote(parts.username) if parts.username else None
         url_password = unquote(parts.password) if parts.password else None
-        password = (
-            cfg.default_password.get_secret_value() if cfg.default_password else url_password
-        )
+        password = cfg.default_password.get_secret_value() if cfg.default_password else url_password
         db = cfg.db
         path_db = parts.path.strip("/")
         if parts.scheme != "unix" and db == 0 and path_db.isdigit():
@@ -312,9 +319,7 @@ async def open_connection(options: ConnectOptions, *, dedicated: bool = False) -
                 f"no answer within {options.connect_timeout}s"
             ) from None
         if isinstance(exc, OSError):
-            raise RedisUnavailable(
-                f"cannot connect to Redis at {options.where}: {exc}"
-            ) from None
+            raise RedisUnavailable(f"cannot connect to Redis at {options.where}: {exc}") from None
         raise
     if dedicated:
         conn.make_dedicated()
@@ -334,6 +339,4 @@ async def _handshake(conn: RespConnection, options: ConnectOptions) -> None:
     for cmd, fut in zip(setup, futures, strict=True):
         reply = await fut
         if isinstance(reply, ReplyError):
-            raise RedisUnavailable(
-                f"Redis at {options.where} refused {cmd[0].decode()}: {reply}"
-            )
+            raise RedisUnavailable(f"Redis at {options.where} refused {cmd[0].decode()}: {reply}")

@@ -27,8 +27,9 @@ class CoalescingTransport:
 
     __slots__ = ("_buffer", "_inner", "_loop")
 
-    def __init__(self, inner: asyncio.Transport, loop: asyncio.AbstractEventLoop | None = None
-                 ) -> None:
+    def __init__(
+        self, inner: asyncio.Transport, loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
         self._inner = inner
         self._loop = loop or asyncio.get_running_loop()
         self._buffer: list[bytes] = []

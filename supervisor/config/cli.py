@@ -33,6 +33,7 @@ class ConfigOptions(TypedDict):
     configmap_dir: Path | None
     secrets_dir: Path | None
 
+
 _PATH = click.Path(path_type=Path, dir_okay=True, file_okay=True)
 
 
@@ -47,26 +48,41 @@ def config_options(func: F) -> F:
     # every other configuration problem (key, source, rule), not as a click usage error.
     options = [
         click.option(
-            "--config", "-c", "config", type=_PATH, envvar="REDIS_GATEWAY_CONFIG",
-            default=None, help="Main config file (TOML, YAML or JSON). "
-            "Env: REDIS_GATEWAY_CONFIG.",
+            "--config",
+            "-c",
+            "config",
+            type=_PATH,
+            envvar="REDIS_GATEWAY_CONFIG",
+            default=None,
+            help="Main config file (TOML, YAML or JSON). Env: REDIS_GATEWAY_CONFIG.",
         ),
         click.option(
-            "--profile", type=click.Choice(PROFILES), envvar="REDIS_GATEWAY_PROFILE",
-            default=None, help="Deployment profile (default dev). Env: REDIS_GATEWAY_PROFILE.",
+            "--profile",
+            type=click.Choice(PROFILES),
+            envvar="REDIS_GATEWAY_PROFILE",
+            default=None,
+            help="Deployment profile (default dev). Env: REDIS_GATEWAY_PROFILE.",
         ),
         click.option(
-            "--set", "overrides", multiple=True, metavar="KEY=VALUE",
+            "--set",
+            "overrides",
+            multiple=True,
+            metavar="KEY=VALUE",
             help="Override one key, e.g. --set server.port=9000 (repeatable; highest "
             "precedence; the value is JSON if it parses, else a string).",
         ),
         click.option(
-            "--configmap-dir", type=_PATH, envvar="REDIS_GATEWAY_CONFIGMAP_DIR", default=None,
-            help="Kubernetes ConfigMap mount (one file per key). "
-            "Env: REDIS_GATEWAY_CONFIGMAP_DIR.",
+            "--configmap-dir",
+            type=_PATH,
+            envvar="REDIS_GATEWAY_CONFIGMAP_DIR",
+            default=None,
+            help="Kubernetes ConfigMap mount (one file per key). Env: REDIS_GATEWAY_CONFIGMAP_DIR.",
         ),
         click.option(
-            "--secrets-dir", type=_PATH, envvar="REDIS_GATEWAY_SECRETS_DIR", default=None,
+            "--secrets-dir",
+            type=_PATH,
+            envvar="REDIS_GATEWAY_SECRETS_DIR",
+            default=None,
             help="Kubernetes Secret mount (one file per key). Env: REDIS_GATEWAY_SECRETS_DIR.",
         ),
     ]
@@ -120,15 +136,16 @@ def register(root: click.Group) -> None:
     def validate(**options: Unpack[ConfigOptions]) -> None:
         """Load every layer and validate; exit 1 listing every problem."""
         loaded = load_or_exit(inputs_from_options(**options))
-        click.echo(
-            f"configuration valid: profile={loaded.config.profile} hash={loaded.hash}"
-        )
+        click.echo(f"configuration valid: profile={loaded.config.profile} hash={loaded.hash}")
 
     @config_group.command("show")
     @config_options
     @click.option("--sources", is_flag=True, help="Show where each value came from.")
     @click.option(
-        "--format", "fmt", type=click.Choice(["toml", "json"]), default="toml",
+        "--format",
+        "fmt",
+        type=click.Choice(["toml", "json"]),
+        default="toml",
         show_default=True,
     )
     def show(sources: bool, fmt: str, **options: Unpack[ConfigOptions]) -> None:
@@ -140,7 +157,10 @@ def register(root: click.Group) -> None:
 
     @config_group.command("schema")
     @click.option(
-        "--format", "fmt", type=click.Choice(["json", "markdown"]), default="json",
+        "--format",
+        "fmt",
+        type=click.Choice(["json", "markdown"]),
+        default="json",
         show_default=True,
     )
     def schema(fmt: str) -> None:

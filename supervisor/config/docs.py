@@ -41,8 +41,7 @@ _CROSS_FIELD_RULES = (
 
 def _type_name(annotation: Annotation) -> str:
     members = schema.members(annotation)
-    optional = len(typing.get_args(annotation)) > 1 and type(None) in typing.get_args(
-        annotation)
+    optional = len(typing.get_args(annotation)) > 1 and type(None) in typing.get_args(annotation)
     names = []
     for member in members:
         if member is SecretStr:
@@ -54,8 +53,12 @@ def _type_name(annotation: Annotation) -> str:
         elif isinstance(member, type) and issubclass(member, BaseModel):
             names.append("table")
         else:
-            plain: dict[object, str] = {int: "integer", float: "number", bool: "boolean",
-                                        str: "string"}
+            plain: dict[object, str] = {
+                int: "integer",
+                float: "number",
+                bool: "boolean",
+                str: "string",
+            }
             names.append(plain.get(member, str(member)))
     text = " or ".join(names)
     return f"{text}, optional" if optional else text
@@ -76,8 +79,11 @@ def _constraints(field: FieldInfo) -> list[str]:
     for member in schema.members(field.annotation):
         item = schema.item_type(member)
         for candidate in (member, item):
-            for meta in typing.get_args(candidate)[1:] if typing.get_origin(
-                    candidate) is typing.Annotated else ():
+            for meta in (
+                typing.get_args(candidate)[1:]
+                if typing.get_origin(candidate) is typing.Annotated
+                else ()
+            ):
                 if isinstance(meta, AfterValidator):
                     name = getattr(meta.func, "__name__", "")
                     prefix = "each item is " if candidate is item else ""
@@ -124,8 +130,9 @@ def _example(dotted: str, field: FieldInfo) -> str:
     return f"`{dotted} = {json.dumps(value)}`"
 
 
-def _section(lines: list[str], model: type[BaseModel], path: tuple[str, ...],
-             in_list: bool) -> None:
+def _section(
+    lines: list[str], model: type[BaseModel], path: tuple[str, ...], in_list: bool
+) -> None:
     title = ".".join(path) + ("[]" if in_list else "") if path else "(top level)"
     lines += [f"## `{title}`", "", (model.__doc__ or "").strip(), ""]
     nested: list[tuple[type[BaseModel], tuple[str, ...], bool]] = []
@@ -145,9 +152,14 @@ def _section(lines: list[str], model: type[BaseModel], path: tuple[str, ...],
             env = f"`{schema.env_var_name(dotted)}`"
             if item is not None:
                 env += " (JSON list)"
-        lines += [f"### `{key}`", "", field.description or "", "",
-                  f"- Type: {_type_name(annotation)}",
-                  f"- Default: {_default(field)}"]
+        lines += [
+            f"### `{key}`",
+            "",
+            field.description or "",
+            "",
+            f"- Type: {_type_name(annotation)}",
+            f"- Default: {_default(field)}",
+        ]
         constraints = _constraints(field)
         if constraints:
             lines.append(f"- Constraints: {'; '.join(constraints)}")
@@ -181,8 +193,11 @@ def render_markdown() -> str:
         "",
         "| key | rule | profiles |",
         "|-----|------|----------|",
-        *[f"| `{r.key}` | {r.rule.format(profile='the profile')} | "
-          f"{', '.join(p for p in ('staging', 'prod') if p in r.profiles)} |" for r in RULES],
+        *[
+            f"| `{r.key}` | {r.rule.format(profile='the profile')} | "
+            f"{', '.join(p for p in ('staging', 'prod') if p in r.profiles)} |"
+            for r in RULES
+        ],
         "",
     ]
     _section(lines, Config, (), False)

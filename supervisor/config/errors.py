@@ -35,16 +35,16 @@ class Problem(str):
     value: str | None
     secret: bool
 
-    def __new__(cls, key: str, source: str, rule: str, value: str | None = None,
-                secret: bool = False) -> Problem:
+    def __new__(
+        cls, key: str, source: str, rule: str, value: str | None = None, secret: bool = False
+    ) -> Problem:
         details = []
         if secret:
             details.append("value hidden: secret")
         elif value is not None:
             details.append(f"got {value}")
         details.append(f"from {_bounded(source)}")
-        self = super().__new__(
-            cls, _one_line(f"{_bounded(key)}: {rule} ({'; '.join(details)})"))
+        self = super().__new__(cls, _one_line(f"{_bounded(key)}: {rule} ({'; '.join(details)})"))
         self.key, self.source, self.rule = key, source, rule
         self.value = None if secret else value
         self.secret = secret
@@ -69,7 +69,7 @@ _MAX_NAME_CHARS = 160
 def _bounded(name: str) -> str:
     if len(name) <= _MAX_NAME_CHARS:
         return name
-    return f"{name[:_MAX_NAME_CHARS - 30]}... ({len(name)} characters)"
+    return f"{name[: _MAX_NAME_CHARS - 30]}... ({len(name)} characters)"
 
 
 def render_value(value: object) -> str:

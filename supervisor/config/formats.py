@@ -101,8 +101,11 @@ def _require_mapping(data: Data, what: str) -> dict[str, Data]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise FormatError(f"the top level of a {what} document must be a table/mapping, "
-                          f"not {type(data).__name__}", 1)
+        raise FormatError(
+            f"the top level of a {what} document must be a table/mapping, "
+            f"not {type(data).__name__}",
+            1,
+        )
     return data
 
 
@@ -191,8 +194,11 @@ def _yaml_line(node: yaml.Node | None, path: Sequence[str | int]) -> int | None:
                     best = key_node.start_mark.line + 1
                     child = value_node
                     break
-        elif (isinstance(node, yaml.SequenceNode) and isinstance(part, int)
-              and 0 <= part < len(node.value)):
+        elif (
+            isinstance(node, yaml.SequenceNode)
+            and isinstance(part, int)
+            and 0 <= part < len(node.value)
+        ):
             child = node.value[part]
             best = child.start_mark.line + 1
         if child is None:

@@ -116,8 +116,11 @@ def _choose_profile(
     else:
         return DEFAULT_PROFILE, Origin("default")
     if chosen not in PROFILES:
-        problems.append(Problem("profile", origin.source, f"must be one of {list(PROFILES)}",
-                                render_value(chosen)))
+        problems.append(
+            Problem(
+                "profile", origin.source, f"must be one of {list(PROFILES)}", render_value(chosen)
+            )
+        )
         return DEFAULT_PROFILE, origin
     return chosen, origin
 
@@ -133,15 +136,18 @@ def overlay_candidates(main_path: Path, profile: str) -> list[Path]:
 def _overlay(main_path: Path, profile: str, problems: list[Problem]) -> Path | None:
     """`gateway.<profile>.<ext>` beside the main file, if it exists."""
     try:
-        found = [p for p in overlay_candidates(main_path, profile)
-                 if p.exists() and p != main_path]
+        found = [p for p in overlay_candidates(main_path, profile) if p.exists() and p != main_path]
     except (OSError, ValueError):  # the main file's own problem is reported by its source
         return None
     unique = list(dict.fromkeys(found))
     if len(unique) > 1:
-        problems.append(Problem(str(unique[0]), f"profile overlay beside {main_path}",
-                                f"several overlays for profile {profile}: "
-                                f"{[str(p) for p in unique]}; keep one"))
+        problems.append(
+            Problem(
+                str(unique[0]),
+                f"profile overlay beside {main_path}",
+                f"several overlays for profile {profile}: {[str(p) for p in unique]}; keep one",
+            )
+        )
     return unique[0] if unique else None
 
 
@@ -155,8 +161,9 @@ def _collect(inputs: ConfigInputs) -> _Collected:
     defaults = PROFILE_DEFAULTS.get(profile)
     if defaults:
         origin = Origin(f"default for the {profile} profile")
-        layers.append(Layer("profile defaults",
-                            {path: (value, origin) for path, value in defaults.items()}))
+        layers.append(
+            Layer("profile defaults", {path: (value, origin) for path, value in defaults.items()})
+        )
     if main is not None and main_path is not None:
         layers.append(main)
         overlay = _overlay(main_path, profile, problems)
@@ -185,8 +192,9 @@ def _rule(err: Mapping[str, Data]) -> str:
         model = schema.model_at(loc[:-1])
         known = sorted(model.model_fields) if model is not None else []
         close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        msg = "unknown key" + (f"; did you mean {close[0]!r}?" if close else
-                               f" (known here: {', '.join(known)})")
+        msg = "unknown key" + (
+            f"; did you mean {close[0]!r}?" if close else f" (known here: {', '.join(known)})"
+        )
     return msg
 
 
@@ -200,8 +208,11 @@ def _validation_problems(exc: ValidationError, merged: Merged) -> list[Problem]:
             source, secret = origin.source_for(loc), origin.secret
         else:
             # A whole-section rule: name the sources of the keys the message mentions.
-            mentioned = [m for m in dict.fromkeys(_MENTIONED.findall(str(err["msg"])))
-                         if schema.annotation_at(m.split(".")) is not None]
+            mentioned = [
+                m
+                for m in dict.fromkeys(_MENTIONED.findall(str(err["msg"])))
+                if schema.annotation_at(m.split(".")) is not None
+            ]
             if not loc and mentioned:
                 key = mentioned[0]
             parts = []
@@ -219,14 +230,21 @@ def _validation_problems(exc: ValidationError, merged: Merged) -> list[Problem]:
         shown = None
         # Shown only for a known key holding no secret: an unknown key is most often a
         # misspelt one (`auth.jwt_secrett`), and its value as secret as the real one's.
-        if (not secret and schema.showable(loc) and err["type"] != "missing"
-                and not isinstance(value, dict)):
+        if (
+            not secret
+            and schema.showable(loc)
+            and err["type"] != "missing"
+            and not isinstance(value, dict)
+        ):
             shown = render_value(value)
         rule = _rule(err)
         if secret and isinstance(value, str) and value and value in rule:
             # Some validators quote the value in their message; a secret's must not be.
-            rule = rule.replace(value, "<hidden>") if len(value) >= 4 else (
-                f"invalid value ({err['type']})")
+            rule = (
+                rule.replace(value, "<hidden>")
+                if len(value) >= 4
+                else (f"invalid value ({err['type']})")
+            )
         problems.append(Problem(key, source, rule, shown, secret=secret))
     return problems
 
@@ -276,8 +294,10 @@ def _unresolvable_hosts(config: Config, merged: Merged) -> list[Problem]:
     resolving is the loader's job, so workers never wait on DNS at boot)."""
     problems = []
     source_of = _source_of(merged)
-    for key, host in (("server.host", config.server.host),
-                      ("observability.metrics.host", config.observability.metrics.host)):
+    for key, host in (
+        ("server.host", config.server.host),
+        ("observability.metrics.host", config.observability.metrics.host),
+    ):
         try:
             ipaddress.ip_address(host)
             continue
@@ -288,8 +308,15 @@ def _unresolvable_hosts(config: Config, merged: Merged) -> list[Problem]:
         except (OSError, UnicodeError) as exc:
             source, secret = source_of(key)
             why = getattr(exc, "strerror", None) or str(exc)
-            problems.append(Problem(key, source, f"host name does not resolve ({why})",
-                                    None if secret else render_value(host), secret=secret))
+            problems.append(
+                Problem(
+                    key,
+                    source,
+                    f"host name does not resolve ({why})",
+                    None if secret else render_value(host),
+                    secret=secret,
+                )
+            )
     return problems
 
 
@@ -311,14 +338,21 @@ def load_config(inputs: ConfigInputs, fingerprint_key: bytes | None = None) -> L
         problems.extend(layer.problems)
     declared = merged.origins.get(("profile",))
     profile_reported = any(getattr(p, "key", None) == "profile" for p in problems)
-    if (declared is not None and merged.data.get("profile") != collected.profile
-            and not profile_reported):
-        problems.append(Problem(
-            "profile", declared.source,
-            f"conflicts with the profile {collected.profile!r} chosen by "
-            f"{collected.profile_origin.source}",
-            None if declared.secret else render_value(merged.data.get("profile")),
-            secret=declared.secret))
+    if (
+        declared is not None
+        and merged.data.get("profile") != collected.profile
+        and not profile_reported
+    ):
+        problems.append(
+            Problem(
+                "profile",
+                declared.source,
+                f"conflicts with the profile {collected.profile!r} chosen by "
+                f"{collected.profile_origin.source}",
+                None if declared.secret else render_value(merged.data.get("profile")),
+                secret=declared.secret,
+            )
+        )
     merged.set(("profile",), collected.profile, collected.profile_origin)
     config: Config | None = None
     try:
@@ -342,8 +376,9 @@ def load_config(inputs: ConfigInputs, fingerprint_key: bytes | None = None) -> L
     return LoadedConfig(
         config=config,
         provenance=provenance,
-        hash=config_hash(config, fingerprint_key or read_fingerprint_key(
-            state_dir_of(config, dict(inputs.env)))),
+        hash=config_hash(
+            config, fingerprint_key or read_fingerprint_key(state_dir_of(config, dict(inputs.env)))
+        ),
         watched_paths=tuple(dict.fromkeys(watched)),
         warnings=tuple(dict.fromkeys(warnings)),
         inputs_fingerprint=fingerprint,

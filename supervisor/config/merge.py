@@ -41,8 +41,9 @@ def _shown_path(target: str, origin: Origin) -> str:
 def _read_secret(layer: Layer, ref: str, target: Data, origin: Origin) -> str | None:
     if not isinstance(target, str) or not target:
         shown = None if origin.secret else render_value(target)
-        layer.problems.append(Problem(ref, origin.source, "must be a file path", shown,
-                                      secret=origin.secret))
+        layer.problems.append(
+            Problem(ref, origin.source, "must be a file path", shown, secret=origin.secret)
+        )
         return None
     path = Path(target)
     layer.watched.append(path)
@@ -54,8 +55,7 @@ def _read_secret(layer: Layer, ref: str, target: Data, origin: Origin) -> str | 
     return text.strip()
 
 
-def _resolve_item(layer: Layer, list_path: KeyPath, index: int, item: Data,
-                  origin: Origin) -> Data:
+def _resolve_item(layer: Layer, list_path: KeyPath, index: int, item: Data, origin: Origin) -> Data:
     if not isinstance(item, dict):
         return item
     out = dict(item)
@@ -89,8 +89,9 @@ def _check_same_layer(layer: Layer) -> None:
     for path, (_value, origin) in list(layer.values.items()):
         base = _indirect_target(path[:-1], path[-1])
         if base is not None and (*path[:-1], base) in layer.values:
-            layer.problem(schema.dotted(path), origin.source,
-                          f"set either {base} or {path[-1]}, not both")
+            layer.problem(
+                schema.dotted(path), origin.source, f"set either {base} or {path[-1]}, not both"
+            )
 
 
 def resolve_file_refs(merged: Merged) -> Layer:
@@ -103,8 +104,7 @@ def resolve_file_refs(merged: Merged) -> Layer:
     for path, origin in list(merged.origins.items()):
         value = merged.get(path)
         if isinstance(value, list) and schema.model_at((*path, 0)) is not None:
-            resolved = [_resolve_item(files, path, i, item, origin)
-                        for i, item in enumerate(value)]
+            resolved = [_resolve_item(files, path, i, item, origin) for i, item in enumerate(value)]
             if resolved != value:
                 merged.set(path, resolved, Origin(origin.source, True, origin.locate))
             continue

@@ -52,29 +52,56 @@ _STRICT = frozenset({"staging", "prod"})
 _PROD = frozenset({"prod"})
 
 RULES: tuple[_Rule, ...] = (
-    _Rule("features.debug_mode", _STRICT, "debug mode is refused in {profile}",
-          lambda c: c.features.debug_mode, lambda c: c.features.debug_mode),
-    _Rule("auth.enabled", _PROD, "authentication must be enabled in {profile}",
-          lambda c: not c.auth.enabled, lambda c: c.auth.enabled),
-    _Rule("auth.jwt_secret", _STRICT,
-          f"must be at least {MIN_JWT_SECRET_BYTES} bytes in {{profile}}",
-          lambda c: c.auth.jwt_secret is not None
-          and len(c.auth.jwt_secret.get_secret_value().encode()) < MIN_JWT_SECRET_BYTES),
-    _Rule("server.cors.allowed_origins", _STRICT,
-          "a '*' origin cannot be combined with server.cors.allow_credentials in {profile}",
-          lambda c: _wildcard_cors(c) and c.server.cors.allow_credentials,
-          lambda c: c.server.cors.allowed_origins),
-    _Rule("server.cors.allowed_origins", _PROD,
-          "a '*' origin needs auth.enabled in {profile}",
-          lambda c: _wildcard_cors(c) and not c.auth.enabled,
-          lambda c: c.server.cors.allowed_origins),
-    _Rule("features.admin_endpoints", _STRICT,
-          "admin endpoints need auth.enabled in {profile}",
-          lambda c: c.features.admin_endpoints and not c.auth.enabled,
-          lambda c: c.features.admin_endpoints),
-    _Rule("redis.url", _STRICT,
-          "must be set explicitly in {profile} (the embedded Redis is for dev only)",
-          lambda c: c.redis.url is None),
+    _Rule(
+        "features.debug_mode",
+        _STRICT,
+        "debug mode is refused in {profile}",
+        lambda c: c.features.debug_mode,
+        lambda c: c.features.debug_mode,
+    ),
+    _Rule(
+        "auth.enabled",
+        _PROD,
+        "authentication must be enabled in {profile}",
+        lambda c: not c.auth.enabled,
+        lambda c: c.auth.enabled,
+    ),
+    _Rule(
+        "auth.jwt_secret",
+        _STRICT,
+        f"must be at least {MIN_JWT_SECRET_BYTES} bytes in {{profile}}",
+        lambda c: (
+            c.auth.jwt_secret is not None
+            and len(c.auth.jwt_secret.get_secret_value().encode()) < MIN_JWT_SECRET_BYTES
+        ),
+    ),
+    _Rule(
+        "server.cors.allowed_origins",
+        _STRICT,
+        "a '*' origin cannot be combined with server.cors.allow_credentials in {profile}",
+        lambda c: _wildcard_cors(c) and c.server.cors.allow_credentials,
+        lambda c: c.server.cors.allowed_origins,
+    ),
+    _Rule(
+        "server.cors.allowed_origins",
+        _PROD,
+        "a '*' origin needs auth.enabled in {profile}",
+        lambda c: _wildcard_cors(c) and not c.auth.enabled,
+        lambda c: c.server.cors.allowed_origins,
+    ),
+    _Rule(
+        "features.admin_endpoints",
+        _STRICT,
+        "admin endpoints need auth.enabled in {profile}",
+        lambda c: c.features.admin_endpoints and not c.auth.enabled,
+        lambda c: c.features.admin_endpoints,
+    ),
+    _Rule(
+        "redis.url",
+        _STRICT,
+        "must be set explicitly in {profile} (the embedded Redis is for dev only)",
+        lambda c: c.redis.url is None,
+    ),
 )
 
 
@@ -85,8 +112,10 @@ def check_profile(config: Config, source_of: SourceOf) -> list[Problem]:
         if config.profile not in rule.profiles or not rule.broken(config):
             continue
         source, secret = source_of(rule.key)
-        value = None if rule.show_value is None or secret else render_value(
-            rule.show_value(config))
-        problems.append(Problem(rule.key, source, rule.rule.format(profile=config.profile),
-                                value, secret=secret))
+        value = None if rule.show_value is None or secret else render_value(rule.show_value(config))
+        problems.append(
+            Problem(
+                rule.key, source, rule.rule.format(profile=config.profile), value, secret=secret
+            )
+        )
     return problems

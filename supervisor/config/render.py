@@ -50,8 +50,10 @@ def render_show(loaded: LoadedConfig, *, fmt: str, sources: bool) -> str:
     tree = redacted_tree(loaded)
     if fmt == "json":
         if sources:
-            flat = {".".join(p): {"value": v, "source": loaded.provenance.get(".".join(p))}
-                    for p, v in flatten(tree)}
+            flat = {
+                ".".join(p): {"value": v, "source": loaded.provenance.get(".".join(p))}
+                for p, v in flatten(tree)
+            }
             return json.dumps(flat, indent=2) + "\n"
         return json.dumps(tree, indent=2) + "\n"
     if not sources:

@@ -69,8 +69,10 @@ def contains_secret(annotation: Annotation) -> bool:
         item = item_type(member)
         if item is not None and contains_secret(item):
             return True
-        if isinstance(member, type) and issubclass(member, BaseModel) and any(
-            contains_secret(_as_any(f.annotation)) for f in member.model_fields.values()
+        if (
+            isinstance(member, type)
+            and issubclass(member, BaseModel)
+            and any(contains_secret(_as_any(f.annotation)) for f in member.model_fields.values())
         ):
             return True
     return False

@@ -34,12 +34,14 @@ from supervisor.config.formats import (
 KeyPath = tuple[str, ...]
 
 # Environment variables that choose the inputs; they are not configuration keys.
-META_ENV_VARS = frozenset({
-    "REDIS_GATEWAY_CONFIG",
-    "REDIS_GATEWAY_PROFILE",
-    "REDIS_GATEWAY_CONFIGMAP_DIR",
-    "REDIS_GATEWAY_SECRETS_DIR",
-})
+META_ENV_VARS = frozenset(
+    {
+        "REDIS_GATEWAY_CONFIG",
+        "REDIS_GATEWAY_PROFILE",
+        "REDIS_GATEWAY_CONFIGMAP_DIR",
+        "REDIS_GATEWAY_SECRETS_DIR",
+    }
+)
 
 DOCUMENT_SUFFIXES = (".toml", ".yaml", ".yml", ".json")
 
@@ -55,7 +57,8 @@ class Origin:
     source: str
     secret: bool = False
     locate: Callable[[Sequence[str | int]], str] | None = field(
-        default=None, compare=False, repr=False)
+        default=None, compare=False, repr=False
+    )
 
     def source_for(self, path: Sequence[str | int]) -> str:
         """The source, as precise as known for `path`."""
@@ -100,13 +103,14 @@ def parse_text(text: str, path: KeyPath) -> Data:
         try:
             value = json.loads(stripped)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"not valid JSON ({exc.msg} at column {exc.colno}); lists and "
-                             "tables from text sources must be JSON") from exc
+            raise ValueError(
+                f"not valid JSON ({exc.msg} at column {exc.colno}); lists and "
+                "tables from text sources must be JSON"
+            ) from exc
         except RecursionError:
             raise ValueError(f"nested too deeply (more than {MAX_DEPTH} levels)") from None
         if len(path) + depth(value) > MAX_DEPTH:
-            raise ValueError(f"nested {len(path) + depth(value)} levels deep "
-                             f"(at most {MAX_DEPTH})")
+            raise ValueError(f"nested {len(path) + depth(value)} levels deep (at most {MAX_DEPTH})")
         return value
     if stripped == "null":
         return None
@@ -126,8 +130,12 @@ class _Unreadable(Exception):
     """Not something a config input may be (a FIFO, a device, too large)."""
 
 
-_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 def _read_settled(path: Path) -> bytes:
@@ -143,20 +151,24 @@ def _read_settled(path: Path) -> bytes:
             kind = next((name for test, name in _KINDS if test(before.st_mode)), "not a file")
             raise _Unreadable(f"is {kind}, not a regular file")
         if before.st_size > MAX_INPUT_BYTES:
-            raise _Unreadable(f"is {before.st_size} bytes, larger than the "
-                              f"{MAX_INPUT_BYTES} bytes a config input may be")
+            raise _Unreadable(
+                f"is {before.st_size} bytes, larger than the "
+                f"{MAX_INPUT_BYTES} bytes a config input may be"
+            )
         data = f.read(MAX_INPUT_BYTES + 1)
         after = os.fstat(f.fileno())
     if len(data) > MAX_INPUT_BYTES:
         raise _Unreadable(f"grew past the {MAX_INPUT_BYTES} bytes a config input may be")
     if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns) or (
-            len(data) != after.st_size):
+        len(data) != after.st_size
+    ):
         raise _ChangedWhileRead(str(path))
     return data
 
 
-def read_text(path: Path, layer: Layer, key: str, source: str,
-              shown: str | None = None) -> str | None:
+def read_text(
+    path: Path, layer: Layer, key: str, source: str, shown: str | None = None
+) -> str | None:
     """Read a UTF-8 file, turning every failure into a problem on `layer`.
 
     `shown` replaces the path in messages when the path itself came from a secret.
@@ -169,8 +181,12 @@ def read_text(path: Path, layer: Layer, key: str, source: str,
         return None
     except _ChangedWhileRead:
         layer.unsettled = True
-        layer.problem(key, source, f"{name} changed while it was being read "
-                      "(a write in progress); it is read again once it settles")
+        layer.problem(
+            key,
+            source,
+            f"{name} changed while it was being read "
+            "(a write in progress); it is read again once it settles",
+        )
         return None
     except FileNotFoundError:
         layer.problem(key, source, f"file not found: {name}")
@@ -223,13 +239,15 @@ class FileSource:
     def load(self) -> Layer:
         layer = Layer(self.label)
         layer.watched.append(self.path)
-        load_document(self.path, f"{self.label} {self.path}", layer, secret=False,
-                      require_settings=True)
+        load_document(
+            self.path, f"{self.label} {self.path}", layer, secret=False, require_settings=True
+        )
         return layer
 
 
-def load_document(path: Path, source: str, layer: Layer, *, secret: bool,
-                  require_settings: bool = False) -> None:
+def load_document(
+    path: Path, source: str, layer: Layer, *, secret: bool, require_settings: bool = False
+) -> None:
     """Parse a TOML/YAML/JSON document into `layer`, one origin (with line) per leaf."""
     text = read_text(path, layer, str(path), source)
     if text is None:
@@ -241,13 +259,18 @@ def load_document(path: Path, source: str, layer: Layer, *, secret: bool,
         layer.problem(str(path), where, exc.message)
         return
     if require_settings and not any(
-            not (isinstance(v, Mapping) and not v) for _, v in flatten(doc.data)):
+        not (isinstance(v, Mapping) and not v) for _, v in flatten(doc.data)
+    ):
         what = "empty" if not text.strip() else "without a single setting"
-        layer.problem(str(path), source,
-                      f"config file is {what}; a file being written (cp, >, an editor) "
-                      "is never applied, and an intentionally empty file must be "
-                      "removed instead")
+        layer.problem(
+            str(path),
+            source,
+            f"config file is {what}; a file being written (cp, >, an editor) "
+            "is never applied, and an intentionally empty file must be "
+            "removed instead",
+        )
         return
+
     def locate(path: Sequence[str | int]) -> str:
         line = doc.line_of(path)
         return f"{source}:{line}" if line else source
@@ -285,8 +308,9 @@ class _DirectorySource:
             layer.problem(str(self.directory), where, "not a directory")
             return layer
         except (OSError, ValueError) as exc:
-            layer.problem(str(self.directory), where,
-                          f"cannot list: {getattr(exc, 'strerror', None) or exc}")
+            layer.problem(
+                str(self.directory), where, f"cannot list: {getattr(exc, 'strerror', None) or exc}"
+            )
             return layer
         # Which `..<timestamp>` directory is live is part of the content (fingerprint).
         try:
@@ -313,8 +337,9 @@ class _DirectorySource:
         source = f"{self.kind} {path}" if not self.secret else f"secret file {path}"
         parts = tuple(name.lower().replace("__", ".").split("."))
         if any(not p for p in parts):
-            layer.problem(name, source, "malformed key name (expected e.g. server.port "
-                          "or server__port)")
+            layer.problem(
+                name, source, "malformed key name (expected e.g. server.port or server__port)"
+            )
             return
         text = read_text(path, layer, ".".join(parts), source)
         if text is None:
@@ -322,8 +347,7 @@ class _DirectorySource:
         try:
             value = parse_text(text, parts)
         except ValueError as exc:
-            layer.problems.append(Problem(".".join(parts), source, str(exc),
-                                          secret=self.secret))
+            layer.problems.append(Problem(".".join(parts), source, str(exc), secret=self.secret))
             return
         layer.values[parts] = (value, Origin(source, self.secret))
 
@@ -353,10 +377,14 @@ class EnvSource:
             value = self.env[name]
             layer.raw.append(f"{name}={value}".encode(errors="surrogateescape"))
             source = f"env {name}"
-            parts = tuple(name[len(schema.ENV_PREFIX):].lower().split(schema.ENV_NESTING))
+            parts = tuple(name[len(schema.ENV_PREFIX) :].lower().split(schema.ENV_NESTING))
             if any(not p for p in parts):
-                layer.problem(name, source, "malformed variable name (use __ between "
-                              "levels, e.g. REDIS_GATEWAY_SERVER__PORT)")
+                layer.problem(
+                    name,
+                    source,
+                    "malformed variable name (use __ between "
+                    "levels, e.g. REDIS_GATEWAY_SERVER__PORT)",
+                )
                 continue
             try:
                 layer.values[parts] = (parse_text(value, parts), Origin(source))
@@ -380,9 +408,11 @@ class OverridesSource:
             key = key.strip()
             parts = tuple(key.split("."))
             if not sep or any(not p for p in parts):
-                layer.problem(key or item, f"--set {key}",
-                              "expected --set KEY=VALUE with a dotted key, e.g. "
-                              "--set server.port=9000")
+                layer.problem(
+                    key or item,
+                    f"--set {key}",
+                    "expected --set KEY=VALUE with a dotted key, e.g. --set server.port=9000",
+                )
                 continue
             source = f"--set {key}"
             try:

@@ -76,9 +76,10 @@ def non_secret_tree(loaded: LoadedConfig) -> tuple[dict[str, Any], list[str]]:
                 child = (*path, key)
                 dotted = ".".join(str(p) for p in child)
                 if value is not None and (
-                        schema.is_secret_string(child)
-                        or _from_secret_source(loaded.provenance.get(dotted, ""))
-                        or (isinstance(value, str) and SECRET_MASK in value)):
+                    schema.is_secret_string(child)
+                    or _from_secret_source(loaded.provenance.get(dotted, ""))
+                    or (isinstance(value, str) and SECRET_MASK in value)
+                ):
                     withheld.append(dotted)
                     continue
                 kept[key] = strip(value, child)
@@ -107,8 +108,14 @@ class Backup:
     path: Path
 
     def summary(self) -> dict[str, Any]:
-        return {"version": self.version, "hash": self.hash, "time": self.time,
-                "trigger": self.trigger, "outcome": self.outcome, "changed": self.changed}
+        return {
+            "version": self.version,
+            "hash": self.hash,
+            "time": self.time,
+            "trigger": self.trigger,
+            "outcome": self.outcome,
+            "changed": self.changed,
+        }
 
 
 @dataclass
@@ -130,13 +137,23 @@ def _parse_backup(path: Path) -> Backup:
     except (OSError, ValueError) as exc:
         raise ValueError(f"unreadable ({type(exc).__name__}: {exc})") from None
     if not isinstance(data, dict) or data.get("format") != BACKUP_FORMAT:
-        raise ValueError(f"not a redis-gateway backup (format {data.get('format')!r})"
-                         if isinstance(data, dict) else "not a redis-gateway backup")
+        raise ValueError(
+            f"not a redis-gateway backup (format {data.get('format')!r})"
+            if isinstance(data, dict)
+            else "not a redis-gateway backup"
+        )
     try:
-        return Backup(version=int(data["version"]), hash=str(data["hash"]),
-                      time=float(data["time"]), trigger=str(data["trigger"]),
-                      outcome=str(data["outcome"]), changed=list(data["changed"]),
-                      config=dict(data["config"]), secrets=list(data["secrets"]), path=path)
+        return Backup(
+            version=int(data["version"]),
+            hash=str(data["hash"]),
+            time=float(data["time"]),
+            trigger=str(data["trigger"]),
+            outcome=str(data["outcome"]),
+            changed=list(data["changed"]),
+            config=dict(data["config"]),
+            secrets=list(data["secrets"]),
+            path=path,
+        )
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"incomplete backup ({type(exc).__name__}: {exc})") from None
 
@@ -180,19 +197,34 @@ class StateStore:
 
     # -- backups ----------------------------------------------------------------------
 
-    def commit(self, loaded: LoadedConfig, *, version: int, trigger: str,
-               outcome: str = "committed", changed: list[str] | None = None) -> Backup:
+    def commit(
+        self,
+        loaded: LoadedConfig,
+        *,
+        version: int,
+        trigger: str,
+        outcome: str = "committed",
+        changed: list[str] | None = None,
+    ) -> Backup:
         """Record a committed config: its backup, then state.json, then pruning."""
         tree, withheld = non_secret_tree(loaded)
         record = {
-            "format": BACKUP_FORMAT, "version": version, "hash": loaded.hash,
-            "time": time.time(), "trigger": trigger, "outcome": outcome,
-            "changed": list(changed or []), "config": tree, "secrets": withheld,
+            "format": BACKUP_FORMAT,
+            "version": version,
+            "hash": loaded.hash,
+            "time": time.time(),
+            "trigger": trigger,
+            "outcome": outcome,
+            "changed": list(changed or []),
+            "config": tree,
+            "secrets": withheld,
         }
         path = self.directory / "backups" / f"v{version:08d}.json"
         atomic_write(path, json.dumps(record, indent=1, sort_keys=True).encode())
-        atomic_write(self.directory / "state.json",
-                     json.dumps({"version": version, "hash": loaded.hash}).encode())
+        atomic_write(
+            self.directory / "state.json",
+            json.dumps({"version": version, "hash": loaded.hash}).encode(),
+        )
         self._prune()
         return _parse_backup(path)
 
@@ -218,7 +250,7 @@ class StateStore:
         return found
 
     def _prune(self) -> None:
-        for backup in self.backups().items[self.backups_keep:]:
+        for backup in self.backups().items[self.backups_keep :]:
             with contextlib.suppress(OSError):
                 backup.path.unlink()
 
@@ -241,8 +273,12 @@ class StateStore:
             entries = self.history(limit=None)[0]
             if len(entries) > HISTORY_KEEP:
                 kept = entries[-HISTORY_KEEP:]
-                atomic_write(path, "".join(json.dumps(e, sort_keys=True, default=str) + "\n"
-                                           for e in kept).encode())
+                atomic_write(
+                    path,
+                    "".join(
+                        json.dumps(e, sort_keys=True, default=str) + "\n" for e in kept
+                    ).encode(),
+                )
 
     def history(self, limit: int | None = 50) -> tuple[list[dict[str, Any]], list[str]]:
         """(entries oldest first, the last ``limit``; problems: unreadable lines)."""

@@ -62,13 +62,22 @@ class WatchEvent:
 class ApiClient:
     """List and watch one named object at a time; one client per watching thread."""
 
-    def __init__(self, api_url: str, namespace: str, *, token_path: Path | None,
-                 ca_path: Path | None, timeout_seconds: float,
-                 watch_timeout_seconds: int) -> None:
+    def __init__(
+        self,
+        api_url: str,
+        namespace: str,
+        *,
+        token_path: Path | None,
+        ca_path: Path | None,
+        timeout_seconds: float,
+        watch_timeout_seconds: int,
+    ) -> None:
         parts = urlsplit(api_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise SettingsError(f"kubernetes.api_url has value {api_url!r}: expected "
-                                "https://host[:port] (or http:// for a local proxy)")
+            raise SettingsError(
+                f"kubernetes.api_url has value {api_url!r}: expected "
+                "https://host[:port] (or http:// for a local proxy)"
+            )
         self._https = parts.scheme == "https"
         self._host = parts.hostname
         self._port = parts.port or (443 if self._https else 80)
@@ -109,16 +118,19 @@ class ApiClient:
     def watch(self, kind: ObjectKind, name: str, version: str) -> Iterator[WatchEvent]:
         """The events after ``version``, until the server ends the stream."""
         what = f"watch {kind.plural}/{name}"
-        query = urlencode({
-            "fieldSelector": f"metadata.name={name}",
-            "watch": "1",
-            "resourceVersion": version,
-            "allowWatchBookmarks": "true",
-            "timeoutSeconds": str(self._watch_timeout),
-        })
+        query = urlencode(
+            {
+                "fieldSelector": f"metadata.name={name}",
+                "watch": "1",
+                "resourceVersion": version,
+                "allowWatchBookmarks": "true",
+                "timeoutSeconds": str(self._watch_timeout),
+            }
+        )
         # The server may stay silent until its own timeout: read a little longer.
-        conn, resp = self._request(f"{self._collection(kind)}?{query}",
-                                   self._watch_timeout + self._timeout, what)
+        conn, resp = self._request(
+            f"{self._collection(kind)}?{query}", self._watch_timeout + self._timeout, what
+        )
         try:
             if resp.status != 200:
                 raise _api_error(resp)
@@ -146,8 +158,9 @@ class ApiClient:
     def _collection(self, kind: ObjectKind) -> str:
         return f"{self._prefix}/api/v1/namespaces/{self._namespace}/{kind.plural}"
 
-    def _request(self, path: str, read_timeout: float, what: str
-                 ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+    def _request(
+        self, path: str, read_timeout: float, what: str
+    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         token = self._read_token()
         if token is not None:
@@ -177,8 +190,9 @@ class ApiClient:
             context = ssl.create_default_context(cafile=cafile)
         except (OSError, ssl.SSLError) as exc:
             raise TransportError(f"cannot load the CA file {cafile}: {_describe(exc)}") from None
-        return http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout,
-                                           context=context)
+        return http.client.HTTPSConnection(
+            self._host, self._port, timeout=self._timeout, context=context
+        )
 
     def _track(self, conn: http.client.HTTPConnection, what: str) -> None:
         """Make ``conn`` the one ``interrupt()`` aborts; refuse it once interrupted."""
@@ -200,12 +214,15 @@ class ApiClient:
             token = self._token_path.read_text(encoding="ascii").strip()
         except (OSError, UnicodeDecodeError) as exc:
             reason = _describe(exc) if isinstance(exc, OSError) else "not ASCII"
-            raise TransportError(f"cannot read the token file {self._token_path}: "
-                                 f"{reason}") from None
+            raise TransportError(
+                f"cannot read the token file {self._token_path}: {reason}"
+            ) from None
         # http.client would put an invalid header value, the token, in its error.
         if not token or not all(33 <= ord(c) <= 126 for c in token):
-            raise TransportError(f"the token file {self._token_path} is empty or holds "
-                                 "characters a bearer token cannot have")
+            raise TransportError(
+                f"the token file {self._token_path} is empty or holds "
+                "characters a bearer token cannot have"
+            )
         return token
 
 
@@ -249,26 +266,27 @@ class _LineReader:
         """The next line; b"" once the server has ended the stream."""
         while (end := self._buffer.find(b"\n")) < 0:
             if len(self._buffer) > MAX_LINE_BYTES:
-                raise ProtocolError(f"{self._what}: an event is larger than "
-                                    f"{MAX_LINE_BYTES} bytes")
+                raise ProtocolError(f"{self._what}: an event is larger than {MAX_LINE_BYTES} bytes")
             try:
                 data = self._resp.read1(65536)
             except (OSError, http.client.HTTPException, ValueError) as exc:
-                raise TransportError(f"{self._what}: the stream broke: "
-                                     f"{_describe(exc)}") from None
+                raise TransportError(f"{self._what}: the stream broke: {_describe(exc)}") from None
             if not data:
                 end = len(self._buffer) - 1  # the end: whatever is left is the last line
                 break
             self._buffer += data
-        line = bytes(self._buffer[:end + 1])
-        del self._buffer[:end + 1]
+        line = bytes(self._buffer[: end + 1])
+        del self._buffer[: end + 1]
         return line
 
 
 def _event(line: bytes, what: str) -> WatchEvent:
     doc = _parse_json(line)
-    if not (isinstance(doc, dict) and isinstance(doc.get("type"), str)
-            and isinstance(doc.get("object"), dict)):
+    if not (
+        isinstance(doc, dict)
+        and isinstance(doc.get("type"), str)
+        and isinstance(doc.get("object"), dict)
+    ):
         raise ProtocolError(f"{what}: a line of the stream is not a watch event")
     if doc["type"] == "ERROR":
         raise _status_error(doc["object"], 500)
@@ -281,8 +299,9 @@ def _status_error(status: JsonObject, default_code: int) -> ApiError:
     code = code if isinstance(code, int) and not isinstance(code, bool) else default_code
     reason = status.get("reason")
     message = status.get("message")
-    reason = reason if isinstance(reason, str) and reason else http.client.responses.get(
-        code, "Error")
+    reason = (
+        reason if isinstance(reason, str) and reason else http.client.responses.get(code, "Error")
+    )
     message = " ".join(message.split())[:_MESSAGE_CHARS] if isinstance(message, str) else ""
     error_class = GoneError if code == 410 else ApiError
     return error_class(code, reason, message)

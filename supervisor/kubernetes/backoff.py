@@ -13,8 +13,14 @@ class Backoff:
     """``initial``, doubling per failure up to ``maximum``; each delay is then
     scaled by a random factor in [1 - jitter, 1], so it never exceeds ``maximum``."""
 
-    def __init__(self, initial: float, maximum: float, *, jitter: float = 0.2,
-                 rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        initial: float,
+        maximum: float,
+        *,
+        jitter: float = 0.2,
+        rng: random.Random | None = None,
+    ) -> None:
         if not 0 < initial <= maximum:
             raise ValueError("need 0 < initial <= maximum")
         if not 0 <= jitter < 1:

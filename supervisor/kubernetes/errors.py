@@ -48,8 +48,9 @@ class ApiError(KubernetesError):
         self.status = status
         self.reason = reason
         self.message = message
-        super().__init__(f"HTTP {status} {reason}: {message}" if message
-                         else f"HTTP {status} {reason}")
+        super().__init__(
+            f"HTTP {status} {reason}: {message}" if message else f"HTTP {status} {reason}"
+        )
 
 
 class GoneError(ApiError):

@@ -55,8 +55,7 @@ class Mirror:
         try:
             target = os.readlink(self.directory / DATA)
             data_dir = self.directory / target
-            return {name: (data_dir / name).read_bytes()
-                    for name in os.listdir(data_dir)}
+            return {name: (data_dir / name).read_bytes() for name in os.listdir(data_dir)}
         except OSError:
             return None
 
@@ -71,9 +70,10 @@ class Mirror:
                 return False
             self._swap_in(payload)
         except OSError as exc:
-            raise MirrorError(f"cannot write the mirror {self.directory}: "
-                              f"{exc.strerror or exc}"
-                              + (f" ({exc.filename})" if exc.filename else "")) from None
+            raise MirrorError(
+                f"cannot write the mirror {self.directory}: "
+                f"{exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
+            ) from None
         return True
 
     def _prepare(self) -> None:
@@ -82,12 +82,20 @@ class Mirror:
         if DATA in names:
             return
         # Without ..data, only the leftovers of a first write that died are expected.
-        foreign = [n for n in names if not n.startswith("..") and not (
-            (self.directory / n).is_symlink()
-            and os.readlink(self.directory / n).startswith(f"{DATA}/"))]
+        foreign = [
+            n
+            for n in names
+            if not n.startswith("..")
+            and not (
+                (self.directory / n).is_symlink()
+                and os.readlink(self.directory / n).startswith(f"{DATA}/")
+            )
+        ]
         if foreign:
-            raise MirrorError(f"{self.directory} is not empty and is not a mirror (no "
-                              f"{DATA}); refusing to take it over")
+            raise MirrorError(
+                f"{self.directory} is not empty and is not a mirror (no "
+                f"{DATA}); refusing to take it over"
+            )
 
     def _visible(self) -> set[str]:
         return {n for n in os.listdir(self.directory) if not n.startswith("..")}
@@ -109,8 +117,12 @@ class Mirror:
             self._remove(self.directory / name)
         for name in os.listdir(self.directory):
             path = self.directory / name
-            if (name.startswith("..") and name not in (DATA, data_dir.name)
-                    and not path.is_symlink() and path.is_dir()):
+            if (
+                name.startswith("..")
+                and name not in (DATA, data_dir.name)
+                and not path.is_symlink()
+                and path.is_dir()
+            ):
                 shutil.rmtree(path)
 
     def _write_file(self, path: Path, content: bytes) -> None:
@@ -120,7 +132,7 @@ class Mirror:
             os.fchmod(fd, self._file_mode)  # the umask must not change it
             view = memoryview(content)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
         finally:
             os.close(fd)
 

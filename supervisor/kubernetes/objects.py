@@ -96,13 +96,18 @@ def extract(kind: ObjectKind, obj: Mapping[str, Any], what: str) -> Extracted:
             raise ProtocolError(f"{what}: {field} is not an object")
         for key, value in mapping.items():
             if not isinstance(key, str) or not isinstance(value, str):
-                raise ProtocolError(f"{what}: {field} holds a value that is not a string"
-                                    + (f" (key {key!r})" if isinstance(key, str) else ""))
+                raise ProtocolError(
+                    f"{what}: {field} holds a value that is not a string"
+                    + (f" (key {key!r})" if isinstance(key, str) else "")
+                )
             if not is_safe_key(key):
                 skipped.append(key)
                 continue
-            content = _decode(value, f"{what}: {field} key {key!r}") if encoded else (
-                value.encode("utf-8"))
+            content = (
+                _decode(value, f"{what}: {field} key {key!r}")
+                if encoded
+                else (value.encode("utf-8"))
+            )
             payload.setdefault(key, content)  # the API refuses a key in both maps
     return Extracted(payload, tuple(skipped))
 

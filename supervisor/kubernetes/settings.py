@@ -67,17 +67,20 @@ class KubernetesSettings:
         if self.watch_timeout_seconds < 1:
             raise SettingsError("kubernetes.watch_timeout_seconds must be >= 1")
         if not 0 < self.backoff_initial_seconds <= self.backoff_max_seconds:
-            raise SettingsError("kubernetes: need 0 < backoff_initial_seconds "
-                                "<= backoff_max_seconds")
+            raise SettingsError(
+                "kubernetes: need 0 < backoff_initial_seconds <= backoff_max_seconds"
+            )
 
 
 def _check_name(field: str, value: str, pattern: re.Pattern[str], limit: int) -> None:
     # The name goes into the URL path: a strict pattern also rules out injection.
     if len(value) > limit or not pattern.match(value):
-        raise SettingsError(f"kubernetes.{field} has value {value!r}: not a valid "
-                            f"Kubernetes name (lowercase letters, digits, '-'"
-                            f"{', ' + repr('.') if pattern is _DNS_SUBDOMAIN else ''}; "
-                            f"at most {limit} characters)")
+        raise SettingsError(
+            f"kubernetes.{field} has value {value!r}: not a valid "
+            f"Kubernetes name (lowercase letters, digits, '-'"
+            f"{', ' + repr('.') if pattern is _DNS_SUBDOMAIN else ''}; "
+            f"at most {limit} characters)"
+        )
 
 
 def resolve_api_url(settings: KubernetesSettings, env: Mapping[str, str]) -> str:
@@ -87,23 +90,28 @@ def resolve_api_url(settings: KubernetesSettings, env: Mapping[str, str]) -> str
     host = env.get("KUBERNETES_SERVICE_HOST")
     port = env.get("KUBERNETES_SERVICE_PORT")
     if not host or not port:
-        raise SettingsError("kubernetes.api_url is not set and KUBERNETES_SERVICE_HOST/"
-                            "KUBERNETES_SERVICE_PORT are not in the environment "
-                            "(not running in a pod?)")
+        raise SettingsError(
+            "kubernetes.api_url is not set and KUBERNETES_SERVICE_HOST/"
+            "KUBERNETES_SERVICE_PORT are not in the environment "
+            "(not running in a pod?)"
+        )
     if ":" in host:  # an IPv6 cluster
         host = f"[{host}]"
     return f"https://{host}:{port}"
 
 
-def resolve_namespace(settings: KubernetesSettings,
-                      namespace_path: Path = DEFAULT_NAMESPACE_PATH) -> str:
+def resolve_namespace(
+    settings: KubernetesSettings, namespace_path: Path = DEFAULT_NAMESPACE_PATH
+) -> str:
     """The namespace: the configured one, else the pod's own."""
     if settings.namespace is not None:
         return settings.namespace
     try:
         value = namespace_path.read_text().strip()
     except OSError as exc:
-        raise SettingsError(f"kubernetes.namespace is not set and {namespace_path} "
-                            f"cannot be read ({os.strerror(exc.errno or 0)})") from None
+        raise SettingsError(
+            f"kubernetes.namespace is not set and {namespace_path} "
+            f"cannot be read ({os.strerror(exc.errno or 0)})"
+        ) from None
     _check_name("namespace", value, _DNS_LABEL, 63)
     return value

@@ -69,9 +69,14 @@ class KubernetesSource:
     Raises ``SettingsError`` when the API URL or the namespace cannot be determined.
     """
 
-    def __init__(self, settings: KubernetesSettings, directory: Path, *,
-                 env: Mapping[str, str] | None = None,
-                 namespace_path: Path = DEFAULT_NAMESPACE_PATH) -> None:
+    def __init__(
+        self,
+        settings: KubernetesSettings,
+        directory: Path,
+        *,
+        env: Mapping[str, str] | None = None,
+        namespace_path: Path = DEFAULT_NAMESPACE_PATH,
+    ) -> None:
         api_url = resolve_api_url(settings, os.environ if env is None else env)
         self.namespace = resolve_namespace(settings, namespace_path)
         self.settings = settings
@@ -84,23 +89,38 @@ class KubernetesSource:
         for kind, name in ((CONFIGMAP, settings.configmap), (SECRET, settings.secret)):
             if name is None:
                 continue
-            client = ApiClient(api_url, self.namespace, token_path=settings.token_path,
-                               ca_path=settings.ca_path,
-                               timeout_seconds=settings.timeout_seconds,
-                               watch_timeout_seconds=settings.watch_timeout_seconds)
+            client = ApiClient(
+                api_url,
+                self.namespace,
+                token_path=settings.token_path,
+                ca_path=settings.ca_path,
+                timeout_seconds=settings.timeout_seconds,
+                watch_timeout_seconds=settings.watch_timeout_seconds,
+            )
             backoff = Backoff(settings.backoff_initial_seconds, settings.backoff_max_seconds)
             mirror = Mirror(directory / kind.directory, secret=kind.secret)
-            self._watchers.append(ObjectWatcher(client, kind, name, namespace=self.namespace,
-                                                mirror=mirror, backoff=backoff,
-                                                stop=self._stop))
+            self._watchers.append(
+                ObjectWatcher(
+                    client,
+                    kind,
+                    name,
+                    namespace=self.namespace,
+                    mirror=mirror,
+                    backoff=backoff,
+                    stop=self._stop,
+                )
+            )
 
     def start(self) -> None:
         """Start watching (once)."""
         if self._threads or self._stop.is_set():
             raise RuntimeError("KubernetesSource.start() may be called once")
         for watcher in self._watchers:
-            thread = threading.Thread(target=watcher.run, daemon=True,
-                                      name=f"kubernetes-{watcher.kind.plural}/{watcher.name}")
+            thread = threading.Thread(
+                target=watcher.run,
+                daemon=True,
+                name=f"kubernetes-{watcher.kind.plural}/{watcher.name}",
+            )
             self._threads.append(thread)
             thread.start()
 
@@ -127,8 +147,17 @@ class KubernetesSource:
 class ObjectWatcher:
     """The list/watch/mirror loop of one object (runs on its own thread)."""
 
-    def __init__(self, client: ApiClient, kind: ObjectKind, name: str, *, namespace: str,
-                 mirror: Mirror, backoff: Backoff, stop: threading.Event) -> None:
+    def __init__(
+        self,
+        client: ApiClient,
+        kind: ObjectKind,
+        name: str,
+        *,
+        namespace: str,
+        mirror: Mirror,
+        backoff: Backoff,
+        stop: threading.Event,
+    ) -> None:
         self.client = client
         self.kind = kind
         self.name = name
@@ -155,8 +184,9 @@ class ObjectWatcher:
             try:
                 delay = self._cycle()
             except GoneError as exc:
-                self._log.info("kubernetes.relist", resource_version=self.version,
-                               reason=exc.reason)
+                self._log.info(
+                    "kubernetes.relist", resource_version=self.version, reason=exc.reason
+                )
                 self.version = None
                 self._gone_in_a_row += 1
                 if self._gone_in_a_row == 1:
@@ -176,9 +206,13 @@ class ObjectWatcher:
                 break
             if error is not None:
                 delay = self.backoff.next_delay()
-                self._log.warning("kubernetes.reconnect", resource_version=self.version,
-                                  delay_seconds=round(delay, 3),
-                                  attempt=self.backoff.failures, error=error)
+                self._log.warning(
+                    "kubernetes.reconnect",
+                    resource_version=self.version,
+                    delay_seconds=round(delay, 3),
+                    attempt=self.backoff.failures,
+                    error=error,
+                )
             self._stop.wait(delay)
 
     def _cycle(self) -> float:
@@ -186,8 +220,11 @@ class ObjectWatcher:
         if self.version is None:
             self._list()
         if self.version is None:
-            raise ApiError(404, "NotFound", f"listing {self.kind.plural} answered 404 "
-                           "(mirrored as absent); listing again")
+            raise ApiError(
+                404,
+                "NotFound",
+                f"listing {self.kind.plural} answered 404 (mirrored as absent); listing again",
+            )
         started = time.monotonic()
         events = 0
         for event in self.client.watch(self.kind, self.name, self.version):
@@ -202,21 +239,28 @@ class ObjectWatcher:
         # A server that ends streams at once, without an event, is not hammered.
         delay = 0.0 if events or lived >= MIN_STREAM_SECONDS else self.backoff.next_delay()
         if not self._stop.is_set():
-            self._log.info("kubernetes.reconnect", resource_version=self.version,
-                           reason="stream ended", events=events,
-                           stream_seconds=round(lived, 3), delay_seconds=round(delay, 3))
+            self._log.info(
+                "kubernetes.reconnect",
+                resource_version=self.version,
+                reason="stream ended",
+                events=events,
+                stream_seconds=round(lived, 3),
+                delay_seconds=round(delay, 3),
+            )
         return delay
 
     def _list(self) -> None:
         listed = self.client.list(self.kind, self.name)
-        self._log.info("kubernetes.listed", resource_version=listed.resource_version,
-                       found=listed.obj is not None)
+        self._log.info(
+            "kubernetes.listed",
+            resource_version=listed.resource_version,
+            found=listed.obj is not None,
+        )
         what = f"{self.kind.kind} {self.name}"
         if listed.obj is None:
             self._mirror(Extracted({}), listed.resource_version)
         else:
-            self._mirror(extract(self.kind, listed.obj, what),
-                         resource_version(listed.obj, what))
+            self._mirror(extract(self.kind, listed.obj, what), resource_version(listed.obj, what))
         self.version = listed.resource_version
         self.synced.set()
 
@@ -225,25 +269,32 @@ class ObjectWatcher:
         version = resource_version(event.obj, what)
         if event.type in _CHANGES or event.type == "DELETED":
             if object_name(event.obj) == self.name:
-                self._log.info("kubernetes.watch_event", type=event.type,
-                               resource_version=version)
-                extracted = (Extracted({}) if event.type == "DELETED"
-                             else extract(self.kind, event.obj, what))
+                self._log.info("kubernetes.watch_event", type=event.type, resource_version=version)
+                extracted = (
+                    Extracted({})
+                    if event.type == "DELETED"
+                    else extract(self.kind, event.obj, what)
+                )
                 self._mirror(extracted, version)
         else:  # BOOKMARK, or a type this client does not know: only the version moves
-            self._log.debug("kubernetes.watch_event", type=event.type,
-                            resource_version=version)
+            self._log.debug("kubernetes.watch_event", type=event.type, resource_version=version)
         # Only once mirrored: after a failure the event is received again.
         self.version = version
 
     def _mirror(self, extracted: Extracted, version: str | None) -> None:
         for key in extracted.skipped:
-            self._log.warning("kubernetes.key_skipped", key=key,
-                              reason="not a safe file name (contains '/', is '.' or "
-                              "'..', or starts with '..')")
+            self._log.warning(
+                "kubernetes.key_skipped",
+                key=key,
+                reason="not a safe file name (contains '/', is '.' or '..', or starts with '..')",
+            )
         if self.mirror.write(extracted.payload):
-            self._log.info("kubernetes.mirrored", resource_version=version,
-                           keys=sorted(extracted.payload), directory=str(self.mirror.directory))
+            self._log.info(
+                "kubernetes.mirrored",
+                resource_version=version,
+                keys=sorted(extracted.payload),
+                directory=str(self.mirror.directory),
+            )
 
 
 def _where(exc: BaseException) -> str:

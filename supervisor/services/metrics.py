@@ -72,8 +72,9 @@ class MetricsService:
             self._create(config)
         if self.metrics is not None:
             # Kept up to date while disabled, so re-enabling shows the truth.
-            self.metrics.set_config(version=version, config_hash=loaded.hash,
-                                    profile=config.profile)
+            self.metrics.set_config(
+                version=version, config_hash=loaded.hash, profile=config.profile
+            )
         server = self.server
         if server is None:
             return

@@ -30,8 +30,8 @@ def watched_paths(inputs: ConfigInputs, loaded: LoadedConfig) -> list[Path]:
     that do not exist yet (`gateway.<profile>.toml` created later must reload)."""
     paths = list(loaded.watched_paths)
     main = inputs.config_path or (
-        Path(inputs.env["REDIS_GATEWAY_CONFIG"]) if inputs.env.get("REDIS_GATEWAY_CONFIG")
-        else None)
+        Path(inputs.env["REDIS_GATEWAY_CONFIG"]) if inputs.env.get("REDIS_GATEWAY_CONFIG") else None
+    )
     if main is not None:
         paths.extend(overlay_candidates(main, loaded.config.profile))
     return list(dict.fromkeys(paths))
@@ -40,8 +40,9 @@ def watched_paths(inputs: ConfigInputs, loaded: LoadedConfig) -> list[Path]:
 class WatcherService:
     """Hooks: ``committed`` (follow the new config), ``inputs_read`` (acknowledge)."""
 
-    def __init__(self, inputs: ConfigInputs, loaded: LoadedConfig,
-                 triggers: ReloadRequester) -> None:
+    def __init__(
+        self, inputs: ConfigInputs, loaded: LoadedConfig, triggers: ReloadRequester
+    ) -> None:
         self._inputs = inputs
         self._loaded = loaded
         self._triggers = triggers
@@ -78,9 +79,11 @@ class WatcherService:
             self.start(config)
             log.info("watch.started")
             return
-        self.watcher.reconfigure(debounce_seconds=s.watch_debounce_ms / 1000,
-                                 recheck_interval_seconds=s.recheck_interval_seconds,
-                                 settle_seconds=s.watch_settle_ms / 1000)
+        self.watcher.reconfigure(
+            debounce_seconds=s.watch_debounce_ms / 1000,
+            recheck_interval_seconds=s.recheck_interval_seconds,
+            settle_seconds=s.watch_settle_ms / 1000,
+        )
         self.watcher.update(watched_paths(self._inputs, self._loaded))
 
     def committed(self, loaded: LoadedConfig, version: int) -> None:

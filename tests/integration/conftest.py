@@ -145,7 +145,9 @@ class Gateway:
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [*REDIS_GATEWAY, "run", "--config", str(self.config_path), *extra_args],
-            stdout=self._log, stderr=subprocess.PIPE, cwd=self.workdir,
+            stdout=self._log,
+            stderr=subprocess.PIPE,
+            cwd=self.workdir,
         )
         if wait:
             wait_until(self._ready, timeout=40, what="gateway ready")
@@ -156,8 +158,11 @@ class Gateway:
         if self.proc.poll() is not None:
             raise AssertionError(f"gateway exited with {self.proc.returncode}: {self.stderr()}")
         workers = self.status()["workers"]
-        return bool(workers) and all(w["state"] == "ready" for w in workers) and (
-            http_get(self.port, "/healthz")[0] == 200)
+        return (
+            bool(workers)
+            and all(w["state"] == "ready" for w in workers)
+            and (http_get(self.port, "/healthz")[0] == 200)
+        )
 
     def stderr(self) -> str:
         """Everything the supervisor wrote to stderr (once it exited)."""
@@ -181,7 +186,10 @@ class Gateway:
         """What `redis-gateway status` prints for this supervisor."""
         return subprocess.run(
             [*REDIS_GATEWAY, "status", "--control-socket", self.control_socket],
-            capture_output=True, text=True, timeout=30, check=True,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
         ).stdout
 
     def worker_pids(self, state: str = "ready") -> set[int]:
@@ -190,9 +198,18 @@ class Gateway:
     def reload(self, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
         """`redis-gateway reload` against this supervisor."""
         return subprocess.run(
-            [*REDIS_GATEWAY, "reload", "--control-socket", self.control_socket,
-             "--timeout", str(timeout)],
-            capture_output=True, text=True, timeout=timeout + 10, check=False,
+            [
+                *REDIS_GATEWAY,
+                "reload",
+                "--control-socket",
+                self.control_socket,
+                "--timeout",
+                str(timeout),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout + 10,
+            check=False,
         )
 
     def signal(self, sig: int) -> None:
@@ -219,8 +236,11 @@ class Gateway:
                 except psutil.NoSuchProcess:
                     pass
             # psutil.wait_procs polls non-children slowly (~1.7 s here); this is faster.
-            wait_until(lambda: not any(pid_alive(c.pid) for c in children), timeout=10,
-                       what="gateway processes gone")
+            wait_until(
+                lambda: not any(pid_alive(c.pid) for c in children),
+                timeout=10,
+                what="gateway processes gone",
+            )
             if self.proc.stderr is not None:
                 self.proc.stderr.close()
         if self._log is not None:
@@ -230,7 +250,9 @@ class Gateway:
 def base_config(redis_url: str, sockdir: Path) -> dict[str, Any]:
     return {
         "server": {
-            "host": "127.0.0.1", "port": free_port(), "workers": 2,
+            "host": "127.0.0.1",
+            "port": free_port(),
+            "workers": 2,
             "graceful_shutdown_timeout_seconds": 3.0,
             # Generous: a loaded CI machine can take seconds to boot interpreters.
             "reload_readiness_timeout_seconds": 20.0,
@@ -247,14 +269,13 @@ def base_config(redis_url: str, sockdir: Path) -> dict[str, Any]:
 
 
 @pytest.fixture
-def gateway_factory(
-    redis_url: str, tmp_path: Path
-) -> Iterator[Callable[..., Gateway]]:
+def gateway_factory(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., Gateway]]:
     started: list[Gateway] = []
     sockdirs: list[str] = []
 
-    def start(over: dict[str, Any] | None = None, extra_args: tuple[str, ...] = (),
-              wait: bool = True) -> Gateway:
+    def start(
+        over: dict[str, Any] | None = None, extra_args: tuple[str, ...] = (), wait: bool = True
+    ) -> Gateway:
         sockdir = tempfile.mkdtemp(prefix="rg-")
         sockdirs.append(sockdir)
         workdir = tmp_path / f"gw{len(started)}"

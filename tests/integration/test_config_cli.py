@@ -43,8 +43,9 @@ def run_cli(args: list[str], env: dict[str, str] | None = None) -> tuple[int, st
 
 
 def run_exe(args: list[str], env: dict[str, str]) -> tuple[int, str, str]:
-    proc = subprocess.run([str(EXE), *args], env=env, capture_output=True, text=True,
-                          timeout=60, check=False)
+    proc = subprocess.run(
+        [str(EXE), *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
     return proc.returncode, proc.stdout, proc.stderr
 
 
@@ -63,24 +64,24 @@ def test_validate_ok_prints_profile_and_hash(clean_env: dict[str, str], tmp_path
     assert out == f"configuration valid: profile=dev hash={loaded.hash}\n"
 
 
-def test_validate_broken_file_lists_every_problem(clean_env: dict[str, str],
-                                                   tmp_path: Path) -> None:
+def test_validate_broken_file_lists_every_problem(
+    clean_env: dict[str, str], tmp_path: Path
+) -> None:
     main_file = write(tmp_path / "gateway.toml", "[server]\nport = 70000\nprot = 1\n")
-    code, out, err = run_cli(["config", "validate", "-c", str(main_file),
-                              "--set", "redis.db=99"])
+    code, out, err = run_cli(["config", "validate", "-c", str(main_file), "--set", "redis.db=99"])
     assert code == 1
     assert out == ""
     assert "configuration invalid: 3 problem(s)" in err
     assert f"(got 70000; from file {main_file}:2)" in err
     # An unknown key's value is never shown (issue 8).
     assert f"did you mean 'port'? (from file {main_file}:3)" in err
-    assert "redis.db: Input should be less than or equal to 15 (got '99'; from --set redis.db)" \
-        in err
+    assert (
+        "redis.db: Input should be less than or equal to 15 (got '99'; from --set redis.db)" in err
+    )
     assert "Traceback" not in err
 
 
-def test_validate_syntax_error_and_missing_file(clean_env: dict[str, str],
-                                                tmp_path: Path) -> None:
+def test_validate_syntax_error_and_missing_file(clean_env: dict[str, str], tmp_path: Path) -> None:
     bad = write(tmp_path / "gateway.toml", "[server\nport = 1\n")
     code, _, err = run_cli(["config", "validate", "-c", str(bad)])
     assert code == 1 and "invalid TOML" in err and f"from file {bad}:1)" in err
@@ -95,7 +96,7 @@ def test_show_sources_reports_env_override(clean_env: dict[str, str], tmp_path: 
     assert code == 0, err
     assert "server.port = 9000  # env REDIS_GATEWAY_SERVER__PORT\n" in out
     assert f"server.workers = 3  # file {main_file}:3\n" in out
-    assert "server.host = \"127.0.0.1\"  # default for the dev profile\n" in out
+    assert 'server.host = "127.0.0.1"  # default for the dev profile\n' in out
     assert "server.max_connections = 1000  # default\n" in out
 
 
@@ -114,8 +115,9 @@ def test_show_toml_with_api_keys_and_unset_values(clean_env: dict[str, str]) -> 
     code, out, err = run_cli(["config", "show", "--set", f"auth.api_keys={keys}"])
     assert code == 0, err
     shown = tomllib.loads(out)
-    assert shown["auth"]["api_keys"] == [{"name": "ci", "key": "**********", "admin": True,
-                                          "policy": "all_but_dangerous"}]
+    assert shown["auth"]["api_keys"] == [
+        {"name": "ci", "key": "**********", "admin": True, "policy": "all_but_dangerous"}
+    ]
     assert "url" not in shown["redis"]  # unset: absent, TOML has no null
 
 
@@ -133,30 +135,50 @@ def _canary_inputs(tmp_path: Path) -> list[tuple[list[str], dict[str, str]]]:
     write(secrets / "auth.jwt_secret", CANARY, mode=0o644)
     write(secrets / "redis.url", f"redis://:{CANARY_PW}@127.0.0.1:1")
     target = write(tmp_path / "pw", CANARY)
-    main_file = write(tmp_path / "gateway.toml",
-                      f'[redis]\ndefault_password_file = "{target}"\nurl = "redis://r:1"\n')
-    broken = write(tmp_path / "broken.toml",
-                   f'[auth]\njwt_secret = "{CANARY[:12]}"\n[[auth.api_keys]]\nname = "x"\n'
-                   f'key = "{CANARY[:9]}"\n[redis]\nurl = "http://u:{CANARY_PW}@h"\n')
+    main_file = write(
+        tmp_path / "gateway.toml",
+        f'[redis]\ndefault_password_file = "{target}"\nurl = "redis://r:1"\n',
+    )
+    broken = write(
+        tmp_path / "broken.toml",
+        f'[auth]\njwt_secret = "{CANARY[:12]}"\n[[auth.api_keys]]\nname = "x"\n'
+        f'key = "{CANARY[:9]}"\n[redis]\nurl = "http://u:{CANARY_PW}@h"\n',
+    )
     return [
         (["-c", str(main_file), "--secrets-dir", str(secrets)], {}),
-        (["-c", str(main_file), "--profile", "prod"],
-         {"REDIS_GATEWAY_AUTH__JWT_SECRET": CANARY, "REDIS_GATEWAY_AUTH__ENABLED": "true"}),
+        (
+            ["-c", str(main_file), "--profile", "prod"],
+            {"REDIS_GATEWAY_AUTH__JWT_SECRET": CANARY, "REDIS_GATEWAY_AUTH__ENABLED": "true"},
+        ),
         (["--set", f"auth.jwt_secret={CANARY}", "--set", f"redis.default_password={CANARY}"], {}),
         (["-c", str(broken), "--profile", "prod"], {}),
-        (["--profile", "staging", "--set", f"auth.jwt_secret={CANARY[:20]}"],
-         {"REDIS_GATEWAY_SECRETS_DIR": str(secrets)}),
-        (["--set", f"auth.api_keys=[{{\"name\": \"a\", \"key\": \"{CANARY}\"}}]",
-          "--set", "server.port=0"], {}),
+        (
+            ["--profile", "staging", "--set", f"auth.jwt_secret={CANARY[:20]}"],
+            {"REDIS_GATEWAY_SECRETS_DIR": str(secrets)},
+        ),
+        (
+            [
+                "--set",
+                f'auth.api_keys=[{{"name": "a", "key": "{CANARY}"}}]',
+                "--set",
+                "server.port=0",
+            ],
+            {},
+        ),
     ]
 
 
-_COMMANDS = [["config", "validate"], ["config", "show"], ["config", "show", "--sources"],
-             ["config", "show", "--format", "json", "--sources"]]
+_COMMANDS = [
+    ["config", "validate"],
+    ["config", "show"],
+    ["config", "show", "--sources"],
+    ["config", "show", "--format", "json", "--sources"],
+]
 
 
-def test_canary_never_in_cli_output_in_process(clean_env: dict[str, str], tmp_path: Path,
-                                               caplog: pytest.LogCaptureFixture) -> None:
+def test_canary_never_in_cli_output_in_process(
+    clean_env: dict[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     outcomes = set()
     for args, env in _canary_inputs(tmp_path):
@@ -169,8 +191,7 @@ def test_canary_never_in_cli_output_in_process(clean_env: dict[str, str], tmp_pa
     assert CANARY[:9] not in caplog.text
 
 
-def test_canary_never_in_cli_output_subprocess(clean_env: dict[str, str],
-                                               tmp_path: Path) -> None:
+def test_canary_never_in_cli_output_subprocess(clean_env: dict[str, str], tmp_path: Path) -> None:
     outcomes = set()
     for args, env in _canary_inputs(tmp_path):
         for command in (_COMMANDS[0], _COMMANDS[2]):
@@ -185,13 +206,17 @@ def test_canary_never_in_cli_output_subprocess(clean_env: dict[str, str],
 def test_canary_never_in_config_error_or_repr(tmp_path: Path) -> None:
     for args, env in _canary_inputs(tmp_path):
         try:
-            loaded = load_config(ConfigInputs(
-                config_path=Path(args[1]) if args[0] == "-c" else None,
-                overrides=tuple(a for a in args if "=" in a),
-                profile=args[args.index("--profile") + 1] if "--profile" in args else None,
-                secrets_dir=Path(env["REDIS_GATEWAY_SECRETS_DIR"])
-                if "REDIS_GATEWAY_SECRETS_DIR" in env else None,
-                env=env))
+            loaded = load_config(
+                ConfigInputs(
+                    config_path=Path(args[1]) if args[0] == "-c" else None,
+                    overrides=tuple(a for a in args if "=" in a),
+                    profile=args[args.index("--profile") + 1] if "--profile" in args else None,
+                    secrets_dir=Path(env["REDIS_GATEWAY_SECRETS_DIR"])
+                    if "REDIS_GATEWAY_SECRETS_DIR" in env
+                    else None,
+                    env=env,
+                )
+            )
         except ConfigError as exc:
             assert CANARY[:9] not in str(exc) + repr(exc.problems)
         else:

@@ -33,8 +33,9 @@ pytestmark = pytest.mark.integration
 @contextmanager
 def running_native_gateway(config: Config) -> Iterator[str]:
     """As conftest_gateway.running_gateway, with the worker's own server settings."""
-    config = config.model_copy(update={"server": config.server.model_copy(
-        update={"http_engine": "native"})})
+    config = config.model_copy(
+        update={"server": config.server.model_copy(update={"http_engine": "native"})}
+    )
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)
@@ -51,6 +52,7 @@ def running_native_gateway(config: Config) -> Iterator[str]:
 
 
 # -- the Upstash suite ---------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def gateway(redis_url: str) -> Iterator[str]:
@@ -69,6 +71,7 @@ def http(gateway: str, clean_redis: redis.Redis) -> Iterator[httpx.Client]:
 
 
 # -- the Webdis suite ----------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def webdis_root(redis_url: str) -> Iterator[str]:
@@ -91,8 +94,12 @@ def secured(redis_url: str) -> Iterator[str]:
             "jwt_secret": suite.SECRET,
             "api_keys": [
                 {"name": "open", "key": suite.OPEN_KEY},
-                {"name": "confined", "key": suite.CONFINED_KEY, "policy": "safe",
-                 "key_prefix": "app:"},
+                {
+                    "name": "confined",
+                    "key": suite.CONFINED_KEY,
+                    "policy": "safe",
+                    "key_prefix": "app:",
+                },
                 {"name": "reader", "key": suite.READER_KEY, "policy": "read_only"},
             ],
             "rate_limiting": {"enabled": True, "requests_per_minute": 6, "burst_size": 3},
@@ -105,12 +112,14 @@ def secured(redis_url: str) -> Iterator[str]:
 
 def _collect(module: Any) -> dict[str, Any]:
     """The suite's test functions, re-bound here so they use the fixtures above."""
-    return {name: getattr(module, name) for name in dir(module)
-            if name.startswith("test_") and callable(getattr(module, name))}
+    return {
+        name: getattr(module, name)
+        for name in dir(module)
+        if name.startswith("test_") and callable(getattr(module, name))
+    }
 
 
-globals().update({f"{name}_native_upstash": fn
-                  for name, fn in _collect(upstash_suite).items()})
+globals().update({f"{name}_native_upstash": fn for name, fn in _collect(upstash_suite).items()})
 globals().update({f"{name}_native_webdis": fn for name, fn in _collect(webdis_suite).items()})
 
 

@@ -26,10 +26,12 @@ T = TypeVar("T")
 
 
 def config(url: str, **limits: Any) -> Config:
-    return Config.model_validate({
-        "redis": {"url": url, "max_retries": 0, "connection_timeout_seconds": 1},
-        "auth": {"rate_limiting": {"enabled": True, **limits}},
-    })
+    return Config.model_validate(
+        {
+            "redis": {"url": url, "max_retries": 0, "connection_timeout_seconds": 1},
+            "auth": {"rate_limiting": {"enabled": True, **limits}},
+        }
+    )
 
 
 def with_limiters(
@@ -63,8 +65,9 @@ def test_two_workers_share_one_limit(redis_url: str, clean_redis: redis.Redis) -
     refused = [d for d in decisions if not d.allowed]
     assert all(not d.unavailable for d in refused)
     # 6/min: the next slot is 10 s after the first request.
-    assert all(d.retry_after_seconds is not None and 9.0 < d.retry_after_seconds <= 10.0
-               for d in refused)
+    assert all(
+        d.retry_after_seconds is not None and 9.0 < d.retry_after_seconds <= 10.0 for d in refused
+    )
     assert clean_redis.pttl(f"{KEY_PREFIX}key:alice") > 0  # state expires by itself
 
 
@@ -77,7 +80,9 @@ def test_principals_are_limited_separately(redis_url: str, clean_redis: redis.Re
         return first, second, other
 
     assert with_limiters(redis_url, 2, body, requests_per_minute=1, burst_size=1) == (
-        True, False, True
+        True,
+        False,
+        True,
     )
 
 
@@ -110,7 +115,9 @@ def test_script_reloaded_after_script_flush(redis_url: str, clean_redis: redis.R
         return results
 
     assert with_limiters(redis_url, 1, body, requests_per_minute=60, burst_size=2) == [
-        True, True, False
+        True,
+        True,
+        False,
     ]
 
 
@@ -148,11 +155,12 @@ def test_limit_holds_across_the_workers_of_a_running_gateway(
     gateway_factory: Callable[..., Any], clean_redis: redis.Redis
 ) -> None:
     """The real CLI with 2 worker processes: one limit for the client IP, not one each."""
-    gw = gateway_factory({
-        "server": {"workers": 2},
-        "auth": {"rate_limiting": {"enabled": True, "requests_per_minute": 6,
-                                   "burst_size": 4}},
-    })
+    gw = gateway_factory(
+        {
+            "server": {"workers": 2},
+            "auth": {"rate_limiting": {"enabled": True, "requests_per_minute": 6, "burst_size": 4}},
+        }
+    )
     assert len(gw.worker_pids()) == 2
 
     def one(_: int) -> int:

@@ -32,16 +32,37 @@ def unix_redis() -> Iterator[str]:
     workdir = tempfile.mkdtemp(prefix="gw-unix-redis-")
     sock = os.path.join(workdir, "redis.sock")
     proc = subprocess.Popen(
-        [find_server_binary(), "--port", "0", "--unixsocket", sock, "--save", "",
-         "--appendonly", "no", "--dir", workdir, "--requirepass", PASSWORD],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            find_server_binary(),
+            "--port",
+            "0",
+            "--unixsocket",
+            sock,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            workdir,
+            "--requirepass",
+            PASSWORD,
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_until(lambda: os.path.exists(sock), what="redis unix socket")
         admin = redis.Redis(unix_socket_path=sock, password=PASSWORD)
         wait_until(admin.ping, what="redis PING")
-        admin.acl_setuser("gw", enabled=True, passwords=[f"+{PASSWORD}"], keys=["*"],
-                          channels=["*"], commands=["+@all"])
+        admin.acl_setuser(
+            "gw",
+            enabled=True,
+            passwords=[f"+{PASSWORD}"],
+            keys=["*"],
+            channels=["*"],
+            commands=["+@all"],
+        )
         admin.close()
         yield sock
     finally:
@@ -51,9 +72,14 @@ def unix_redis() -> Iterator[str]:
 
 def test_unix_socket_acl_user_password_and_db(unix_redis: str) -> None:
     async def main() -> None:
-        client = RedisClient(RedisConfig(
-            url=f"unix://{unix_redis}", username="gw", default_password=PASSWORD, db=2,
-        ))
+        client = RedisClient(
+            RedisConfig(
+                url=f"unix://{unix_redis}",
+                username="gw",
+                default_password=PASSWORD,
+                db=2,
+            )
+        )
         await client.start()
         try:
             assert await client.execute([b"SET", b"where", b"db2"]) == b"OK"
@@ -72,8 +98,9 @@ def test_unix_socket_acl_user_password_and_db(unix_redis: str) -> None:
 
 def test_wrong_password_names_the_problem_without_the_secret(unix_redis: str) -> None:
     async def main() -> None:
-        client = RedisClient(RedisConfig(url=f"unix://{unix_redis}",
-                                         default_password="wrong-password-xyz"))
+        client = RedisClient(
+            RedisConfig(url=f"unix://{unix_redis}", default_password="wrong-password-xyz")
+        )
         with pytest.raises(RedisUnavailable, match="refused AUTH: WRONGPASS") as info:
             await client.start()
         assert "wrong-password-xyz" not in str(info.value)
@@ -101,11 +128,11 @@ def test_reads_are_retried_writes_are_not(redis_url: str, clean_redis: redis.Red
     asyncio.run(main())
 
 
-def test_blocking_commands_use_dedicated_connections(redis_url: str,
-                                                     clean_redis: redis.Redis) -> None:
+def test_blocking_commands_use_dedicated_connections(
+    redis_url: str, clean_redis: redis.Redis
+) -> None:
     async def main() -> None:
-        client = RedisClient(RedisConfig(url=redis_url, pool_max_size=1,
-                                         pool_timeout_seconds=0.3))
+        client = RedisClient(RedisConfig(url=redis_url, pool_max_size=1, pool_timeout_seconds=0.3))
         await client.start()
         try:
             blpop = asyncio.create_task(client.execute([b"BLPOP", b"q", b"2"]))
@@ -155,8 +182,9 @@ def test_command_timeout_fails_fast_and_connection_recovers() -> None:
     pid = server.proc.pid
 
     async def main() -> None:
-        client = RedisClient(RedisConfig(url=server.url, command_timeout_seconds=0.3,
-                                         max_retries=0))
+        client = RedisClient(
+            RedisConfig(url=server.url, command_timeout_seconds=0.3, max_retries=0)
+        )
         await client.start()
         try:
             os.kill(pid, signal.SIGSTOP)  # Redis stalls: the connection stays open

@@ -30,10 +30,26 @@ pytestmark = pytest.mark.integration
 def _self_signed(directory: Path, name: str) -> tuple[Path, Path]:
     cert, key = directory / f"{name}.pem", directory / f"{name}.key"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
     )
     return cert, key
 
@@ -126,8 +142,7 @@ def test_rediss_with_ca_file(tls_endpoint: tuple[int, Path, Path]) -> None:
 
 def test_rediss_refuses_an_unknown_certificate(tls_endpoint: tuple[int, Path, Path]) -> None:
     port, _, other = tls_endpoint
-    cfg = RedisConfig(url=f"rediss://127.0.0.1:{port}", tls={"ca_file": str(other)},
-                      max_retries=0)
+    cfg = RedisConfig(url=f"rediss://127.0.0.1:{port}", tls={"ca_file": str(other)}, max_retries=0)
     with pytest.raises(RedisUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
         _roundtrip(cfg)
 
@@ -139,7 +154,8 @@ def test_rediss_without_verification(tls_endpoint: tuple[int, Path, Path]) -> No
 
 
 def test_missing_ca_file_is_a_clear_start_error() -> None:
-    cfg = RedisConfig(url="rediss://127.0.0.1:1", tls={"ca_file": "/nonexistent/ca.pem"},
-                      max_retries=0)
+    cfg = RedisConfig(
+        url="rediss://127.0.0.1:1", tls={"ca_file": "/nonexistent/ca.pem"}, max_retries=0
+    )
     with pytest.raises(RedisUnavailable, match=r"redis\.tls: .*No such file"):
         _roundtrip(cfg)

@@ -22,8 +22,14 @@ pytestmark = pytest.mark.integration
 
 Factory = Callable[..., Gateway]
 DEBOUNCE_MS = 300
-WATCHING = {"supervisor": {"watch_config": True, "watch_debounce_ms": DEBOUNCE_MS,
-                           "watch_settle_ms": 150, "recheck_interval_seconds": 0}}
+WATCHING = {
+    "supervisor": {
+        "watch_config": True,
+        "watch_debounce_ms": DEBOUNCE_MS,
+        "watch_settle_ms": 150,
+        "recheck_interval_seconds": 0,
+    }
+}
 
 
 def _refused(port: int) -> bool:
@@ -38,8 +44,11 @@ def test_truncating_the_file_leaves_the_service_where_it_was(gateway_factory: Fa
     gw = gateway_factory(WATCHING)
     pids = gw.worker_pids()
     gw.config_path.write_text("")  # `: > gateway.toml`
-    status = wait_until(lambda: (s := gw.status())["reloads"].get("invalid") and s,
-                        timeout=20, what="the empty file rejected")
+    status = wait_until(
+        lambda: (s := gw.status())["reloads"].get("invalid") and s,
+        timeout=20,
+        what="the empty file rejected",
+    )
     assert "config file is empty" in "\n".join(status["last_reload"]["errors"])
     assert status["drift"]["state"] == "rejected"
     assert status["version"] == 1 and status["listen"] == [f"127.0.0.1:{gw.port}"]
@@ -49,8 +58,11 @@ def test_truncating_the_file_leaves_the_service_where_it_was(gateway_factory: Fa
     assert "config file is empty" in text and "reload.committed" not in text
 
     gw.write_config()  # the rest of the write lands: same config as before
-    status = wait_until(lambda: (s := gw.status())["drift"]["state"] == "in_sync" and s,
-                        timeout=20, what="in sync again")
+    status = wait_until(
+        lambda: (s := gw.status())["drift"]["state"] == "in_sync" and s,
+        timeout=20,
+        what="in sync again",
+    )
     assert status["last_reload"]["result"] == "unchanged" and status["version"] == 1
 
 
@@ -60,11 +72,15 @@ def test_a_port_change_seen_by_the_watcher_is_held_until_an_explicit_reload(
     gw = gateway_factory(WATCHING)
     new_port = free_port()
     gw.write_config({"server": {"port": new_port}})
-    status = wait_until(lambda: (s := gw.status())["reloads"].get("held") and s,
-                        timeout=20, what="the port change held")
+    status = wait_until(
+        lambda: (s := gw.status())["reloads"].get("held") and s,
+        timeout=20,
+        what="the port change held",
+    )
     assert status["drift"]["state"] == "pending"
     assert status["drift"]["reasons"] == [
-        f"server.port: listen address moves ({gw.port} -> {new_port})"]
+        f"server.port: listen address moves ({gw.port} -> {new_port})"
+    ]
     assert status["version"] == 1
     assert gw.get("/healthz")[0] == 200
     assert _refused(new_port)
@@ -75,8 +91,9 @@ def test_a_port_change_seen_by_the_watcher_is_held_until_an_explicit_reload(
     result = gw.reload()
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("reload committed: version 2")
-    wait_until(lambda: http_get(new_port, "/healthz")[0] == 200, timeout=20,
-               what="serving on the new port")
+    wait_until(
+        lambda: http_get(new_port, "/healthz")[0] == 200, timeout=20, what="serving on the new port"
+    )
     assert gw.status()["drift"]["state"] == "in_sync"
     wait_until(lambda: _refused(gw.port), timeout=20, what="old port closed")
 
@@ -89,7 +106,7 @@ def _write_in_pieces(path: Path, text: str, rng: random.Random, max_pause: float
     with open(path, "wb", buffering=0) as f:  # opening truncates
         time.sleep(rng.uniform(0, max_pause))
         for start in range(0, len(data), 48):
-            f.write(data[start:start + 48])
+            f.write(data[start : start + 48])
             if start <= half < start + 48:
                 time.sleep(rng.uniform(0, max_pause))
             else:
@@ -97,11 +114,13 @@ def _write_in_pieces(path: Path, text: str, rng: random.Random, max_pause: float
 
 
 def test_chunked_non_atomic_rewrites_under_load_never_apply_a_partial_config(
-    gateway_factory: Factory, clean_redis: redis.Redis,
+    gateway_factory: Factory,
+    clean_redis: redis.Redis,
 ) -> None:
     gw = gateway_factory(deep_merge(WATCHING, {"server": {"workers": 1}}))
-    variants = [deep_merge(gw.config, {"server": {"request_timeout_seconds": float(t)}})
-                for t in (11, 12)]
+    variants = [
+        deep_merge(gw.config, {"server": {"request_timeout_seconds": float(t)}}) for t in (11, 12)
+    ]
     rng = random.Random(14)
     # Pauses stay below the debounce: a writer that pauses longer than
     # watch_debounce_ms + watch_settle_ms looks finished (docs/operations.md).
@@ -110,6 +129,7 @@ def test_chunked_non_atomic_rewrites_under_load_never_apply_a_partial_config(
     with Load(gw.port) as load:
         for i in range(20):
             _write_in_pieces(gw.config_path, tomli_w.dumps(variants[i % 2]), rng, max_pause)
+
             def applied(version: int = i + 2) -> dict[str, Any] | None:
                 status = gw.status()
                 return status if status["version"] >= version else None
@@ -119,8 +139,10 @@ def test_chunked_non_atomic_rewrites_under_load_never_apply_a_partial_config(
             assert status["last_reload"]["trigger"].startswith("watch")
     status = gw.status()
     counter = int(clean_redis.get("counter") or 0)
-    print(f"\nchunked rewrites: ok={load.total_ok} failed_new={len(load.failed_new)} "
-          f"failed_keepalive={len(load.failed_keepalive)} reloads={status['reloads']}")
+    print(
+        f"\nchunked rewrites: ok={load.total_ok} failed_new={len(load.failed_new)} "
+        f"failed_keepalive={len(load.failed_keepalive)} reloads={status['reloads']}"
+    )
     assert load.failed_new == [] and load.failed_keepalive == []
     assert load.total_ok > 100
     assert counter == load.total_ok
@@ -135,7 +157,12 @@ def test_chunked_non_atomic_rewrites_under_load_never_apply_a_partial_config(
 def test_an_empty_config_file_at_start_exits_1(tmp_path: Path) -> None:
     empty = tmp_path / "gateway.toml"
     empty.write_text("")
-    result = subprocess.run([*REDIS_GATEWAY, "run", "-c", str(empty)], capture_output=True,
-                            text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [*REDIS_GATEWAY, "run", "-c", str(empty)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 1
     assert f"{empty}: config file is empty" in result.stderr

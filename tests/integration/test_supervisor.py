@@ -38,8 +38,9 @@ def test_sighup_with_new_worker_count_starts_a_new_generation(gateway: Gateway) 
     old = gateway.worker_pids()
     gateway.write_config({"server": {"workers": 3}})
     gateway.signal(signal.SIGHUP)
-    st = wait_until(lambda: (s := gateway.status())["version"] == 2 and s, timeout=30,
-                    what="version 2")
+    st = wait_until(
+        lambda: (s := gateway.status())["version"] == 2 and s, timeout=30, what="version 2"
+    )
     assert st["generation"] == 2
     assert st["last_reload"]["result"] == "committed"
     assert st["last_reload"]["changed"] == ["server.workers"]
@@ -86,8 +87,10 @@ def test_new_workers_failing_readiness_revert_to_the_old_generation(gateway: Gat
 def test_a_killed_worker_is_replaced(gateway: Gateway) -> None:
     victim = sorted(gateway.worker_pids())[0]
     psutil.Process(victim).kill()
-    wait_until(lambda: len(pids := gateway.worker_pids()) == 2 and victim not in pids,
-               what="replacement ready")
+    wait_until(
+        lambda: len(pids := gateway.worker_pids()) == 2 and victim not in pids,
+        what="replacement ready",
+    )
     assert any(w["restarts"] == 1 for w in gateway.status()["workers"])
     assert gateway.get("/healthz")[0] == 200
 
@@ -96,8 +99,9 @@ def test_workers_exit_by_themselves_when_the_supervisor_is_killed(gateway: Gatew
     pids = gateway.worker_pids()
     gateway.signal(signal.SIGKILL)
     gateway.wait_exit()
-    wait_until(lambda: not any(pid_alive(p) for p in pids), timeout=10,
-               what="orphaned workers exited")
+    wait_until(
+        lambda: not any(pid_alive(p) for p in pids), timeout=10, what="orphaned workers exited"
+    )
 
 
 def test_first_generation_that_cannot_boot_exits_non_zero(gateway_factory: Factory) -> None:
@@ -132,7 +136,10 @@ def test_status_command_prints_generation_workers_and_last_reload(gateway: Gatew
     wait_until(lambda: gateway.status()["last_reload"], what="a reload result")
     result = subprocess.run(
         [*REDIS_GATEWAY, "status", "--control-socket", gateway.control_socket],
-        capture_output=True, text=True, timeout=30, check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert "config version 1 (hash " in result.stdout
@@ -147,15 +154,32 @@ def test_dev_profile_without_redis_url_runs_an_embedded_redis(tmp_path: Path) ->
     sockdir = tempfile.mkdtemp(prefix="rg-")
     sock = f"{sockdir}/ctl.sock"
     proc = subprocess.Popen(
-        [*REDIS_GATEWAY, "run", "--profile", "dev", "--set", f"server.port={port}",
-         "--set", "server.host=127.0.0.1", "--set", "server.workers=1",
-         "--set", "observability.metrics.enabled=false",
-         "--set", f"supervisor.control_socket={sock}", "--set", "supervisor.watch_config=false"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path,
+        [
+            *REDIS_GATEWAY,
+            "run",
+            "--profile",
+            "dev",
+            "--set",
+            f"server.port={port}",
+            "--set",
+            "server.host=127.0.0.1",
+            "--set",
+            "server.workers=1",
+            "--set",
+            "observability.metrics.enabled=false",
+            "--set",
+            f"supervisor.control_socket={sock}",
+            "--set",
+            "supervisor.watch_config=false",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
     )
     try:
-        wait_until(lambda: http_get(port, "/set/dev/yes")[0] == 200, timeout=20,
-                   what="dev gateway serving")
+        wait_until(
+            lambda: http_get(port, "/set/dev/yes")[0] == 200, timeout=20, what="dev gateway serving"
+        )
         assert http_get(port, "/get/dev") == (200, {"result": "yes"})
         children = psutil.Process(proc.pid).children()
         servers = [c for c in children if c.name().startswith(("valkey-server", "redis-server"))]
@@ -173,8 +197,9 @@ def test_dev_profile_without_redis_url_runs_an_embedded_redis(tmp_path: Path) ->
 
 
 def test_a_worker_with_a_blocked_loop_is_killed_and_replaced(gateway_factory: Factory) -> None:
-    gw = gateway_factory({"supervisor": {"heartbeat_interval_seconds": 0.2,
-                                         "heartbeat_timeout_seconds": 1.0}})
+    gw = gateway_factory(
+        {"supervisor": {"heartbeat_interval_seconds": 0.2, "heartbeat_timeout_seconds": 1.0}}
+    )
     frozen = sorted(gw.worker_pids())[0]
     psutil.Process(frozen).suspend()  # SIGSTOP: no heartbeat, no reaction to SIGTERM
     wait_until(lambda: not pid_alive(frozen), timeout=15, what="frozen worker killed")
@@ -183,12 +208,15 @@ def test_a_worker_with_a_blocked_loop_is_killed_and_replaced(gateway_factory: Fa
 
 
 def test_config_file_change_is_reloaded_by_the_watcher(gateway_factory: Factory) -> None:
-    gw = gateway_factory({"supervisor": {"watch_config": True, "watch_debounce_ms": 100}},
-                         extra_args=("--pidfile", "gw.pid"))
+    gw = gateway_factory(
+        {"supervisor": {"watch_config": True, "watch_debounce_ms": 100}},
+        extra_args=("--pidfile", "gw.pid"),
+    )
     assert (gw.workdir / "gw.pid").read_text().strip() == str(gw.status()["pid"])
     gw.write_config({"server": {"workers": 1}})
-    st = wait_until(lambda: (s := gw.status())["version"] == 2 and s, timeout=30,
-                    what="watcher reload")
+    st = wait_until(
+        lambda: (s := gw.status())["version"] == 2 and s, timeout=30, what="watcher reload"
+    )
     assert st["last_reload"]["trigger"].startswith("watch")
     assert st["desired_workers"] == 1
     gw.signal(signal.SIGTERM)
@@ -198,13 +226,19 @@ def test_config_file_change_is_reloaded_by_the_watcher(gateway_factory: Factory)
 
 def test_admin_reload_endpoint_goes_through_the_control_socket(gateway_factory: Factory) -> None:
     key = "admin-key-0123456789"
-    gw = gateway_factory({
-        "auth": {"enabled": True, "api_keys": [{"name": "ops", "key": key, "admin": True}]},
-        "features": {"admin_endpoints": True},
-    })
-    gw.write_config({"auth": {"enabled": True, "api_keys": [
-        {"name": "ops", "key": key, "admin": True}]}, "features": {"admin_endpoints": True},
-        "server": {"workers": 1}})
+    gw = gateway_factory(
+        {
+            "auth": {"enabled": True, "api_keys": [{"name": "ops", "key": key, "admin": True}]},
+            "features": {"admin_endpoints": True},
+        }
+    )
+    gw.write_config(
+        {
+            "auth": {"enabled": True, "api_keys": [{"name": "ops", "key": key, "admin": True}]},
+            "features": {"admin_endpoints": True},
+            "server": {"workers": 1},
+        }
+    )
     conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=30)
     try:
         conn.request("POST", "/admin/reload", headers={"X-API-Key": key})

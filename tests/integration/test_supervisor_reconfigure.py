@@ -20,8 +20,9 @@ from tests.integration.conftest import Gateway, deep_merge
 pytestmark = pytest.mark.integration
 
 Factory = Callable[..., Gateway]
-WATCH_ON = {"supervisor": {"watch_config": True, "watch_debounce_ms": 100,
-                           "recheck_interval_seconds": 0}}
+WATCH_ON = {
+    "supervisor": {"watch_config": True, "watch_debounce_ms": 100, "recheck_interval_seconds": 0}
+}
 
 
 def _save(gw: Gateway, over: dict[str, Any]) -> None:
@@ -33,8 +34,11 @@ def _save(gw: Gateway, over: dict[str, Any]) -> None:
 
 
 def _version(gw: Gateway, version: int) -> dict[str, Any]:
-    return wait_until(lambda: (s := gw.status())["version"] == version and s, timeout=20,
-                      what=f"config version {version}")
+    return wait_until(
+        lambda: (s := gw.status())["version"] == version and s,
+        timeout=20,
+        what=f"config version {version}",
+    )
 
 
 def _stays(gw: Gateway, reloads: dict[str, int], seconds: float) -> None:
@@ -59,7 +63,7 @@ def test_watcher_starts_stops_and_watches_a_new_profile_file_on_reload(
 
     # A profile overlay that did not exist at start-up is an input too.
     overlay = gw.config_path.with_name("gateway.dev.toml")
-    overlay.write_text('[server]\nrequest_timeout_seconds = 12\n')
+    overlay.write_text("[server]\nrequest_timeout_seconds = 12\n")
     status = _version(gw, 4)
     assert status["last_reload"]["changed"] == ["server.request_timeout_seconds"]
 
@@ -73,8 +77,12 @@ def test_edit_then_sighup_reloads_once_without_an_unchanged_echo(
     gateway_factory: Factory,
 ) -> None:
     debounce_ms = 1000
-    gw = gateway_factory({"server": {"workers": 1}, "supervisor": {
-        **WATCH_ON["supervisor"], "watch_debounce_ms": debounce_ms}})
+    gw = gateway_factory(
+        {
+            "server": {"workers": 1},
+            "supervisor": {**WATCH_ON["supervisor"], "watch_debounce_ms": debounce_ms},
+        }
+    )
     _save(gw, {"server": {"request_timeout_seconds": 14}})
     gw.signal(signal.SIGHUP)  # `systemctl reload` right after saving
     status = _version(gw, 2)
@@ -107,12 +115,19 @@ def test_metrics_endpoint_is_started_moved_and_stopped_by_reloads(
     # committed once the new workers are ready, while the old generation (started
     # without metrics) may still accept for a moment: wait until only the new one is left.
     gen = gw.status()["generation"]
-    wait_until(lambda: all(w["generation"] == gen for w in gw.status()["workers"]
-                           if w["state"] != "standby"),
-               timeout=15, what="old generation drained")
+    wait_until(
+        lambda: all(
+            w["generation"] == gen for w in gw.status()["workers"] if w["state"] != "standby"
+        ),
+        timeout=15,
+        what="old generation drained",
+    )
     assert gw.get("/incr/metrics-reload")[0] == 200
-    text = wait_until(lambda: (t := _scrape(port)) and "redis_gateway_requests_total{" in t
-                      and t, timeout=10, what="worker request metrics")
+    text = wait_until(
+        lambda: (t := _scrape(port)) and "redis_gateway_requests_total{" in t and t,
+        timeout=10,
+        what="worker request metrics",
+    )
     assert "redis_gateway_config_version 2.0" in text
 
     _save(gw, {"observability": {"metrics": {"enabled": False}}})
@@ -126,4 +141,3 @@ def test_metrics_endpoint_is_started_moved_and_stopped_by_reloads(
     assert "redis_gateway_config_version 4.0" in text
     assert 'redis_gateway_reloads_total{result="committed"} 3.0' in text
     assert _refused(port)
-

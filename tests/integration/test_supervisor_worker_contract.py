@@ -38,8 +38,9 @@ def run_to_exit(w: WorkerProcess) -> None:
 
 
 def test_unreachable_redis_is_a_fatal_boot_error_without_secrets(listener: Listener) -> None:
-    config = Config.model_validate({"redis": {
-        "url": f"redis://127.0.0.1:{free_port()}", "default_password": CANARY}})
+    config = Config.model_validate(
+        {"redis": {"url": f"redis://127.0.0.1:{free_port()}", "default_password": CANARY}}
+    )
     w = WorkerProcess(1, 0)
     w.spawn(config, [listener.fd])
     run_to_exit(w)
@@ -55,8 +56,9 @@ def test_standby_worker_becomes_ready_when_its_config_arrives(
     w.spawn(None, [listener.fd])
     try:
         w.send_config(Config.model_validate({"redis": {"url": redis_url}}))
-        wait_until(lambda: (w.read_status(), w.state == WorkerState.READY)[1], timeout=30,
-                   what="ready")
+        wait_until(
+            lambda: (w.read_status(), w.state == WorkerState.READY)[1], timeout=30, what="ready"
+        )
         assert w.last_heartbeat >= w.started_at
         w.drain(10)
     finally:

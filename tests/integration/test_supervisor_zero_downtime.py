@@ -31,8 +31,10 @@ class Load:
         self.ok_keepalive = 0
         self.failed_keepalive: list[str] = []
         self.keepalive = KeepAliveClient(port)
-        self.threads = [threading.Thread(target=self._new_connections, daemon=True)
-                        for _ in range(new_connection_threads)]
+        self.threads = [
+            threading.Thread(target=self._new_connections, daemon=True)
+            for _ in range(new_connection_threads)
+        ]
         self.threads.append(threading.Thread(target=self._keep_alive, daemon=True))
 
     def __enter__(self) -> Load:
@@ -99,19 +101,25 @@ def test_reloads_under_load_lose_nothing(
             gw.write_config(over, raw=raw)
             result = gw.reload()
             results.append(result.stdout.split(":")[0])
+
             # Serving goes on after the reload (new requests succeed) before the next one.
             def served(before: int = before) -> bool:
                 return load.total_ok >= before + 5 or bool(load.failed_new)
 
             wait_until(served, timeout=10, what="requests served after the reload")
     counter = int(clean_redis.get("counter") or 0)
-    print(f"\nzero-downtime: new-connection ok={load.ok_new} failed={len(load.failed_new)}; "
-          f"keep-alive ok={load.ok_keepalive} failed={len(load.failed_keepalive)} "
-          f"retried={load.keepalive.retries} closes={load.keepalive.closes_announced}; "
-          f"counter={counter}; reloads={results}")
+    print(
+        f"\nzero-downtime: new-connection ok={load.ok_new} failed={len(load.failed_new)}; "
+        f"keep-alive ok={load.ok_keepalive} failed={len(load.failed_keepalive)} "
+        f"retried={load.keepalive.retries} closes={load.keepalive.closes_announced}; "
+        f"counter={counter}; reloads={results}"
+    )
     assert results == [
-        "reload committed", "reload failed (invalid)", "reload committed",
-        "reload failed (readiness_failed)", "reload committed",
+        "reload committed",
+        "reload failed (invalid)",
+        "reload committed",
+        "reload failed (readiness_failed)",
+        "reload committed",
     ]
     assert load.failed_new == []
     assert load.failed_keepalive == []

@@ -33,8 +33,9 @@ def client(
     request: pytest.FixtureRequest, gateway: str, clean_redis: redis.Redis
 ) -> Iterator[Redis]:
     encoding: Literal["base64"] | None = "base64" if request.param == "base64" else None
-    with Redis(url=gateway, token=TOKEN, rest_encoding=encoding, allow_telemetry=False,
-               rest_retries=0) as upstash:
+    with Redis(
+        url=gateway, token=TOKEN, rest_encoding=encoding, allow_telemetry=False, rest_retries=0
+    ) as upstash:
         yield upstash
 
 
@@ -113,7 +114,9 @@ def test_eval_scripts(client: Redis) -> None:
     assert client.eval("return 1 + 1") == 2
     assert client.eval("return KEYS[1]", keys=["mykey"]) == "mykey"
     assert client.eval("return {1, ARGV[1], redis.status_reply('FINE')}", args=["x"]) == [
-        1, "x", "FINE"
+        1,
+        "x",
+        "FINE",
     ]
     client.set("sk", "Hello")
     assert client.eval("return redis.call('GET', KEYS[1])", keys=["sk"]) == "Hello"

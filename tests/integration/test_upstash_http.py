@@ -97,9 +97,7 @@ def test_method_not_allowed_and_sync_token(http: httpx.Client) -> None:
 def test_oversized_body_is_413(http: httpx.Client) -> None:
     r = http.post("/set/big", content=b"x" * 5000)
     assert r.status_code == 413
-    assert r.json() == {
-        "error": "request body too large: 5000 bytes > server.max_body_bytes=4096"
-    }
+    assert r.json() == {"error": "request body too large: 5000 bytes > server.max_body_bytes=4096"}
 
 
 def test_sync_token_changes_on_writes_only(http: httpx.Client) -> None:
@@ -209,9 +207,7 @@ def test_request_timeout_is_504(http: httpx.Client) -> None:
     started = time.monotonic()
     r = http.get("/blpop/never/5")
     assert r.status_code == 504
-    assert r.json() == {
-        "error": "request did not complete within server.request_timeout_seconds=1"
-    }
+    assert r.json() == {"error": "request did not complete within server.request_timeout_seconds=1"}
     assert time.monotonic() - started < 3
     assert http.get("/ping").status_code == 200
 

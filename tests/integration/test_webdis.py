@@ -29,10 +29,21 @@ def allow_all(args: list[bytes]) -> str | None:
     return None
 
 
-def req(method: str, path: str, query: list[tuple[str, str]] | None = None,
-        body: bytes = b"", headers: dict[str, str] | None = None) -> Request:
-    return Request(method=method, path=path, query=query or [], headers=headers or {},
-                   body=body, client_ip="127.0.0.1")
+def req(
+    method: str,
+    path: str,
+    query: list[tuple[str, str]] | None = None,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+) -> Request:
+    return Request(
+        method=method,
+        path=path,
+        query=query or [],
+        headers=headers or {},
+        body=body,
+        client_ip="127.0.0.1",
+    )
 
 
 def with_client(url: str, body: Callable[[RedisClient], Awaitable[T]]) -> T:
@@ -191,8 +202,9 @@ def test_subscribe_streams_messages_and_releases_connection(
 
 def test_psubscribe_stream(redis_url: str, clean_redis: redis.Redis) -> None:
     async def body(client: RedisClient) -> list[bytes]:
-        response = await handle(req("GET", "/PSUBSCRIBE/news.*", [("jsonp", "cb")]),
-                                client, allow_all)
+        response = await handle(
+            req("GET", "/PSUBSCRIBE/news.*", [("jsonp", "cb")]), client, allow_all
+        )
         assert response.stream is not None
         stream = response.stream
         chunks = [await anext(stream)]

@@ -33,9 +33,23 @@ pytestmark = [
 # (method, path-and-query, body).
 CASES: list[tuple[str, str, bytes | None]] = [
     ("GET", "/GET/hello", None),
-    *[("GET", f"/GET/hello.{ext}", None) for ext in (
-        "json", "txt", "raw", "html", "xhtml", "xml", "png", "jpg", "jpeg", "css", "bin", "foo",
-    )],
+    *[
+        ("GET", f"/GET/hello.{ext}", None)
+        for ext in (
+            "json",
+            "txt",
+            "raw",
+            "html",
+            "xhtml",
+            "xml",
+            "png",
+            "jpg",
+            "jpeg",
+            "css",
+            "bin",
+            "foo",
+        )
+    ],
     ("GET", "/GET/hello?jsonp=cb", None),
     ("GET", "/GET/hello.js?callback=cb", None),
     ("GET", "/GET/hello?type=application/pdf", None),
@@ -94,20 +108,32 @@ def webdis(redis_url: str) -> Iterator[str]:
     parts = urlsplit(redis_url)
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="webdis-"))
-    (workdir / "webdis.json").write_text(json.dumps({
-        "redis_host": parts.hostname, "redis_port": parts.port,
-        "http_host": "127.0.0.1", "http_port": port, "threads": 1,
-        "daemonize": False, "database": 0, "verbosity": 1,
-        "logfile": str(workdir / "webdis.log"),
-    }))
+    (workdir / "webdis.json").write_text(
+        json.dumps(
+            {
+                "redis_host": parts.hostname,
+                "redis_port": parts.port,
+                "http_host": "127.0.0.1",
+                "http_port": port,
+                "threads": 1,
+                "daemonize": False,
+                "database": 0,
+                "verbosity": 1,
+                "logfile": str(workdir / "webdis.log"),
+            }
+        )
+    )
     proc = subprocess.Popen(
         ["webdis", str(workdir / "webdis.json")],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: httpx.get(base + "/PING", timeout=1).status_code == 200,
-                   what="webdis to answer")
+        wait_until(
+            lambda: httpx.get(base + "/PING", timeout=1).status_code == 200, what="webdis to answer"
+        )
         yield base
     finally:
         proc.kill()
@@ -143,8 +169,9 @@ def seeded(clean_redis: redis.Redis) -> redis.Redis:
     return clean_redis
 
 
-def _answer(client: httpx.Client, method: str, target: str, body: bytes | None
-            ) -> tuple[int, str | None, bytes, str | None]:
+def _answer(
+    client: httpx.Client, method: str, target: str, body: bytes | None
+) -> tuple[int, str | None, bytes, str | None]:
     r = client.request(method, target, content=body)
     if r.status_code != 200:  # Webdis's error answers are empty; ours carry JSON
         return r.status_code, None, b"", None
@@ -153,8 +180,10 @@ def _answer(client: httpx.Client, method: str, target: str, body: bytes | None
 
 def test_same_answers_as_webdis(webdis: str, gateway: str, seeded: redis.Redis) -> None:
     differences = []
-    with httpx.Client(base_url=webdis, timeout=10) as theirs, \
-            httpx.Client(base_url=gateway, timeout=10) as ours:
+    with (
+        httpx.Client(base_url=webdis, timeout=10) as theirs,
+        httpx.Client(base_url=gateway, timeout=10) as ours,
+    ):
         for method, target, body in CASES:
             expected = _answer(theirs, method, target, body)
             got = _answer(ours, method, target, body)

@@ -48,8 +48,7 @@ def secured(redis_url: str) -> Iterator[str]:
             "jwt_secret": SECRET,
             "api_keys": [
                 {"name": "open", "key": OPEN_KEY},
-                {"name": "confined", "key": CONFINED_KEY, "policy": "safe",
-                 "key_prefix": "app:"},
+                {"name": "confined", "key": CONFINED_KEY, "policy": "safe", "key_prefix": "app:"},
                 {"name": "reader", "key": READER_KEY, "policy": "read_only"},
             ],
             "rate_limiting": {"enabled": True, "requests_per_minute": 6, "burst_size": 3},
@@ -72,9 +71,7 @@ def test_webdis_exact_bytes_headers_and_etag(webdis_root: str, clean_redis: redi
         assert r.content == b'cb({"GET":"world"});\n'
         assert r.headers["etag"] == '"11d907cdec83c9d34a222669124fd480"'
         r = http.get("/GET/hello.raw")
-        assert (r.content, r.headers["content-type"]) == (
-            b"$5\r\nworld\r\n", "binary/octet-stream"
-        )
+        assert (r.content, r.headers["content-type"]) == (b"$5\r\nworld\r\n", "binary/octet-stream")
         r = http.get("/TYPE/hello", headers={"if-none-match": '"c3570f2969f90148f8ff7acd1d06b581"'})
         assert r.status_code == 200  # a different body ("string", not "none")
         etag = http.get("/GET/hello").headers["etag"]
@@ -134,8 +131,7 @@ def test_auth_policy_and_prefix(secured: str, clean_redis: redis.Redis) -> None:
 def test_rate_limit_429_with_retry_after(secured: str, clean_redis: redis.Redis) -> None:
     with httpx.Client(base_url=secured, timeout=10) as http:
         codes = [
-            http.get("/webdis/PING", headers={"x-api-key": OPEN_KEY}).status_code
-            for _ in range(5)
+            http.get("/webdis/PING", headers={"x-api-key": OPEN_KEY}).status_code for _ in range(5)
         ]
         assert codes == [200, 200, 200, 429, 429]
         r = http.get("/webdis/PING", headers={"x-api-key": OPEN_KEY})
@@ -146,14 +142,22 @@ def test_rate_limit_429_with_retry_after(secured: str, clean_redis: redis.Redis)
 
 def test_cors_preflight_and_headers(secured: str, clean_redis: redis.Redis) -> None:
     with httpx.Client(base_url=secured, timeout=10) as http:
-        r = http.options("/webdis/GET/k", headers={
-            "origin": APP_ORIGIN, "access-control-request-method": "GET",
-        })
+        r = http.options(
+            "/webdis/GET/k",
+            headers={
+                "origin": APP_ORIGIN,
+                "access-control-request-method": "GET",
+            },
+        )
         assert r.status_code == 204
         assert r.headers["access-control-allow-origin"] == APP_ORIGIN
-        r = http.options("/webdis/GET/k", headers={
-            "origin": "https://evil.example", "access-control-request-method": "GET",
-        })
+        r = http.options(
+            "/webdis/GET/k",
+            headers={
+                "origin": "https://evil.example",
+                "access-control-request-method": "GET",
+            },
+        )
         assert r.status_code == 403
         r = http.get("/webdis/GET/k", headers={"origin": APP_ORIGIN, "x-api-key": READER_KEY})
         assert r.headers["access-control-allow-origin"] == APP_ORIGIN
@@ -168,8 +172,10 @@ def _kill_subscribers(client: redis.Redis) -> None:
 def test_subscribe_is_a_chunked_stream(webdis_root: str, clean_redis: redis.Redis) -> None:
     received = bytearray()
     try:
-        with httpx.Client(base_url=webdis_root, timeout=10) as http, \
-                http.stream("GET", "/SUBSCRIBE/news") as r:
+        with (
+            httpx.Client(base_url=webdis_root, timeout=10) as http,
+            http.stream("GET", "/SUBSCRIBE/news") as r,
+        ):
             assert r.status_code == 200
             assert r.headers["content-type"] == "application/json"
             assert r.headers.get("transfer-encoding") == "chunked"
@@ -188,11 +194,16 @@ def test_subscription_released_when_client_goes_away(
     webdis_root: str, clean_redis: redis.Redis
 ) -> None:
     try:
-        with httpx.Client(base_url=webdis_root, timeout=10) as http, \
-                http.stream("GET", "/SUBSCRIBE/gone") as r:
+        with (
+            httpx.Client(base_url=webdis_root, timeout=10) as http,
+            http.stream("GET", "/SUBSCRIBE/gone") as r,
+        ):
             assert next(r.iter_raw()) == b'{"SUBSCRIBE":["subscribe","gone",1]}'
         # The client went away: its Redis subscription must go too.
-        wait_until(lambda: clean_redis.pubsub_numsub("gone") == [(b"gone", 0)], timeout=3,
-                   what="the subscriber's Redis connection to close")
+        wait_until(
+            lambda: clean_redis.pubsub_numsub("gone") == [(b"gone", 0)],
+            timeout=3,
+            what="the subscriber's Redis connection to close",
+        )
     finally:
         _kill_subscribers(clean_redis)

@@ -14,8 +14,13 @@ from tests.helpers import free_port
 def test_boot_error_when_redis_does_not_answer() -> None:
     port = free_port()
     config = Config.model_validate(
-        {"redis": {"url": f"redis://127.0.0.1:{port}", "max_retries": 0,
-                   "connection_timeout_seconds": 1.0}}
+        {
+            "redis": {
+                "url": f"redis://127.0.0.1:{port}",
+                "max_retries": 0,
+                "connection_timeout_seconds": 1.0,
+            }
+        }
     )
     app = build_app(config)
     with pytest.raises(BootError, match=f"Redis did not answer PING.*127.0.0.1:{port}"):

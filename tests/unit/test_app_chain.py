@@ -51,10 +51,13 @@ def run(cfg: Config, scenario: Scenario) -> None:
 def auth_config(redis_url: str, **extra: Any) -> Config:
     return config(
         redis_url,
-        auth={"enabled": True, "api_keys": [
-            {"name": "ops", "key": ADMIN_KEY, "admin": True, "policy": "all"},
-            {"name": "app", "key": USER_KEY},
-        ]},
+        auth={
+            "enabled": True,
+            "api_keys": [
+                {"name": "ops", "key": ADMIN_KEY, "admin": True, "policy": "all"},
+                {"name": "app", "key": USER_KEY},
+            ],
+        },
         features={"admin_endpoints": True},
         **extra,
     )
@@ -109,9 +112,15 @@ def test_admin_talks_to_the_control_socket(redis_url: str) -> None:
         command = json.loads(await reader.readline())
         seen.append(command)
         if command["cmd"] == "status":
-            reply: dict[str, Any] = {"ok": True, "status": {
-                "generation": 3, "version": 7, "hash": "supervisor-hash",
-                "provenance": {"server.port": "--set"}}}
+            reply: dict[str, Any] = {
+                "ok": True,
+                "status": {
+                    "generation": 3,
+                    "version": 7,
+                    "hash": "supervisor-hash",
+                    "provenance": {"server.port": "--set"},
+                },
+            }
         else:
             reply = {"ok": False, "error": "validation failed: server.port"}
         writer.write(json.dumps(reply).encode() + b"\n")
@@ -130,8 +139,7 @@ def test_admin_talks_to_the_control_socket(redis_url: str) -> None:
             assert r.json()["error"] == "validation failed: server.port"
             r = await client.get("/admin/config", headers=admin)
             body = r.json()
-            assert (body["version"], body["hash"], body["generation"]) == (
-                7, "supervisor-hash", 3)
+            assert (body["version"], body["hash"], body["generation"]) == (7, "supervisor-hash", 3)
             assert body["provenance"] == {"server.port": "--set"}
         finally:
             server.close()
@@ -159,23 +167,34 @@ def test_rate_limit_429_with_retry_after(redis_url: str, clean_redis: Any) -> No
         app.metrics.flush()
         assert app.metrics.rate_limited._value.get() > before
 
-    run(config(redis_url, auth={"rate_limiting": {
-        "enabled": True, "requests_per_minute": 1, "burst_size": 1}}), scenario)
+    run(
+        config(
+            redis_url,
+            auth={"rate_limiting": {"enabled": True, "requests_per_minute": 1, "burst_size": 1}},
+        ),
+        scenario,
+    )
 
 
 def test_cors_preflight_and_headers(redis_url: str) -> None:
     async def scenario(client: httpx.AsyncClient, app: GatewayApp) -> None:
         origin = {"origin": "https://app.example.com"}
-        r = await client.options("/set/k/v", headers={
-            **origin, "access-control-request-method": "POST"})
+        r = await client.options(
+            "/set/k/v", headers={**origin, "access-control-request-method": "POST"}
+        )
         assert r.status_code == 204
         assert r.headers["access-control-allow-origin"] == "https://app.example.com"
         r = await client.get("/ping", headers=origin)
         assert r.json() == {"result": "PONG"}
         assert r.headers["access-control-allow-origin"] == "https://app.example.com"
 
-    run(config(redis_url, server={"cors": {
-        "enabled": True, "allowed_origins": ["https://app.example.com"]}}), scenario)
+    run(
+        config(
+            redis_url,
+            server={"cors": {"enabled": True, "allowed_origins": ["https://app.example.com"]}},
+        ),
+        scenario,
+    )
 
 
 def test_method_override(redis_url: str) -> None:
@@ -220,8 +239,7 @@ def test_metrics_and_access_log(redis_url: str, clean_redis: Any) -> None:
         other = {"protocol": "upstash", "command": "other", "status": "400"}
         before = sample(app, "redis_gateway_requests_total", get_ok)
         before_other = sample(app, "redis_gateway_requests_total", other)
-        count = sample(app, "redis_gateway_request_duration_seconds_count",
-                       {"protocol": "upstash"})
+        count = sample(app, "redis_gateway_request_duration_seconds_count", {"protocol": "upstash"})
         with structlog.testing.capture_logs() as logs:
             await client.get("/get/secret-key-name")
             await client.get("/get/secret-key-name")
@@ -229,8 +247,10 @@ def test_metrics_and_access_log(redis_url: str, clean_redis: Any) -> None:
         app.metrics.flush()
         assert sample(app, "redis_gateway_requests_total", get_ok) == before + 2
         assert sample(app, "redis_gateway_requests_total", other) == before_other + 1
-        assert sample(app, "redis_gateway_request_duration_seconds_count",
-                      {"protocol": "upstash"}) == count + 3
+        assert (
+            sample(app, "redis_gateway_request_duration_seconds_count", {"protocol": "upstash"})
+            == count + 3
+        )
         access = [e for e in logs if e["event"] == "http.request"]
         assert [e["command"] for e in access] == ["GET", "GET", "other"]
         assert access[0]["status"] == 200 and access[0]["protocol"] == "upstash"
@@ -270,8 +290,15 @@ def test_stream_stops_when_the_client_goes_away(redis_url: str) -> None:
             if message.get("body") == b"first":
                 leave.set()  # the client goes away after the first chunk
 
-        scope = {"type": "http", "method": "GET", "path": "/sub", "raw_path": b"/sub",
-                 "query_string": b"", "headers": [], "client": ("10.0.0.1", 1)}
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": "/sub",
+            "raw_path": b"/sub",
+            "query_string": b"",
+            "headers": [],
+            "client": ("10.0.0.1", 1),
+        }
         await asyncio.wait_for(app(scope, receive, send), timeout=5)
         assert [m.get("body") for m in sent[1:]] == [b"first"]
 

@@ -25,11 +25,14 @@ def test_tracing_without_sdk_is_a_boot_error(monkeypatch: pytest.MonkeyPatch) ->
 def test_spans_per_request_and_redis_call(redis_url: str) -> None:
     exporters = pytest.importorskip("opentelemetry.sdk.trace.export.in_memory_span_exporter")
     exporter = exporters.InMemorySpanExporter()
-    cfg = Config.model_validate({
-        "redis": {"url": redis_url},
-        "observability": {"tracing": {"enabled": True, "sample_rate": 1.0,
-                                      "service_name": "gw-test"}},
-    })
+    cfg = Config.model_validate(
+        {
+            "redis": {"url": redis_url},
+            "observability": {
+                "tracing": {"enabled": True, "sample_rate": 1.0, "service_name": "gw-test"}
+            },
+        }
+    )
 
     async def main() -> list[Any]:
         app = build_app(cfg, span_exporter=exporter)

@@ -41,8 +41,9 @@ class Clock:
 class FakeWorker:
     """Same surface as WorkerProcess; the test decides when it is ready or exits."""
 
-    def __init__(self, clock: Clock, generation: int, slot: int, restarts: int,
-                 config: Config) -> None:
+    def __init__(
+        self, clock: Clock, generation: int, slot: int, restarts: int, config: Config
+    ) -> None:
         self.clock = clock
         self.generation, self.slot, self.restarts, self.config = generation, slot, restarts, config
         self.pid = next(_pids)
@@ -120,11 +121,18 @@ class SameConfig:
 
 
 def loaded(**server: Any) -> LoadedConfig:
-    base = {"workers": 2, "port": 18000, "graceful_shutdown_timeout_seconds": 5.0,
-            "reload_readiness_timeout_seconds": 10.0}
-    config = Config.model_validate({"server": {**base, **server},
-                                    "supervisor": {"restart_backoff_max_seconds": 8.0,
-                                                   "heartbeat_timeout_seconds": 3.0}})
+    base = {
+        "workers": 2,
+        "port": 18000,
+        "graceful_shutdown_timeout_seconds": 5.0,
+        "reload_readiness_timeout_seconds": 10.0,
+    }
+    config = Config.model_validate(
+        {
+            "server": {**base, **server},
+            "supervisor": {"restart_backoff_max_seconds": 8.0, "heartbeat_timeout_seconds": 3.0},
+        }
+    )
     digest = hashlib.sha256(json.dumps(dump_with_secrets(config), sort_keys=True).encode())
     return LoadedConfig(config, {}, digest.hexdigest()[:16], ())
 
@@ -136,14 +144,22 @@ class Env:
         self.next_config: LoadedConfig | Exception = loaded()
         self.sock = socket.socket()
         listener = Listener(self.sock, "0.0.0.0", 18000)
-        self.core = assemble(ConfigInputs(env={}), loaded(), [listener],
-                             factory=self.factory, hooks=FanOut(), preparer=SameConfig(),
-                             clock=self.clock, loader=self.load)
+        self.core = assemble(
+            ConfigInputs(env={}),
+            loaded(),
+            [listener],
+            factory=self.factory,
+            hooks=FanOut(),
+            preparer=SameConfig(),
+            clock=self.clock,
+            loader=self.load,
+        )
         self.arbiter = self.core.arbiter
         self.inbox = self.core.inbox
 
-    def factory(self, generation: int, slot: int, restarts: int, config: Config,
-                listeners: list[Listener]) -> FakeWorker:
+    def factory(
+        self, generation: int, slot: int, restarts: int, config: Config, listeners: list[Listener]
+    ) -> FakeWorker:
         w = FakeWorker(self.clock, generation, slot, restarts, config)
         self.workers.append(w)
         return w
@@ -154,8 +170,11 @@ class Env:
         return self.next_config
 
     def live(self, generation: int | None = None) -> list[FakeWorker]:
-        return [w for w in self.workers if w.alive
-                and (generation is None or w.generation == generation)]
+        return [
+            w
+            for w in self.workers
+            if w.alive and (generation is None or w.generation == generation)
+        ]
 
     def boot(self) -> None:
         self.arbiter.start()
@@ -416,8 +435,9 @@ def test_a_crashing_loader_or_fork_failure_fails_the_reload_not_the_supervisor(
     assert env.arbiter.last_reload.result == "error"
     assert "KeyError" in (env.arbiter.last_reload.error or "")
 
-    def no_fork(generation: int, slot: int, restarts: int, config: Config,
-                listeners: list[Listener]) -> FakeWorker:
+    def no_fork(
+        generation: int, slot: int, restarts: int, config: Config, listeners: list[Listener]
+    ) -> FakeWorker:
         raise BlockingIOError(11, "Resource temporarily unavailable")
 
     env.next_config = loaded(workers=3)
@@ -455,12 +475,16 @@ def test_a_signal_set_worker_count_survives_a_reload_that_keeps_server_workers(
     env.arbiter.step()
     st = env.arbiter.status()
     assert (st["desired_workers"], st["desired_workers_source"]) == (
-        3, "SIGTTIN (server.workers = 2)")
+        3,
+        "SIGTTIN (server.workers = 2)",
+    )
     _commit(env, loaded(keepalive_timeout_seconds=9.0))  # server.workers stays 2
     assert len(env.live(2)) == 3  # the new generation started with the scaled count
     st = env.arbiter.status()
     assert (st["desired_workers"], st["desired_workers_source"]) == (
-        3, "SIGTTIN (server.workers = 2)")
+        3,
+        "SIGTTIN (server.workers = 2)",
+    )
     env.arbiter.step()
     assert len(env.live(2)) == 3  # and keeps it: nothing drained, nothing added
 
@@ -504,8 +528,9 @@ def test_a_fork_failure_half_way_stops_the_workers_already_started(env: Env) -> 
     env.boot()
     started: list[FakeWorker] = []
 
-    def fork_once(generation: int, slot: int, restarts: int, config: Config,
-                  listeners: list[Listener]) -> FakeWorker:
+    def fork_once(
+        generation: int, slot: int, restarts: int, config: Config, listeners: list[Listener]
+    ) -> FakeWorker:
         if started:
             raise BlockingIOError(11, "Resource temporarily unavailable")
         started.append(env.factory(generation, slot, restarts, config, listeners))
@@ -518,5 +543,7 @@ def test_a_fork_failure_half_way_stops_the_workers_already_started(env: Env) -> 
     assert env.arbiter.last_reload is not None
     assert env.arbiter.last_reload.result == "error"
     assert started[0].state == WorkerState.DRAINING and signal.SIGTERM in started[0].signals
-    assert (env.arbiter.version, len([w for w in env.live(1) if w.state == WorkerState.READY])
-            ) == (1, 2)
+    assert (env.arbiter.version, len([w for w in env.live(1) if w.state == WorkerState.READY])) == (
+        1,
+        2,
+    )

@@ -117,10 +117,17 @@ def test_control_client_reports_an_unreachable_supervisor(sockpath: str) -> None
 
 
 def test_redaction_masks_secret_types_and_secret_named_keys() -> None:
-    event = redact_secrets(None, "info", {
-        "event": "x", "password": "hunter2", "value": SecretStr("s3cret"),
-        "nested": {"api_key": "k" * 16, "port": 6379}, "enabled": True,
-    })
+    event = redact_secrets(
+        None,
+        "info",
+        {
+            "event": "x",
+            "password": "hunter2",
+            "value": SecretStr("s3cret"),
+            "nested": {"api_key": "k" * 16, "port": 6379},
+            "enabled": True,
+        },
+    )
     assert event["password"] == MASK and event["value"] == MASK
     assert event["nested"] == {"api_key": MASK, "port": 6379}
     assert "hunter2" not in repr(event) and "s3cret" not in repr(event)
@@ -128,8 +135,9 @@ def test_redaction_masks_secret_types_and_secret_named_keys() -> None:
 
 def test_diff_lists_changed_secret_paths_but_never_their_values() -> None:
     old = Config.model_validate({"redis": {"default_password": "old-password"}})
-    new = Config.model_validate({"redis": {"default_password": "new-password"},
-                                 "server": {"workers": 7}})
+    new = Config.model_validate(
+        {"redis": {"default_password": "new-password"}, "server": {"workers": 7}}
+    )
     changed = config_diff(old, new)
     assert changed == ["redis.default_password", "server.workers"]
     values = redacted_values(new, changed)
@@ -139,21 +147,35 @@ def test_diff_lists_changed_secret_paths_but_never_their_values() -> None:
 def test_reload_outcome_summaries() -> None:
     ok = ReloadOutcome(ReloadResult("committed"), "SIGHUP", 3, "abc")
     assert ok.summary() == "reload committed: version 3 (hash abc)"
-    bad = ReloadOutcome(ReloadResult("readiness_failed"), "SIGHUP", 2, "abc",
-                        error="worker 12: boom")
+    bad = ReloadOutcome(
+        ReloadResult("readiness_failed"), "SIGHUP", 2, "abc", error="worker 12: boom"
+    )
     assert bad.summary() == "reload failed (readiness_failed): worker 12: boom"
     assert not bad.ok and ok.ok
 
 
 def test_format_status_shows_workers_and_last_reload() -> None:
-    text = format_status({
-        "pid": 10, "uptime_seconds": 5.0, "listen": ["0.0.0.0:8080"], "version": 2,
-        "hash": "abc", "profile": "dev", "generation": 3, "desired_workers": 2,
-        "workers": [{"pid": 11, "generation": 3, "state": "ready", "age_seconds": 1.5,
-                     "restarts": 1}],
-        "last_reload": {"result": "invalid", "finished_at": 0, "trigger": "SIGHUP",
-                        "error": "invalid configuration (1 problem(s))"},
-    })
+    text = format_status(
+        {
+            "pid": 10,
+            "uptime_seconds": 5.0,
+            "listen": ["0.0.0.0:8080"],
+            "version": 2,
+            "hash": "abc",
+            "profile": "dev",
+            "generation": 3,
+            "desired_workers": 2,
+            "workers": [
+                {"pid": 11, "generation": 3, "state": "ready", "age_seconds": 1.5, "restarts": 1}
+            ],
+            "last_reload": {
+                "result": "invalid",
+                "finished_at": 0,
+                "trigger": "SIGHUP",
+                "error": "invalid configuration (1 problem(s))",
+            },
+        }
+    )
     assert "config version 2 (hash abc), profile dev" in text
     assert "generation 3" in text and "     11    3  ready" in text
     assert "last reload: invalid" in text and "invalid configuration" in text

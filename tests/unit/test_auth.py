@@ -25,8 +25,13 @@ def make(**auth: Any) -> Authenticator:
         "jwt_secret": SECRET,
         "api_keys": [
             {"name": "svc-a", "key": KEY_A},
-            {"name": "svc-b", "key": KEY_B, "policy": "read_only", "key_prefix": "b:",
-             "admin": True},
+            {
+                "name": "svc-b",
+                "key": KEY_B,
+                "policy": "read_only",
+                "key_prefix": "b:",
+                "admin": True,
+            },
         ],
     }
     base.update(auth)
@@ -44,8 +49,11 @@ def fresh(**extra: Any) -> dict[str, Any]:
     return {"sub": "alice", "iat": now, "exp": now + 600, **extra}
 
 
-def refused(auth: Authenticator, headers: dict[str, str] | None = None,
-            query: list[tuple[str, str]] | None = None) -> AuthError:
+def refused(
+    auth: Authenticator,
+    headers: dict[str, str] | None = None,
+    query: list[tuple[str, str]] | None = None,
+) -> AuthError:
     with pytest.raises(AuthError) as exc:
         auth.authenticate(headers or {}, query or [], "10.0.0.1")
     assert exc.value.status == 401
@@ -56,7 +64,9 @@ def test_disabled_auth_gives_anonymous_keyed_by_ip() -> None:
     auth = Authenticator(Config())
     principal = auth.authenticate({}, [], "10.0.0.9")
     assert (principal.name, principal.policy, principal.rate_key) == (
-        "anonymous", "all_but_dangerous", "ip:10.0.0.9"
+        "anonymous",
+        "all_but_dangerous",
+        "ip:10.0.0.9",
     )
 
 
@@ -65,7 +75,10 @@ def test_api_key_in_header_bearer_and_query() -> None:
     assert auth.authenticate({"x-api-key": KEY_A}, [], "ip").name == "svc-a"
     principal = auth.authenticate({"authorization": f"Bearer {KEY_B}"}, [], "ip")
     assert (principal.name, principal.policy, principal.key_prefix, principal.admin) == (
-        "svc-b", "read_only", "b:", True
+        "svc-b",
+        "read_only",
+        "b:",
+        True,
     )
     assert principal.rate_key == "key:svc-b"
     assert auth.authenticate({}, [("_token", KEY_A)], "ip").name == "svc-a"
@@ -90,7 +103,10 @@ def test_valid_jwt_with_claims() -> None:
     claims = fresh(policy="safe", key_prefix="alice:", admin=False)
     principal = auth.authenticate({"authorization": f"Bearer {token(claims)}"}, [], "ip")
     assert (principal.name, principal.policy, principal.key_prefix, principal.rate_key) == (
-        "jwt:alice", "safe", "alice:", "jwt:alice"
+        "jwt:alice",
+        "safe",
+        "alice:",
+        "jwt:alice",
     )
 
 

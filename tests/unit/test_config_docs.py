@@ -20,7 +20,8 @@ EXAMPLES = ROOT / "examples"
 def test_configuration_md_is_current() -> None:
     committed = (ROOT / "docs" / "configuration.md").read_text()
     assert committed == render_markdown(), (
-        "docs/configuration.md is stale: run scripts/gen-config-docs and commit it")
+        "docs/configuration.md is stale: run scripts/gen-config-docs and commit it"
+    )
 
 
 def test_every_key_is_documented_with_its_env_var() -> None:
@@ -48,7 +49,8 @@ def test_example_dev_is_valid() -> None:
     # The dev overlay beside it is applied.
     assert loaded.config.features.debug_mode is True
     assert loaded.provenance["features.debug_mode"].startswith(
-        f"profile file {EXAMPLES / 'gateway.dev.toml'}:")
+        f"profile file {EXAMPLES / 'gateway.dev.toml'}:"
+    )
 
 
 def test_example_prod_is_valid_with_its_secret(tmp_path: Path) -> None:
@@ -56,8 +58,11 @@ def test_example_prod_is_valid_with_its_secret(tmp_path: Path) -> None:
     secrets.mkdir()
     (secrets / "auth.jwt_secret").write_text("p" * 48 + "\n")
     (secrets / "auth.jwt_secret").chmod(0o400)
-    loaded = load_config(ConfigInputs(config_path=EXAMPLES / "gateway.toml", profile="prod",
-                                      secrets_dir=secrets, env={}))
+    loaded = load_config(
+        ConfigInputs(
+            config_path=EXAMPLES / "gateway.toml", profile="prod", secrets_dir=secrets, env={}
+        )
+    )
     assert loaded.config.auth.enabled is True
     assert loaded.config.observability.metrics.port != loaded.config.server.port
     assert loaded.warnings == ()

@@ -35,8 +35,7 @@ def errors(**kwargs: object) -> list[str]:
 
 def test_missing_main_file_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "gatewya.toml"
-    assert errors(config_path=path) == [
-        f"{path}: file not found: {path} (from file {path})"]
+    assert errors(config_path=path) == [f"{path}: file not found: {path} (from file {path})"]
 
 
 def test_missing_main_file_from_env_meta_var(tmp_path: Path) -> None:
@@ -82,7 +81,8 @@ def test_wrong_encoding(tmp_path: Path) -> None:
 def test_permission_denied(tmp_path: Path) -> None:
     path = write(tmp_path / "g.toml", "[server]\n", mode=0o000)
     assert errors(config_path=path) == [
-        f"{path}: permission denied reading {path} (from file {path})"]
+        f"{path}: permission denied reading {path} (from file {path})"
+    ]
 
 
 def test_permission_denied_even_as_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -97,20 +97,25 @@ def test_permission_denied_even_as_root(tmp_path: Path, monkeypatch: pytest.Monk
 
     monkeypatch.setattr(os, "open", open_)
     assert errors(config_path=path) == [
-        f"{path}: permission denied reading {path} (from file {path})"]
+        f"{path}: permission denied reading {path} (from file {path})"
+    ]
 
 
 def test_directory_instead_of_file(tmp_path: Path) -> None:
     assert errors(config_path=tmp_path) == [
-        f"{tmp_path}: is a directory, not a file: {tmp_path} (from file {tmp_path})"]
+        f"{tmp_path}: is a directory, not a file: {tmp_path} (from file {tmp_path})"
+    ]
 
 
 def test_invalid_values_name_key_line_rule_and_value(tmp_path: Path) -> None:
-    path = write(tmp_path / "g.toml",
-                 "[server]\nhost = '::'\nport = 70000\n\n[observability.logging]\nlevel = 'LOUD'\n")
+    path = write(
+        tmp_path / "g.toml",
+        "[server]\nhost = '::'\nport = 70000\n\n[observability.logging]\nlevel = 'LOUD'\n",
+    )
     found = errors(config_path=path)
-    assert found[0] == (f"server.port: Input should be less than or equal to 65535 "
-                        f"(got 70000; from file {path}:3)")
+    assert found[0] == (
+        f"server.port: Input should be less than or equal to 65535 (got 70000; from file {path}:3)"
+    )
     assert found[1].startswith("observability.logging.level: Input should be 'DEBUG'")
     assert found[1].endswith(f"(got 'LOUD'; from file {path}:6)")
 
@@ -119,7 +124,8 @@ def test_unknown_key_suggests_the_right_one(tmp_path: Path) -> None:
     path = write(tmp_path / "g.toml", "[server]\nprot = 1\n")
     assert errors(config_path=path) == [
         # The value of an unknown key is never shown (issue 8: `auth.jwt_secrett`).
-        f"server.prot: unknown key; did you mean 'port'? (from file {path}:2)"]
+        f"server.prot: unknown key; did you mean 'port'? (from file {path}:2)"
+    ]
 
 
 def test_yaml_error_lines(tmp_path: Path) -> None:
@@ -132,11 +138,18 @@ def test_all_problems_from_all_layers_at_once(tmp_path: Path) -> None:
     cm = tmp_path / "cm"
     write(cm / "redis.db", "99")
     found = errors(
-        config_path=path, configmap_dir=cm, overrides=("observability.tracing.sample_rate=2",),
+        config_path=path,
+        configmap_dir=cm,
+        overrides=("observability.tracing.sample_rate=2",),
         env={"REDIS_GATEWAY_SERVER__WORKERS": "zero", "REDIS_GATEWAY_NOPE": "1"},
     )
     assert [line.split(":")[0] for line in found] == [
-        "server.port", "server.workers", "redis.db", "observability.tracing.sample_rate", "nope"]
+        "server.port",
+        "server.workers",
+        "redis.db",
+        "observability.tracing.sample_rate",
+        "nope",
+    ]
     assert "from env REDIS_GATEWAY_SERVER__WORKERS" in found[1]
     assert f"from configmap {cm / 'redis.db'}" in found[2]
     assert "from --set observability.tracing.sample_rate" in found[3]
@@ -167,8 +180,10 @@ def test_missing_directories(tmp_path: Path) -> None:
 
 def test_missing_indirect_secret_file(tmp_path: Path) -> None:
     found = errors(env={"REDIS_GATEWAY_AUTH__JWT_SECRET_FILE": str(tmp_path / "jwt")})
-    assert found == [f"auth.jwt_secret_file: file not found: {tmp_path / 'jwt'} "
-                     "(from env REDIS_GATEWAY_AUTH__JWT_SECRET_FILE)"]
+    assert found == [
+        f"auth.jwt_secret_file: file not found: {tmp_path / 'jwt'} "
+        "(from env REDIS_GATEWAY_AUTH__JWT_SECRET_FILE)"
+    ]
 
 
 def test_secret_values_never_in_errors(tmp_path: Path) -> None:
@@ -177,7 +192,8 @@ def test_secret_values_never_in_errors(tmp_path: Path) -> None:
     write(sec / "redis.db", CANARY)
     write(sec / "auth.api_keys", "[" + CANARY)
     found = errors(
-        secrets_dir=sec, profile="prod",
+        secrets_dir=sec,
+        profile="prod",
         overrides=(f"auth.jwt_secret={CANARY[:10]}", f"redis.url=http://:{CANARY}@h"),
         env={"REDIS_GATEWAY_REDIS__DEFAULT_PASSWORD": "[" + CANARY},
     )
@@ -199,9 +215,13 @@ def test_secret_file_readable_by_others_warns(tmp_path: Path) -> None:
 
 
 def test_error_in_second_array_table_entry_points_at_it(tmp_path: Path) -> None:
-    path = write(tmp_path / "g.toml", (
-        '[[auth.api_keys]]\nname = "a"\nkey = "0123456789abcdef"\n\n'
-        '[[auth.api_keys]]\nname = "b c"\nkey = "0123456789abcdef"\n'))
+    path = write(
+        tmp_path / "g.toml",
+        (
+            '[[auth.api_keys]]\nname = "a"\nkey = "0123456789abcdef"\n\n'
+            '[[auth.api_keys]]\nname = "b c"\nkey = "0123456789abcdef"\n'
+        ),
+    )
     found = errors(config_path=path)
     assert len(found) == 1
     assert found[0].startswith("auth.api_keys.1.name: String should match pattern")
@@ -209,9 +229,13 @@ def test_error_in_second_array_table_entry_points_at_it(tmp_path: Path) -> None:
 
 
 def test_yaml_list_item_error_line(tmp_path: Path) -> None:
-    path = write(tmp_path / "g.yaml", (
-        "auth:\n  api_keys:\n    - name: a\n      key: '0123456789abcdef'\n"
-        "    - name: b\n      key: '0123456789abcdef'\n      policy: everything\n"))
+    path = write(
+        tmp_path / "g.yaml",
+        (
+            "auth:\n  api_keys:\n    - name: a\n      key: '0123456789abcdef'\n"
+            "    - name: b\n      key: '0123456789abcdef'\n      policy: everything\n"
+        ),
+    )
     found = errors(config_path=path)
     assert found[0].startswith("auth.api_keys.1.policy:")
     assert found[0].endswith(f"from file {path}:7)")

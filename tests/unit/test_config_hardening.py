@@ -32,13 +32,17 @@ def one(**kw: Any) -> str:
 
 # -- 3. secrets printed --------------------------------------------------------------------
 
-@pytest.mark.parametrize("make", [
-    lambda tmp: {"config_path": _write(tmp / "g.toml", f'[auth]\njwt_secrett = "{CANARY}"\n')},
-    lambda tmp: {"env": {"REDIS_GATEWAY_AUTH__JWT_SECRE": CANARY}},
-    lambda tmp: {"overrides": (f"auth.jwt_secre={CANARY}",)},
-    lambda tmp: {"env": {"REDIS_GATEWAY_AUTH__API_KEYS": f'[{{"key":"{CANARY}'}},
-    lambda tmp: {"overrides": (f'auth.api_keys=[{{"name":"a","key":"{CANARY}"',)},
-])
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda tmp: {"config_path": _write(tmp / "g.toml", f'[auth]\njwt_secrett = "{CANARY}"\n')},
+        lambda tmp: {"env": {"REDIS_GATEWAY_AUTH__JWT_SECRE": CANARY}},
+        lambda tmp: {"overrides": (f"auth.jwt_secre={CANARY}",)},
+        lambda tmp: {"env": {"REDIS_GATEWAY_AUTH__API_KEYS": f'[{{"key":"{CANARY}'}},
+        lambda tmp: {"overrides": (f'auth.api_keys=[{{"name":"a","key":"{CANARY}"',)},
+    ],
+)
 def test_a_value_is_shown_only_for_a_known_non_secret_key(tmp_path: Path, make: Any) -> None:
     problem = one(**make(tmp_path))
     assert CANARY not in problem
@@ -50,8 +54,10 @@ def test_a_known_non_secret_value_is_still_shown() -> None:
 
 
 def test_url_passwords_are_masked_in_every_redacted_dump(tmp_path: Path) -> None:
-    urls = {"redis": {"url": f"redis://app:{CANARY}@127.0.0.1:6379/0"},
-            "observability": {"tracing": {"endpoint": f"https://u:{CANARY}@otel:4318/v1"}}}
+    urls = {
+        "redis": {"url": f"redis://app:{CANARY}@127.0.0.1:6379/0"},
+        "observability": {"tracing": {"endpoint": f"https://u:{CANARY}@otel:4318/v1"}},
+    }
     config = Config.model_validate(urls)
     dumped = dump_redacted(config)
     assert dumped["redis"]["url"] == "redis://app:**********@127.0.0.1:6379/0"
@@ -66,29 +72,35 @@ def test_url_passwords_are_masked_in_every_redacted_dump(tmp_path: Path) -> None
 
 # -- 4. dev binds loopback -------------------------------------------------------------
 
+
 def test_dev_listens_on_loopback_unless_told_otherwise(tmp_path: Path) -> None:
     dev = load_config(ConfigInputs(env={}))
     assert dev.config.server.host == "127.0.0.1"
     assert dev.provenance["server.host"] == "default for the dev profile"
     told = load_config(ConfigInputs(env={}, overrides=("server.host=0.0.0.0",)))
     assert told.config.server.host == "0.0.0.0"
-    staging = load_config(ConfigInputs(env={"REDIS_GATEWAY_REDIS__URL": "redis://r:1"},
-                                       profile="staging"))
+    staging = load_config(
+        ConfigInputs(env={"REDIS_GATEWAY_REDIS__URL": "redis://r:1"}, profile="staging")
+    )
     assert staging.config.server.host == "0.0.0.0"
 
 
 # -- 8. nesting ------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("levels", [40, 500, 5000])
-@pytest.mark.parametrize(("suffix", "template"), [
-    (".toml", "a = {open}{close}\n"),
-    (".json", '{{"a": {open}{close}}}'),
-    (".yaml", "a: {open}{close}\n"),
-])
-def test_deeply_nested_documents_are_a_clear_error(tmp_path: Path, levels: int, suffix: str,
-                                                   template: str) -> None:
-    path = _write(tmp_path / f"g{suffix}", template.format(open="[" * levels,
-                                                           close="]" * levels))
+@pytest.mark.parametrize(
+    ("suffix", "template"),
+    [
+        (".toml", "a = {open}{close}\n"),
+        (".json", '{{"a": {open}{close}}}'),
+        (".yaml", "a: {open}{close}\n"),
+    ],
+)
+def test_deeply_nested_documents_are_a_clear_error(
+    tmp_path: Path, levels: int, suffix: str, template: str
+) -> None:
+    path = _write(tmp_path / f"g{suffix}", template.format(open="[" * levels, close="]" * levels))
     problem = one(config_path=path)
     assert "levels deep (at most 32)" in problem or "more than 32 levels" in problem
 
@@ -113,23 +125,27 @@ def test_keys_with_1500_parts_are_a_clear_error() -> None:
 
 # -- 9. *_file and config inputs: regular files only, bounded -------------------------------
 
+
 def test_a_fifo_is_refused_at_once(tmp_path: Path) -> None:
     fifo = tmp_path / "pw"
     os.mkfifo(fifo)
     result: list[str] = []
     thread = threading.Thread(
-        target=lambda: result.append(one(overrides=(f"auth.jwt_secret_file={fifo}",))),
-        daemon=True)
+        target=lambda: result.append(one(overrides=(f"auth.jwt_secret_file={fifo}",))), daemon=True
+    )
     thread.start()
     thread.join(10)
     assert not thread.is_alive(), "reading a FIFO hung"
     assert f"{fifo} is a FIFO, not a regular file" in result[0]
 
 
-@pytest.mark.parametrize(("target", "rule"), [
-    ("/dev/zero", "is a character device, not a regular file"),
-    ("/dev/null", "is a character device, not a regular file"),
-])
+@pytest.mark.parametrize(
+    ("target", "rule"),
+    [
+        ("/dev/zero", "is a character device, not a regular file"),
+        ("/dev/null", "is a character device, not a regular file"),
+    ],
+)
 def test_devices_are_refused(target: str, rule: str) -> None:
     assert rule in one(overrides=(f"auth.jwt_secret_file={target}",))
     assert rule in one(config_path=Path(target))
@@ -146,39 +162,52 @@ def test_an_oversized_input_is_refused(tmp_path: Path) -> None:
 
 # -- 10. configs that validated, then misbehaved ----------------------------------------------
 
-@pytest.mark.parametrize(("setting", "rule"), [
-    ("supervisor.heartbeat_timeout_seconds=1", "must be at least twice"),
-    ("redis.url=redis://127.0.0.1:99999", "has an invalid port"),
-    ("redis.url=redis://127.0.0.1:port", "has an invalid port"),
-    ("redis.url=redis://127.0.0.1:0", "has an invalid port"),
-    ("auth.jwt_secret=", "must not be empty or blank"),
-    ("auth.jwt_secret=   ", "must not be empty or blank"),
-    ('server.cors.allowed_headers=["X-Ok", "X-A\\r\\nX-B"]', "is not an HTTP header name"),
-    ('server.cors.allowed_headers=["Bad Header"]', "is not an HTTP header name"),
-    ("server.request_timeout_seconds=inf", "finite number"),
-    ("server.graceful_shutdown_timeout_seconds=nan", "finite number"),
-    ("redis.command_timeout_seconds=1e300", "less than or equal to 86400"),
-    ("supervisor.recheck_interval_seconds=inf", "finite number"),
-    ('auth.api_keys=[{"name": "a", "key": "                    "}]', "must not be blank"),
-    ('auth.api_keys=[{"name": "a", "key": " 0123456789abcdef"}]', "leading/trailing whitespace"),
-    ("server.host=not a host", "neither an IP address nor a host name"),
-    ("server.host=no-such-host.invalid", "host name does not resolve"),
-    ("observability.metrics.host=-bad-", "neither an IP address nor a host name"),
-    ("supervisor.control_socket=", "must not be empty"),
-    ("supervisor.control_socket=/" + "x" * 120, "a Unix socket path is at most 107 bytes"),
-])
+
+@pytest.mark.parametrize(
+    ("setting", "rule"),
+    [
+        ("supervisor.heartbeat_timeout_seconds=1", "must be at least twice"),
+        ("redis.url=redis://127.0.0.1:99999", "has an invalid port"),
+        ("redis.url=redis://127.0.0.1:port", "has an invalid port"),
+        ("redis.url=redis://127.0.0.1:0", "has an invalid port"),
+        ("auth.jwt_secret=", "must not be empty or blank"),
+        ("auth.jwt_secret=   ", "must not be empty or blank"),
+        ('server.cors.allowed_headers=["X-Ok", "X-A\\r\\nX-B"]', "is not an HTTP header name"),
+        ('server.cors.allowed_headers=["Bad Header"]', "is not an HTTP header name"),
+        ("server.request_timeout_seconds=inf", "finite number"),
+        ("server.graceful_shutdown_timeout_seconds=nan", "finite number"),
+        ("redis.command_timeout_seconds=1e300", "less than or equal to 86400"),
+        ("supervisor.recheck_interval_seconds=inf", "finite number"),
+        ('auth.api_keys=[{"name": "a", "key": "                    "}]', "must not be blank"),
+        (
+            'auth.api_keys=[{"name": "a", "key": " 0123456789abcdef"}]',
+            "leading/trailing whitespace",
+        ),
+        ("server.host=not a host", "neither an IP address nor a host name"),
+        ("server.host=no-such-host.invalid", "host name does not resolve"),
+        ("observability.metrics.host=-bad-", "neither an IP address nor a host name"),
+        ("supervisor.control_socket=", "must not be empty"),
+        ("supervisor.control_socket=/" + "x" * 120, "a Unix socket path is at most 107 bytes"),
+    ],
+)
 def test_invalid_settings_name_their_rule(setting: str, rule: str) -> None:
     problem = one(overrides=(setting,))
     assert rule in problem
     assert problem.startswith(setting.split("=", maxsplit=1)[0].split(".", maxsplit=1)[0])
 
 
-@pytest.mark.parametrize("setting", [
-    "server.host=localhost", "server.host=::1", "server.host=0.0.0.0",
-    "redis.url=redis://127.0.0.1:6380/2", "redis.url=unix:///run/redis.sock",
-    "supervisor.heartbeat_timeout_seconds=2",
-    'server.cors.allowed_headers=["Authorization", "X-Custom_1"]',
-])
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "server.host=localhost",
+        "server.host=::1",
+        "server.host=0.0.0.0",
+        "redis.url=redis://127.0.0.1:6380/2",
+        "redis.url=unix:///run/redis.sock",
+        "supervisor.heartbeat_timeout_seconds=2",
+        'server.cors.allowed_headers=["Authorization", "X-Custom_1"]',
+    ],
+)
 def test_valid_settings_still_pass(setting: str) -> None:
     load_config(ConfigInputs(env={}, overrides=(setting,)))
 

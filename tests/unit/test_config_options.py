@@ -27,8 +27,22 @@ def capture(args: list[str], env: dict[str, str] | None = None) -> tuple[int, Co
 
 
 def test_options_map_to_inputs() -> None:
-    code, inputs = capture(["-c", "g.toml", "--profile", "prod", "--set", "a.b=1", "--set",
-                            "c=2", "--configmap-dir", "/cm", "--secrets-dir", "/sec"])
+    code, inputs = capture(
+        [
+            "-c",
+            "g.toml",
+            "--profile",
+            "prod",
+            "--set",
+            "a.b=1",
+            "--set",
+            "c=2",
+            "--configmap-dir",
+            "/cm",
+            "--secrets-dir",
+            "/sec",
+        ]
+    )
     assert code == 0 and inputs is not None
     assert inputs.config_path == Path("g.toml")
     assert inputs.profile == "prod"
@@ -38,11 +52,16 @@ def test_options_map_to_inputs() -> None:
 
 
 def test_options_from_env_meta_vars() -> None:
-    code, inputs = capture([], env={
-        "REDIS_GATEWAY_CONFIG": "/etc/g.yaml", "REDIS_GATEWAY_PROFILE": "staging",
-        "REDIS_GATEWAY_CONFIGMAP_DIR": "/cm", "REDIS_GATEWAY_SECRETS_DIR": "/sec",
-        "REDIS_GATEWAY_SERVER__PORT": "9000",
-    })
+    code, inputs = capture(
+        [],
+        env={
+            "REDIS_GATEWAY_CONFIG": "/etc/g.yaml",
+            "REDIS_GATEWAY_PROFILE": "staging",
+            "REDIS_GATEWAY_CONFIGMAP_DIR": "/cm",
+            "REDIS_GATEWAY_SECRETS_DIR": "/sec",
+            "REDIS_GATEWAY_SERVER__PORT": "9000",
+        },
+    )
     assert code == 0 and inputs is not None
     assert (inputs.config_path, inputs.profile) == (Path("/etc/g.yaml"), "staging")
     assert (inputs.configmap_dir, inputs.secrets_dir) == (Path("/cm"), Path("/sec"))

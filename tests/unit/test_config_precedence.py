@@ -33,8 +33,11 @@ def test_precedence_file_over_defaults(tmp_path: Path) -> None:
 def test_precedence_profile_over_file(tmp_path: Path) -> None:
     main = write(tmp_path / "gateway.toml", "[server]\nport = 8100\nhost = '127.0.0.1'\n")
     overlay = write(tmp_path / "gateway.staging.toml", "\n[server]\nport = 8200\n")
-    loaded = load_config(ConfigInputs(
-        config_path=main, profile="staging", overrides=("redis.url=redis://r:6379",), env={}))
+    loaded = load_config(
+        ConfigInputs(
+            config_path=main, profile="staging", overrides=("redis.url=redis://r:6379",), env={}
+        )
+    )
     assert loaded.config.server.port == 8200
     assert loaded.provenance["server.port"] == f"profile file {overlay}:3"
     # Deep merge: the overlay's [server] does not wipe the file's other server keys.
@@ -70,16 +73,18 @@ def test_precedence_secrets_over_configmap(tmp_path: Path) -> None:
 def test_precedence_env_over_secrets(tmp_path: Path) -> None:
     sec = tmp_path / "sec"
     write(sec / "auth.jwt_secret", SECRET_A)
-    loaded = load_config(ConfigInputs(
-        secrets_dir=sec, env={"REDIS_GATEWAY_AUTH__JWT_SECRET": SECRET_B}))
+    loaded = load_config(
+        ConfigInputs(secrets_dir=sec, env={"REDIS_GATEWAY_AUTH__JWT_SECRET": SECRET_B})
+    )
     assert loaded.config.auth.jwt_secret is not None
     assert loaded.config.auth.jwt_secret.get_secret_value() == SECRET_B
     assert loaded.provenance["auth.jwt_secret"] == "env REDIS_GATEWAY_AUTH__JWT_SECRET"
 
 
 def test_precedence_set_over_env() -> None:
-    loaded = load_config(ConfigInputs(
-        overrides=("server.port=8400",), env={"REDIS_GATEWAY_SERVER__PORT": "8300"}))
+    loaded = load_config(
+        ConfigInputs(overrides=("server.port=8400",), env={"REDIS_GATEWAY_SERVER__PORT": "8300"})
+    )
     assert loaded.config.server.port == 8400
     assert loaded.provenance["server.port"] == "--set server.port"
 
@@ -99,30 +104,35 @@ def test_file_indirection_at_its_layers_precedence(tmp_path: Path) -> None:
     # env's *_file beats the main file's plain value ...
     target = write(tmp_path / "jwt", SECRET_B)
     main = write(tmp_path / "gateway.toml", f'[auth]\njwt_secret = "{SECRET_A}"\n')
-    loaded = load_config(ConfigInputs(
-        config_path=main, env={"REDIS_GATEWAY_AUTH__JWT_SECRET_FILE": str(target)}))
+    loaded = load_config(
+        ConfigInputs(config_path=main, env={"REDIS_GATEWAY_AUTH__JWT_SECRET_FILE": str(target)})
+    )
     assert loaded.config.auth.jwt_secret is not None
     assert loaded.config.auth.jwt_secret.get_secret_value() == SECRET_B
     # ... and a later plain value beats an earlier *_file, which is then not even read.
     main.write_text('[auth]\njwt_secret_file = "/nonexistent/jwt"\n')
-    loaded = load_config(ConfigInputs(config_path=main, overrides=(f"auth.jwt_secret={SECRET_A}",),
-                                      env={}))
+    loaded = load_config(
+        ConfigInputs(config_path=main, overrides=(f"auth.jwt_secret={SECRET_A}",), env={})
+    )
     assert loaded.config.auth.jwt_secret is not None
     assert loaded.config.auth.jwt_secret.get_secret_value() == SECRET_A
 
 
 def test_file_indirection_in_api_key_items(tmp_path: Path) -> None:
     target = write(tmp_path / "key", SECRET_A)
-    main = write(tmp_path / "gateway.toml",
-                 f'[[auth.api_keys]]\nname = "ci"\nkey_file = "{target}"\n')
+    main = write(
+        tmp_path / "gateway.toml", f'[[auth.api_keys]]\nname = "ci"\nkey_file = "{target}"\n'
+    )
     loaded = load_config(ConfigInputs(config_path=main, env={}))
     assert loaded.config.auth.api_keys[0].key.get_secret_value() == SECRET_A
 
 
 def test_both_value_and_file_in_one_layer_is_an_error(tmp_path: Path) -> None:
     target = write(tmp_path / "jwt", SECRET_A)
-    main = write(tmp_path / "gateway.toml",
-                 f'[auth]\njwt_secret = "{SECRET_B}"\njwt_secret_file = "{target}"\n')
+    main = write(
+        tmp_path / "gateway.toml",
+        f'[auth]\njwt_secret = "{SECRET_B}"\njwt_secret_file = "{target}"\n',
+    )
     with pytest.raises(ConfigError, match="set either jwt_secret or jwt_secret_file"):
         load_config(ConfigInputs(config_path=main, env={}))
 
@@ -133,19 +143,25 @@ def test_real_tls_file_keys_are_not_indirections(tmp_path: Path) -> None:
 
 
 def test_deep_merge_keeps_sibling_keys_across_layers(tmp_path: Path) -> None:
-    main = write(tmp_path / "gateway.toml",
-                 "[server]\nport = 8100\n[server.cors]\nenabled = true\nmax_age_seconds = 5\n")
-    loaded = load_config(ConfigInputs(
-        config_path=main, env={"REDIS_GATEWAY_SERVER__CORS__MAX_AGE_SECONDS": "7"}))
+    main = write(
+        tmp_path / "gateway.toml",
+        "[server]\nport = 8100\n[server.cors]\nenabled = true\nmax_age_seconds = 5\n",
+    )
+    loaded = load_config(
+        ConfigInputs(config_path=main, env={"REDIS_GATEWAY_SERVER__CORS__MAX_AGE_SECONDS": "7"})
+    )
     assert loaded.config.server.cors.enabled is True
     assert loaded.config.server.cors.max_age_seconds == 7
     assert loaded.config.server.port == 8100
 
 
-@pytest.mark.parametrize("suffix,text", [
-    (".yaml", "server:\n  port: 8100\n"),
-    (".json", '{\n  "server": {\n    "port": 8100\n  }\n}\n'),
-])
+@pytest.mark.parametrize(
+    "suffix,text",
+    [
+        (".yaml", "server:\n  port: 8100\n"),
+        (".json", '{\n  "server": {\n    "port": 8100\n  }\n}\n'),
+    ],
+)
 def test_yaml_and_json_main_files(tmp_path: Path, suffix: str, text: str) -> None:
     main = write(tmp_path / f"gateway{suffix}", text)
     loaded = load_config(ConfigInputs(config_path=main, env={}))
@@ -154,8 +170,11 @@ def test_yaml_and_json_main_files(tmp_path: Path, suffix: str, text: str) -> Non
 
 
 def test_profile_from_env_and_from_file(tmp_path: Path) -> None:
-    loaded = load_config(ConfigInputs(env={
-        "REDIS_GATEWAY_PROFILE": "staging", "REDIS_GATEWAY_REDIS__URL": "redis://r:1"}))
+    loaded = load_config(
+        ConfigInputs(
+            env={"REDIS_GATEWAY_PROFILE": "staging", "REDIS_GATEWAY_REDIS__URL": "redis://r:1"}
+        )
+    )
     assert loaded.config.profile == "staging"
     assert loaded.provenance["profile"] == "env REDIS_GATEWAY_PROFILE"
     main = write(tmp_path / "gateway.toml", 'profile = "staging"\n[redis]\nurl = "redis://r:1"\n')

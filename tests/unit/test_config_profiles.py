@@ -35,14 +35,17 @@ def test_dev_has_no_profile_rules() -> None:
 @pytest.mark.parametrize("profile", ["staging", "prod"])
 def test_debug_mode_refused(profile: str) -> None:
     found = problems(profile, *PROD_OK, "features.debug_mode=true")
-    assert found == [f"features.debug_mode: debug mode is refused in {profile} "
-                     "(got True; from --set features.debug_mode)"]
+    assert found == [
+        f"features.debug_mode: debug mode is refused in {profile} "
+        "(got True; from --set features.debug_mode)"
+    ]
 
 
 def test_prod_requires_auth() -> None:
     found = problems("prod", "redis.url=redis://r:1")
-    assert found == ["auth.enabled: authentication must be enabled in prod "
-                     "(got False; from default)"]
+    assert found == [
+        "auth.enabled: authentication must be enabled in prod (got False; from default)"
+    ]
     assert problems("staging", "redis.url=redis://r:1") == []
 
 
@@ -58,8 +61,13 @@ def test_short_jwt_secret_refused_without_showing_it(profile: str) -> None:
 
 @pytest.mark.parametrize("profile", ["staging", "prod"])
 def test_wildcard_cors_with_credentials_refused(profile: str) -> None:
-    found = problems(profile, *PROD_OK, "server.cors.enabled=true",
-                     "server.cors.allow_credentials=true", 'server.cors.allowed_origins=["*"]')
+    found = problems(
+        profile,
+        *PROD_OK,
+        "server.cors.enabled=true",
+        "server.cors.allow_credentials=true",
+        'server.cors.allowed_origins=["*"]',
+    )
     assert len(found) == 1
     assert "cannot be combined with server.cors.allow_credentials" in found[0]
     assert found[0].startswith("server.cors.allowed_origins:")
@@ -73,17 +81,24 @@ def test_prod_wildcard_cors_needs_auth() -> None:
 
 @pytest.mark.parametrize("profile", ["staging", "prod"])
 def test_admin_endpoints_need_auth(profile: str) -> None:
-    found = problems(profile, "redis.url=redis://r:1", "features.admin_endpoints=true",
-                     f"auth.jwt_secret={STRONG}")
-    assert any(p.startswith("features.admin_endpoints: admin endpoints need auth.enabled")
-               for p in found)
+    found = problems(
+        profile,
+        "redis.url=redis://r:1",
+        "features.admin_endpoints=true",
+        f"auth.jwt_secret={STRONG}",
+    )
+    assert any(
+        p.startswith("features.admin_endpoints: admin endpoints need auth.enabled") for p in found
+    )
 
 
 @pytest.mark.parametrize("profile", ["staging", "prod"])
 def test_explicit_redis_url_required(profile: str) -> None:
     found = problems(profile, "auth.enabled=true", f"auth.jwt_secret={STRONG}")
-    assert found == [f"redis.url: must be set explicitly in {profile} (the embedded Redis is "
-                     "for dev only) (from default)"]
+    assert found == [
+        f"redis.url: must be set explicitly in {profile} (the embedded Redis is "
+        "for dev only) (from default)"
+    ]
 
 
 def test_profile_problems_reported_with_schema_problems() -> None:
@@ -95,8 +110,10 @@ def test_profile_problems_reported_with_schema_problems() -> None:
 
 def test_file_profile_conflicting_with_chosen_profile() -> None:
     found = problems("dev", "profile=prod")
-    assert found == ["profile: conflicts with the profile 'dev' chosen by --profile "
-                     "(got 'prod'; from --set profile)"]
+    assert found == [
+        "profile: conflicts with the profile 'dev' chosen by --profile "
+        "(got 'prod'; from --set profile)"
+    ]
 
 
 def test_unknown_profile_from_env() -> None:
@@ -110,5 +127,5 @@ def test_invalid_profile_in_main_file_reported_once(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(ConfigInputs(config_path=main, env={}))
     assert [str(p) for p in info.value.problems] == [
-        f"profile: must be one of ['dev', 'staging', 'prod'] (got 'production'; "
-        f"from file {main}:1)"]
+        f"profile: must be one of ['dev', 'staging', 'prod'] (got 'production'; from file {main}:1)"
+    ]

@@ -22,23 +22,55 @@ from supervisor.config.sources import flatten
 
 CANARY = "canary-prop-5b2f0e9d7c"
 KEYS = [".".join(p) for p, _ in flatten(dump_redacted(Config()))] + [
-    "auth.jwt_secret_file", "redis.default_password_file", "auth.api_keys", "nope", "server",
-    "profile", "server.cors", "auth.api_keys.0.key",
+    "auth.jwt_secret_file",
+    "redis.default_password_file",
+    "auth.api_keys",
+    "nope",
+    "server",
+    "profile",
+    "server.cors",
+    "auth.api_keys.0.key",
 ]
 
 text_values = st.one_of(
     st.text(max_size=30),
-    st.sampled_from(["0", "-1", "70000", "true", "null", "[]", "{}", "[1", '"x"', "1e999",
-                     '["*"]', '[{"name": "a", "key": "0123456789abcdef"}]', "/nonexistent",
-                     "redis://h:1", "DEBUG", "prod", "nan"]),
+    st.sampled_from(
+        [
+            "0",
+            "-1",
+            "70000",
+            "true",
+            "null",
+            "[]",
+            "{}",
+            "[1",
+            '"x"',
+            "1e999",
+            '["*"]',
+            '[{"name": "a", "key": "0123456789abcdef"}]',
+            "/nonexistent",
+            "redis://h:1",
+            "DEBUG",
+            "prod",
+            "nan",
+        ]
+    ),
 )
 keys = st.one_of(st.sampled_from(KEYS), st.text(string.ascii_lowercase + "._", max_size=20))
 documents = st.one_of(
     st.binary(max_size=60),
     st.builds(lambda k, v: f"{k} = {v}\n".encode(), keys, text_values),
     st.builds(lambda k, v: f"[{k}]\nport = {v}\n".encode(), keys, text_values),
-    st.sampled_from([b"server:\n  port: [1\n", b'{"server": 1}', b"- 1\n", b"\xff\xfe",
-                     b"[server]\nport = 1\n[server]\n", b"a: !!python/object:os.system x\n"]),
+    st.sampled_from(
+        [
+            b"server:\n  port: [1\n",
+            b'{"server": 1}',
+            b"- 1\n",
+            b"\xff\xfe",
+            b"[server]\nport = 1\n[server]\n",
+            b"a: !!python/object:os.system x\n",
+        ]
+    ),
 )
 file_names = st.text(string.ascii_letters + string.digits + "._-", min_size=1, max_size=20)
 
@@ -49,17 +81,24 @@ file_names = st.text(string.ascii_letters + string.digits + "._-", min_size=1, m
     overlay=st.none() | documents,
     configmap=st.none() | st.dictionaries(file_names, documents, max_size=4),
     secrets=st.none() | st.dictionaries(file_names, documents, max_size=3),
-    env=st.dictionaries(keys.map(lambda k: "REDIS_GATEWAY_" + k.upper().replace(".", "__")),
-                        text_values, max_size=4),
+    env=st.dictionaries(
+        keys.map(lambda k: "REDIS_GATEWAY_" + k.upper().replace(".", "__")), text_values, max_size=4
+    ),
     overrides=st.lists(
-        st.one_of(st.builds("{}={}".format, keys, text_values), st.text(max_size=15)), max_size=4),
+        st.one_of(st.builds("{}={}".format, keys, text_values), st.text(max_size=15)), max_size=4
+    ),
     profile=st.sampled_from([None, "dev", "staging", "prod"]),
     canary_key=keys,
 )
 def test_any_input_gives_config_or_config_error(
-    main: tuple[str, bytes] | None, overlay: bytes | None, configmap: dict[str, bytes] | None,
-    secrets: dict[str, bytes] | None, env: dict[str, str], overrides: list[str],
-    profile: str | None, canary_key: str,
+    main: tuple[str, bytes] | None,
+    overlay: bytes | None,
+    configmap: dict[str, bytes] | None,
+    secrets: dict[str, bytes] | None,
+    env: dict[str, str],
+    overrides: list[str],
+    profile: str | None,
+    canary_key: str,
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -85,8 +124,14 @@ def test_any_input_gives_config_or_config_error(
         if canary_key.strip(".") and not canary_key.startswith("."):
             (canary_dir / canary_key).write_text(CANARY)
         env = {**env, "REDIS_GATEWAY_SECRETS_DIR": str(canary_dir)} if dirs["sec"] is None else env
-        inputs = ConfigInputs(config_path=config_path, profile=profile, overrides=tuple(overrides),
-                              configmap_dir=dirs["cm"], secrets_dir=dirs["sec"], env=env)
+        inputs = ConfigInputs(
+            config_path=config_path,
+            profile=profile,
+            overrides=tuple(overrides),
+            configmap_dir=dirs["cm"],
+            secrets_dir=dirs["sec"],
+            env=env,
+        )
         assert isinstance(fingerprint_inputs(inputs), str)
         try:
             result = load_config(inputs)
@@ -105,11 +150,20 @@ def test_any_input_gives_config_or_config_error(
                     assert CANARY not in render_show(result, fmt=fmt, sources=sources)
 
 
-DEFAULT_LEAVES = {".".join(p): v for p, v in flatten(dump_redacted(Config()))
-                  if v is not None and p != ("profile",)}
+DEFAULT_LEAVES = {
+    ".".join(p): v
+    for p, v in flatten(dump_redacted(Config()))
+    if v is not None and p != ("profile",)
+}
 LAYERS = ("file", "profile", "configmap", "secrets", "env", "set")
-PROVENANCE_PREFIX = {"file": "file ", "profile": "profile file ", "configmap": "configmap ",
-                     "secrets": "secret file ", "env": "env ", "set": "--set "}
+PROVENANCE_PREFIX = {
+    "file": "file ",
+    "profile": "profile file ",
+    "configmap": "configmap ",
+    "secrets": "secret file ",
+    "env": "env ",
+    "set": "--set ",
+}
 
 
 def _as_text(value: object) -> str:
@@ -119,9 +173,13 @@ def _as_text(value: object) -> str:
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(assignments=st.dictionaries(
-    st.sampled_from(sorted(DEFAULT_LEAVES)), st.sets(st.sampled_from(LAYERS), min_size=1),
-    max_size=12))
+@given(
+    assignments=st.dictionaries(
+        st.sampled_from(sorted(DEFAULT_LEAVES)),
+        st.sets(st.sampled_from(LAYERS), min_size=1),
+        max_size=12,
+    )
+)
 def test_highest_layer_wins_for_any_assignment(assignments: dict[str, set[str]]) -> None:
     """Each key set (to a valid value) in several layers: the highest one is the source."""
     import tomli_w
@@ -155,10 +213,16 @@ def test_highest_layer_wins_for_any_assignment(assignments: dict[str, set[str]])
         (root / "gateway.toml").write_text(tomli_w.dumps(files["file"] or {"profile": "staging"}))
         if files["profile"]:
             (root / "gateway.staging.toml").write_text(tomli_w.dumps(files["profile"]))
-        loaded = load_config(ConfigInputs(
-            config_path=root / "gateway.toml", profile="staging", overrides=tuple(overrides),
-            configmap_dir=root / "cm", secrets_dir=root / "sec",
-            env={**env, "REDIS_GATEWAY_REDIS__URL": "redis://r:1"}))
+        loaded = load_config(
+            ConfigInputs(
+                config_path=root / "gateway.toml",
+                profile="staging",
+                overrides=tuple(overrides),
+                configmap_dir=root / "cm",
+                secrets_dir=root / "sec",
+                env={**env, "REDIS_GATEWAY_REDIS__URL": "redis://r:1"},
+            )
+        )
         for key, layers in assignments.items():
             top = max(layers, key=LAYERS.index)
             assert loaded.provenance[key].startswith(PROVENANCE_PREFIX[top]), (key, top)

@@ -29,27 +29,36 @@ def kubernetes_mount(root: Path, files: dict[str, str], stamp: str) -> Path:
 
 
 def test_env_lists_are_json() -> None:
-    loaded = load_config(ConfigInputs(env={
-        "REDIS_GATEWAY_SERVER__CORS__ALLOWED_ORIGINS": '["https://a.example", "https://b.example"]',
-        "REDIS_GATEWAY_POLICY__DENIED_COMMANDS": '["flushall"]',
-        "REDIS_GATEWAY_AUTH__API_KEYS": '[{"name": "ci", "key": "0123456789abcdef"}]',
-        "UNRELATED": "ignored",
-    }))
+    loaded = load_config(
+        ConfigInputs(
+            env={
+                "REDIS_GATEWAY_SERVER__CORS__ALLOWED_ORIGINS": '["https://a.example", "https://b.example"]',
+                "REDIS_GATEWAY_POLICY__DENIED_COMMANDS": '["flushall"]',
+                "REDIS_GATEWAY_AUTH__API_KEYS": '[{"name": "ci", "key": "0123456789abcdef"}]',
+                "UNRELATED": "ignored",
+            }
+        )
+    )
     assert loaded.config.server.cors.allowed_origins == ["https://a.example", "https://b.example"]
     assert loaded.config.policy.denied_commands == ["FLUSHALL"]
     assert loaded.config.auth.api_keys[0].name == "ci"
     assert loaded.provenance["policy.denied_commands"] == (
-        "env REDIS_GATEWAY_POLICY__DENIED_COMMANDS")
+        "env REDIS_GATEWAY_POLICY__DENIED_COMMANDS"
+    )
 
 
 def test_env_scalars_are_coerced_and_meta_vars_are_not_keys(tmp_path: Path) -> None:
-    loaded = load_config(ConfigInputs(env={
-        "REDIS_GATEWAY_SERVER__PORT": " 9001 ",
-        "REDIS_GATEWAY_SERVER__CORS__ENABLED": "true",
-        "REDIS_GATEWAY_OBSERVABILITY__TRACING__SAMPLE_RATE": "0.5",
-        "REDIS_GATEWAY_REDIS__USERNAME": '"null"',
-        "REDIS_GATEWAY_CONFIGMAP_DIR": str(tmp_path),
-    }))
+    loaded = load_config(
+        ConfigInputs(
+            env={
+                "REDIS_GATEWAY_SERVER__PORT": " 9001 ",
+                "REDIS_GATEWAY_SERVER__CORS__ENABLED": "true",
+                "REDIS_GATEWAY_OBSERVABILITY__TRACING__SAMPLE_RATE": "0.5",
+                "REDIS_GATEWAY_REDIS__USERNAME": '"null"',
+                "REDIS_GATEWAY_CONFIGMAP_DIR": str(tmp_path),
+            }
+        )
+    )
     assert loaded.config.server.port == 9001
     assert loaded.config.server.cors.enabled is True
     assert loaded.config.observability.tracing.sample_rate == 0.5
@@ -58,13 +67,18 @@ def test_env_scalars_are_coerced_and_meta_vars_are_not_keys(tmp_path: Path) -> N
 
 
 def test_set_values_json_or_string() -> None:
-    loaded = load_config(ConfigInputs(overrides=(
-        'server.cors.allowed_methods=["get","post"]',
-        "server.host=::1",
-        "auth.jwt_secret=[not json but a secret",
-        "redis.url=null",
-        "observability.logging.output=a=b",
-    ), env={}))
+    loaded = load_config(
+        ConfigInputs(
+            overrides=(
+                'server.cors.allowed_methods=["get","post"]',
+                "server.host=::1",
+                "auth.jwt_secret=[not json but a secret",
+                "redis.url=null",
+                "observability.logging.output=a=b",
+            ),
+            env={},
+        )
+    )
     assert loaded.config.server.cors.allowed_methods == ["GET", "POST"]
     assert loaded.config.server.host == "::1"
     assert loaded.config.auth.jwt_secret is not None
@@ -74,11 +88,15 @@ def test_set_values_json_or_string() -> None:
 
 
 def test_kubernetes_configmap_layout(tmp_path: Path) -> None:
-    cm = kubernetes_mount(tmp_path / "cm", {
-        "gateway.toml": "[server]\nport = 8100\nworkers = 2\n",
-        "server.port": "8200",
-        "server__cors__enabled": "true\n",
-    }, "2026_11_26_07_00_00.123456789")
+    cm = kubernetes_mount(
+        tmp_path / "cm",
+        {
+            "gateway.toml": "[server]\nport = 8100\nworkers = 2\n",
+            "server.port": "8200",
+            "server__cors__enabled": "true\n",
+        },
+        "2026_11_26_07_00_00.123456789",
+    )
     loaded = load_config(ConfigInputs(configmap_dir=cm, env={}))
     # The single key wins over the whole-document key in the same ConfigMap.
     assert loaded.config.server.port == 8200
@@ -90,8 +108,9 @@ def test_kubernetes_configmap_layout(tmp_path: Path) -> None:
 
 
 def test_kubernetes_secret_layout_and_update(tmp_path: Path) -> None:
-    sec = kubernetes_mount(tmp_path / "sec", {"auth.jwt_secret": SECRET + "\n"},
-                           "2026_11_26_07_00_00.000000001")
+    sec = kubernetes_mount(
+        tmp_path / "sec", {"auth.jwt_secret": SECRET + "\n"}, "2026_11_26_07_00_00.000000001"
+    )
     inputs = ConfigInputs(secrets_dir=sec, env={})
     loaded = load_config(inputs)
     assert loaded.config.auth.jwt_secret is not None
@@ -146,9 +165,15 @@ def test_watched_paths_cover_every_input(tmp_path: Path) -> None:
     target = tmp_path / "pw"
     target.write_text("pw")
     target.chmod(0o600)
-    loaded = load_config(ConfigInputs(
-        config_path=main, configmap_dir=cm, secrets_dir=sec,
-        overrides=(f"redis.default_password_file={target}",), env={}))
+    loaded = load_config(
+        ConfigInputs(
+            config_path=main,
+            configmap_dir=cm,
+            secrets_dir=sec,
+            overrides=(f"redis.default_password_file={target}",),
+            env={},
+        )
+    )
     assert set(loaded.watched_paths) == {main, overlay, cm, sec, target}
 
 

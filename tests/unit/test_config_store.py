@@ -48,8 +48,9 @@ def test_default_state_dir_follows_systemd_then_xdg() -> None:
     assert default_state_dir({"XDG_STATE_HOME": "/x"}) == Path("/x/redis-gateway")
 
 
-def test_versions_are_monotonic_and_a_restart_keeps_the_same(store: StateStore,
-                                                            tmp_path: Path) -> None:
+def test_versions_are_monotonic_and_a_restart_keeps_the_same(
+    store: StateStore, tmp_path: Path
+) -> None:
     a, b = _loaded(tmp_path, "server.workers=1"), _loaded(tmp_path, "server.workers=2")
     assert store.next_version(a.hash) == 1
     store.commit(a, version=1, trigger="start")
@@ -61,22 +62,27 @@ def test_versions_are_monotonic_and_a_restart_keeps_the_same(store: StateStore,
     assert store.next_version(a.hash) == 3  # unreadable state: above the newest backup
 
 
-def test_backups_hold_no_secret_and_say_which_were_withheld(store: StateStore,
-                                                           tmp_path: Path) -> None:
+def test_backups_hold_no_secret_and_say_which_were_withheld(
+    store: StateStore, tmp_path: Path
+) -> None:
     secrets = tmp_path / "sec"
     secrets.mkdir()
     (secrets / "redis.url").write_text(f"redis://127.0.0.1:6390/{CANARY[:3]}")
     (secrets / "redis.url").chmod(0o600)
-    loaded = _loaded(tmp_path, f"auth.jwt_secret={CANARY}",
-                     f'auth.api_keys=[{{"name": "app", "key": "{CANARY}", "policy": "safe"}}]',
-                     secrets_dir=secrets)
+    loaded = _loaded(
+        tmp_path,
+        f"auth.jwt_secret={CANARY}",
+        f'auth.api_keys=[{{"name": "app", "key": "{CANARY}", "policy": "safe"}}]',
+        secrets_dir=secrets,
+    )
     backup = store.commit(loaded, version=7, trigger="file", changed=["auth.jwt_secret"])
     raw = backup.path.read_text()
     assert CANARY not in raw and CANARY[:3] + '"' not in raw
     assert "**********" not in raw  # removed, not masked
     assert set(backup.secrets) == {"auth.jwt_secret", "auth.api_keys.0.key", "redis.url"}
     assert backup.config["auth"]["api_keys"] == [
-        {"name": "app", "policy": "safe", "key_prefix": None, "admin": False}]
+        {"name": "app", "policy": "safe", "key_prefix": None, "admin": False}
+    ]
     assert backup.config["server"]["workers"] == loaded.config.server.workers
     assert (backup.version, backup.hash, backup.trigger) == (7, loaded.hash, "file")
     assert stat.S_IMODE(backup.path.stat().st_mode) == 0o600
@@ -86,13 +92,13 @@ def test_backups_hold_no_secret_and_say_which_were_withheld(store: StateStore,
 
 def test_only_the_last_backups_are_kept(store: StateStore, tmp_path: Path) -> None:
     for version in range(1, 6):
-        store.commit(_loaded(tmp_path, f"server.workers={version}"), version=version,
-                     trigger="t")
+        store.commit(_loaded(tmp_path, f"server.workers={version}"), version=version, trigger="t")
     assert [b.version for b in store.backups().items] == [5, 4, 3]
 
 
 def test_corrupt_truncated_and_foreign_files_are_reported_and_skipped(
-    store: StateStore, tmp_path: Path,
+    store: StateStore,
+    tmp_path: Path,
 ) -> None:
     good = store.commit(_loaded(tmp_path, "server.workers=1"), version=1, trigger="t")
     folder = store.directory / "backups"
@@ -113,15 +119,26 @@ def test_a_kill_during_a_write_leaves_the_previous_file_whole(tmp_path: Path) ->
     target = tmp_path / "state.json"
     atomic_write(target, b'{"version": 1}')
     # A child writes 200 MB through atomic_write and is SIGKILLed while it does.
-    child = subprocess.Popen([sys.executable, "-c", (
-        "import sys; from pathlib import Path; "
-        "from supervisor.config.store import atomic_write; "
-        "print('go', flush=True); "
-        f"atomic_write(Path({str(target)!r}), b'x' * (200 << 20))")],
-        stdout=subprocess.PIPE, cwd=Path(__file__).resolve().parents[2])
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys; from pathlib import Path; "
+                "from supervisor.config.store import atomic_write; "
+                "print('go', flush=True); "
+                f"atomic_write(Path({str(target)!r}), b'x' * (200 << 20))"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert child.stdout is not None and child.stdout.readline() == b"go\n"
-    wait_until(lambda: any(p.name.startswith(".state.json.") for p in tmp_path.iterdir()),
-               timeout=20, what="the temp file being written")
+    wait_until(
+        lambda: any(p.name.startswith(".state.json.") for p in tmp_path.iterdir()),
+        timeout=20,
+        what="the temp file being written",
+    )
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
     child.stdout.close()

@@ -22,14 +22,20 @@ from gateway_worker.serving.server import (
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["path"] == "/forever":
         await asyncio.Event().wait()  # never answers: only the drain deadline ends it
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"text/plain"), (b"content-length", b"2")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/plain"), (b"content-length", b"2")],
+        }
+    )
     await send({"type": "http.response.body", "body": b"ok"})
 
 
 def config_for(timeout: float, engine: str = "uvicorn") -> Config:
     return Config.model_validate(
-        {"server": {"graceful_shutdown_timeout_seconds": timeout, "http_engine": engine}})
+        {"server": {"graceful_shutdown_timeout_seconds": timeout, "http_engine": engine}}
+    )
 
 
 @pytest.mark.parametrize("timeout", [0.5, 1.0, 2.5, 5.0, 30.0, 300.0])

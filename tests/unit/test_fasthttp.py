@@ -44,16 +44,26 @@ class App:
             await _reply(send, body)
             return
         if path == "/stream":
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", b"text/plain")]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"text/plain")],
+                }
+            )
             for chunk in (b"one", b"two"):
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await self.release.wait()
             await send({"type": "http.response.body", "body": b""})
             return
         if path == "/forever":
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", b"text/plain")]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"text/plain")],
+                }
+            )
             await send({"type": "http.response.body", "body": b"hi", "more_body": True})
             while (await receive())["type"] != "http.disconnect":
                 pass
@@ -61,14 +71,21 @@ class App:
             return
         if path.startswith("/sleep/"):
             await asyncio.sleep(float(path.rsplit("/", 1)[1]))
-        info = f"{scope['method']} {path} {scope['query_string'].decode()} " \
-               f"{scope['client'][0]} {scope['http_version']}"
+        info = (
+            f"{scope['method']} {path} {scope['query_string'].decode()} "
+            f"{scope['client'][0]} {scope['http_version']}"
+        )
         await _reply(send, info.encode())
 
 
 async def _reply(send: Send, body: bytes) -> None:
-    await send({"type": "http.response.start", "status": 200, "headers": [
-        (b"Content-Type", b"text/plain"), (b"content-length", b"%d" % len(body))]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"Content-Type", b"text/plain"), (b"content-length", b"%d" % len(body))],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -78,8 +95,9 @@ async def serving(app: App, **server: Any) -> AsyncIterator[int]:
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)
     port = sock.getsockname()[1]
-    config = Config.model_validate({"server": {
-        "graceful_shutdown_timeout_seconds": 2, "http_engine": "native", **server}})
+    config = Config.model_validate(
+        {"server": {"graceful_shutdown_timeout_seconds": 2, "http_engine": "native", **server}}
+    )
     uconfig = uvicorn_config(app, config)
     assert uconfig.http is NativeHttpProtocol
     worker = WorkerServer(uconfig, idle_grace=0.2)
@@ -133,12 +151,13 @@ def test_pipelined_requests_are_answered_in_order() -> None:
     async def scenario() -> None:
         async with serving(App()) as port:
             reader, writer = await connect(port)
-            writer.write(b"GET /sleep/0.2 HTTP/1.1\r\nHost: x\r\n\r\n"
-                         b"GET /fast HTTP/1.1\r\nHost: x\r\n\r\n"
-                         b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+            writer.write(
+                b"GET /sleep/0.2 HTTP/1.1\r\nHost: x\r\n\r\n"
+                b"GET /fast HTTP/1.1\r\nHost: x\r\n\r\n"
+                b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+            )
             bodies = [(await read_response(reader))[1] for _ in range(3)]
-            assert bodies == [b"GET /sleep/0.2  127.0.0.1 1.1", b"GET /fast  127.0.0.1 1.1",
-                              b"abc"]
+            assert bodies == [b"GET /sleep/0.2  127.0.0.1 1.1", b"GET /fast  127.0.0.1 1.1", b"abc"]
             writer.close()
 
     asyncio.run(scenario())
@@ -147,8 +166,10 @@ def test_pipelined_requests_are_answered_in_order() -> None:
 def test_connection_close_and_http_1_0_close_after_the_reply() -> None:
     async def scenario() -> None:
         async with serving(App()) as port:
-            for request in (b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-                            b"GET /a HTTP/1.0\r\n\r\n"):
+            for request in (
+                b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                b"GET /a HTTP/1.0\r\n\r\n",
+            ):
                 reader, writer = await connect(port)
                 writer.write(request)
                 head, _ = await read_response(reader)
@@ -163,17 +184,24 @@ def test_request_bodies_chunked_large_and_100_continue() -> None:
     async def scenario() -> None:
         async with serving(App()) as port:
             reader, writer = await connect(port)
-            writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                         b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
+            writer.write(
+                b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+            )
             assert (await read_response(reader))[1] == b"abcde"
             big = bytes(range(256)) * 1024  # above the read-pausing high-water mark
-            writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
-                         % len(big) + big)
+            writer.write(
+                b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(big) + big
+            )
             assert (await read_response(reader))[1] == big
-            writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
-                         b"Expect: 100-continue\r\n\r\n")
-            assert await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5) == \
-                b"HTTP/1.1 100 Continue\r\n\r\n"
+            writer.write(
+                b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+                b"Expect: 100-continue\r\n\r\n"
+            )
+            assert (
+                await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+                == b"HTTP/1.1 100 Continue\r\n\r\n"
+            )
             writer.write(b"ok")
             assert (await read_response(reader))[1] == b"ok"
             writer.close()
@@ -190,8 +218,7 @@ def test_streamed_response_is_chunked_and_head_has_no_body() -> None:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
             assert b"transfer-encoding: chunked" in head.lower()
             # The first chunks arrive before the response ends.
-            assert await asyncio.wait_for(reader.readexactly(16), 5) == \
-                b"3\r\none\r\n3\r\ntwo\r\n"
+            assert await asyncio.wait_for(reader.readexactly(16), 5) == b"3\r\none\r\n3\r\ntwo\r\n"
             app.release.set()
             assert await asyncio.wait_for(reader.readexactly(5), 5) == b"0\r\n\r\n"
             writer.write(b"HEAD /a HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -275,8 +302,10 @@ def test_forwarded_headers_from_a_trusted_peer_are_applied_per_request() -> None
     async def scenario() -> None:
         async with serving(App()) as port:  # uvicorn's default: 127.0.0.1 is trusted
             reader, writer = await connect(port)
-            writer.write(b"GET /a HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10.1.2.3\r\n\r\n"
-                         b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+            writer.write(
+                b"GET /a HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10.1.2.3\r\n\r\n"
+                b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n"
+            )
             assert (await read_response(reader))[1] == b"GET /a  10.1.2.3 1.1"
             assert (await read_response(reader))[1] == b"GET /b  127.0.0.1 1.1"
             writer.close()

@@ -51,10 +51,16 @@ def assert_clean(exc: BaseException, *secrets: bytes) -> None:
 
 def test_settings_validate_names_and_bounds() -> None:
     assert KubernetesSettings(configmap="a.b-c").token_path == Path(
-        "/var/run/secrets/kubernetes.io/serviceaccount/token")
-    for bad in ({}, {"configmap": "Bad_Name"}, {"secret": "../x"},
-                {"configmap": "a", "namespace": "a.b"}, {"configmap": "a", "timeout_seconds": 0},
-                {"configmap": "a", "backoff_initial_seconds": 5, "backoff_max_seconds": 1}):
+        "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    )
+    for bad in (
+        {},
+        {"configmap": "Bad_Name"},
+        {"secret": "../x"},
+        {"configmap": "a", "namespace": "a.b"},
+        {"configmap": "a", "timeout_seconds": 0},
+        {"configmap": "a", "backoff_initial_seconds": 5, "backoff_max_seconds": 1},
+    ):
         with pytest.raises(SettingsError):
             KubernetesSettings(**bad)
 
@@ -64,9 +70,11 @@ def test_api_url_and_namespace_default_to_the_pod(tmp_path: Path) -> None:
     env = {"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"}
     assert resolve_api_url(s, env) == "https://10.0.0.1:443"
     assert resolve_api_url(s, {**env, "KUBERNETES_SERVICE_HOST": "fd00::1"}) == (
-        "https://[fd00::1]:443")
+        "https://[fd00::1]:443"
+    )
     assert resolve_api_url(KubernetesSettings(configmap="a", api_url="http://x:1/"), {}) == (
-        "http://x:1")
+        "http://x:1"
+    )
     with pytest.raises(SettingsError, match="KUBERNETES_SERVICE_HOST"):
         resolve_api_url(s, {})
     (tmp_path / "namespace").write_text("prod\n")
@@ -77,8 +85,10 @@ def test_api_url_and_namespace_default_to_the_pod(tmp_path: Path) -> None:
 
 
 def test_extract_decodes_and_skips_unsafe_keys() -> None:
-    configmap = {"data": {"a": "1", "../b": "2"},
-                 "binaryData": {"bin": base64.b64encode(b"\0\xff").decode()}}
+    configmap = {
+        "data": {"a": "1", "../b": "2"},
+        "binaryData": {"bin": base64.b64encode(b"\0\xff").decode()},
+    }
     out = extract(CONFIGMAP, configmap, "ConfigMap x")
     assert out.payload == {"a": b"1", "bin": b"\0\xff"} and out.skipped == ("../b",)
     secret = {"data": {"k": base64.b64encode(JWT).decode()}, "type": "Opaque"}
@@ -104,8 +114,14 @@ def api() -> Iterator[FakeKubeApi]:
 
 
 def client(api: FakeKubeApi, token_file: Path | None) -> ApiClient:
-    return ApiClient(api.url, NS, token_path=token_file, ca_path=None,
-                     timeout_seconds=2.0, watch_timeout_seconds=30)
+    return ApiClient(
+        api.url,
+        NS,
+        token_path=token_file,
+        ca_path=None,
+        timeout_seconds=2.0,
+        watch_timeout_seconds=30,
+    )
 
 
 @pytest.fixture
@@ -174,8 +190,13 @@ def test_no_secret_in_stream_errors(api: FakeKubeApi, token_file: Path) -> None:
     thread = threading.Thread(target=watch)
     thread.start()
     wait_until(lambda: api.open_streams() == 1)
-    api.send_raw(b'{"type":"ADDED","object":{"data":{"k":"' + base64.b64encode(JWT)
-                 + b'", "v": "' + JWT + b'\n')
+    api.send_raw(
+        b'{"type":"ADDED","object":{"data":{"k":"'
+        + base64.b64encode(JWT)
+        + b'", "v": "'
+        + JWT
+        + b"\n"
+    )
     thread.join(5)
     assert len(errors) == 1 and isinstance(errors[0], ProtocolError)
     assert errors[0].__context__ is None
@@ -216,15 +237,15 @@ def test_mirror_writes_only_changes(tmp_path: Path) -> None:
     assert m.write({"b": b"2"})
     assert mirrored(tmp_path / "s") == {"b": b"2"}
     assert sorted(os.listdir(tmp_path / "s")) == sorted(
-        ["..data", os.readlink(tmp_path / "s" / "..data"), "b"])
+        ["..data", os.readlink(tmp_path / "s" / "..data"), "b"]
+    )
     assert m.write({})
     assert mirrored(tmp_path / "s") == {} and m.current() == {}
     with pytest.raises(MirrorError, match="unsafe"):
         m.write({"../x": b""})
 
 
-def test_mirror_refuses_a_foreign_directory_and_recovers_its_leftovers(
-        tmp_path: Path) -> None:
+def test_mirror_refuses_a_foreign_directory_and_recovers_its_leftovers(tmp_path: Path) -> None:
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "gateway.toml").write_text("x")
@@ -263,10 +284,26 @@ def test_backoff_doubles_to_the_cap_with_bounded_jitter() -> None:
 def _self_signed(directory: Path, name: str) -> tuple[Path, Path]:
     cert, key = directory / f"{name}.pem", directory / f"{name}.key"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
     )
     return cert, key
 
@@ -278,14 +315,15 @@ def test_https_verifies_the_api_against_the_ca_file(tmp_path: Path, token_file: 
     other, _ = _self_signed(tmp_path, "other")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    with FakeKubeApi(token=TOKEN, tls=context) as api, \
-            structlog.testing.capture_logs() as logs:
+    with FakeKubeApi(token=TOKEN, tls=context) as api, structlog.testing.capture_logs() as logs:
         api.put_configmap(NS, CM, {"a": "1"})
         assert api.url.startswith("https://")
-        wrong = KubernetesSource(settings(api, token_file, secret=None, ca_path=other),
-                                 tmp_path / "wrong")
-        good = KubernetesSource(settings(api, token_file, secret=None, ca_path=cert),
-                                tmp_path / "good")
+        wrong = KubernetesSource(
+            settings(api, token_file, secret=None, ca_path=other), tmp_path / "wrong"
+        )
+        good = KubernetesSource(
+            settings(api, token_file, secret=None, ca_path=cert), tmp_path / "good"
+        )
         wrong.start()
         good.start()
         try:
@@ -293,16 +331,16 @@ def test_https_verifies_the_api_against_the_ca_file(tmp_path: Path, token_file: 
             assert good.configmap_dir is not None
             assert mirrored(good.configmap_dir) == {"a": b"1"}
             wait_until(lambda: reconnect_warnings(logs, "ConfigMap"))
-            assert "CERTIFICATE_VERIFY_FAILED" in reconnect_warnings(logs, "ConfigMap")[0][
-                "error"]
+            assert "CERTIFICATE_VERIFY_FAILED" in reconnect_warnings(logs, "ConfigMap")[0]["error"]
             assert not wrong.wait_synced(0)
         finally:
             wrong.stop()
             good.stop()
 
 
-def test_logs_follow_a_logging_configured_after_construction(tmp_path: Path,
-                                                             token_file: Path) -> None:
+def test_logs_follow_a_logging_configured_after_construction(
+    tmp_path: Path, token_file: Path
+) -> None:
     """The supervisor configures (and on reload re-configures) structlog after the
     source exists; events must reach the configuration current when they happen."""
     seen: list[str] = []

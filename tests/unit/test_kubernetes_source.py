@@ -47,8 +47,7 @@ from tests.kube_support import (
 def api() -> Iterator[FakeKubeApi]:
     with FakeKubeApi(token=TOKEN) as server:
         server.put_configmap(NS, CM, INITIAL)
-        server.put_secret(NS, SEC, {"auth.jwt_secret": JWT,
-                                    "redis.default_password": PASSWORD})
+        server.put_secret(NS, SEC, {"auth.jwt_secret": JWT, "redis.default_password": PASSWORD})
         yield server
 
 
@@ -66,8 +65,9 @@ def logs() -> Iterator[Logs]:
 
 
 @pytest.fixture
-def source(api: FakeKubeApi, token_file: Path, tmp_path: Path,
-           logs: Logs) -> Iterator[KubernetesSource]:
+def source(
+    api: FakeKubeApi, token_file: Path, tmp_path: Path, logs: Logs
+) -> Iterator[KubernetesSource]:
     src = KubernetesSource(settings(api, token_file), tmp_path / "mirror")
     src.start()
     try:
@@ -83,8 +83,7 @@ def inputs(src: KubernetesSource) -> ConfigInputs:
     return ConfigInputs(configmap_dir=cm_dir(src), secrets_dir=sec_dir(src), env={})
 
 
-def test_list_mirrors_in_kubelet_layout_that_the_loader_reads(
-        source: KubernetesSource) -> None:
+def test_list_mirrors_in_kubelet_layout_that_the_loader_reads(source: KubernetesSource) -> None:
     for directory, mode in ((cm_dir(source), 0o644), (sec_dir(source), 0o600)):
         target = os.readlink(directory / "..data")
         assert target.startswith("..") and (directory / target).is_dir()
@@ -107,7 +106,8 @@ def test_list_mirrors_in_kubelet_layout_that_the_loader_reads(
 
 
 def test_fingerprint_changes_exactly_when_the_data_changes(
-        api: FakeKubeApi, source: KubernetesSource) -> None:
+    api: FakeKubeApi, source: KubernetesSource
+) -> None:
     before = fingerprint_inputs(inputs(source))
     sync_point(api, "configmaps")
     api.put_configmap(NS, CM, INITIAL)  # a MODIFIED event with the same data
@@ -116,8 +116,9 @@ def test_fingerprint_changes_exactly_when_the_data_changes(
     sync_point(api, "secrets")
     assert fingerprint_inputs(inputs(source)) == before
 
-    api.put_secret(NS, SEC, {"auth.jwt_secret": b"rotated-" + JWT,
-                             "redis.default_password": PASSWORD})
+    api.put_secret(
+        NS, SEC, {"auth.jwt_secret": b"rotated-" + JWT, "redis.default_password": PASSWORD}
+    )
     wait_until(lambda: mirrored(sec_dir(source))["auth.jwt_secret"] == b"rotated-" + JWT)
     after = fingerprint_inputs(inputs(source))
     assert after != before
@@ -132,8 +133,7 @@ def version_data(n: int) -> dict[str, str]:
     return data
 
 
-def test_modified_is_swapped_in_atomically(api: FakeKubeApi,
-                                           source: KubernetesSource) -> None:
+def test_modified_is_swapped_in_atomically(api: FakeKubeApi, source: KubernetesSource) -> None:
     directory = cm_dir(source)
     done = threading.Event()
     problems: list[str] = []
@@ -149,8 +149,9 @@ def test_modified_is_swapped_in_atomically(api: FakeKubeApi,
         while not done.is_set():
             target = os.readlink(directory / "..data")
             try:
-                files = {n: (directory / target / n).read_text()
-                         for n in os.listdir(directory / target)}
+                files = {
+                    n: (directory / target / n).read_text() for n in os.listdir(directory / target)
+                }
             except FileNotFoundError:
                 if os.readlink(directory / "..data") == target:
                     problems.append(f"{target} lost files while ..data pointed at it")
@@ -169,8 +170,9 @@ def test_modified_is_swapped_in_atomically(api: FakeKubeApi,
     try:
         for n in range(1, 41):
             api.put_configmap(NS, CM, version_data(n))
-        wait_until(lambda: mirrored(directory) == {k: v.encode() for k, v in
-                                                   version_data(40).items()})
+        wait_until(
+            lambda: mirrored(directory) == {k: v.encode() for k, v in version_data(40).items()}
+        )
     finally:
         done.set()
         thread.join()
@@ -181,7 +183,8 @@ def test_modified_is_swapped_in_atomically(api: FakeKubeApi,
 
 
 def test_bookmark_and_identical_relist_rewrite_nothing(
-        api: FakeKubeApi, source: KubernetesSource, logs: Logs) -> None:
+    api: FakeKubeApi, source: KubernetesSource, logs: Logs
+) -> None:
     before = snapshot(cm_dir(source)), snapshot(sec_dir(source))
     mirrors_before = len(events(logs, "kubernetes.mirrored"))
     sync_point(api, "configmaps")
@@ -198,8 +201,9 @@ def test_bookmark_and_identical_relist_rewrite_nothing(
 
 
 @pytest.mark.parametrize("how", ["error event", "compacted history", "http 410"])
-def test_gone_lists_again_and_continues(api: FakeKubeApi, source: KubernetesSource,
-                                        logs: Logs, how: str) -> None:
+def test_gone_lists_again_and_continues(
+    api: FakeKubeApi, source: KubernetesSource, logs: Logs, how: str
+) -> None:
     lists_before = len(api.requests("list", "configmaps"))
     if how == "error event":
         api.expire_streams()
@@ -209,26 +213,36 @@ def test_gone_lists_again_and_continues(api: FakeKubeApi, source: KubernetesSour
     else:
         api.fail_next(410, verb="watch", plural="configmaps")
         api.end_streams()
-    wait_until(lambda: len(api.requests("list", "configmaps")) > lists_before,
-               what="a new list")
+    wait_until(lambda: len(api.requests("list", "configmaps")) > lists_before, what="a new list")
     api.put_configmap(NS, CM, {**INITIAL, "server.workers": "4"})
     wait_until(lambda: mirrored(cm_dir(source))["server.workers"] == b"4")
     relists = [e for e in events(logs, "kubernetes.relist") if e["kind"] == "ConfigMap"]
     assert relists and relists[0]["reason"] in ("Expired", "Gone")
-    assert not [e for e in events(logs, "kubernetes.reconnect")
-                if e["log_level"] == "warning" and e["kind"] == "ConfigMap"]
+    assert not [
+        e
+        for e in events(logs, "kubernetes.reconnect")
+        if e["log_level"] == "warning" and e["kind"] == "ConfigMap"
+    ]
 
 
 def test_stream_end_reconnects_from_the_last_version(
-        api: FakeKubeApi, source: KubernetesSource) -> None:
+    api: FakeKubeApi, source: KubernetesSource
+) -> None:
     lists_before = len(api.requests("list"))
     version = api.put_configmap(NS, CM, {**INITIAL, "server.workers": "3"})
     wait_until(lambda: mirrored(cm_dir(source))["server.workers"] == b"3")
     watches_before = len(api.requests("watch", "configmaps"))
     api.end_streams()
-    wait_until(lambda: [s.params.get("resourceVersion")
-                        for s in api.requests("watch", "configmaps")[watches_before:]
-                        ] == [version], what=f"a watch from {version}")
+    wait_until(
+        lambda: (
+            [
+                s.params.get("resourceVersion")
+                for s in api.requests("watch", "configmaps")[watches_before:]
+            ]
+            == [version]
+        ),
+        what=f"a watch from {version}",
+    )
     watch = api.requests("watch", "configmaps")[-1]
     assert watch.params["allowWatchBookmarks"] == "true"
     assert watch.params["fieldSelector"] == f"metadata.name={CM}"
@@ -236,8 +250,9 @@ def test_stream_end_reconnects_from_the_last_version(
     assert len(api.requests("list")) == lists_before  # resumed, not re-listed
 
 
-def test_server_down_backs_off_and_recovers(api: FakeKubeApi, source: KubernetesSource,
-                                            logs: Logs) -> None:
+def test_server_down_backs_off_and_recovers(
+    api: FakeKubeApi, source: KubernetesSource, logs: Logs
+) -> None:
     api.go_down()
     api.put_configmap(NS, CM, {**INITIAL, "server.workers": "5"})  # while it is down
     wait_until(lambda: len(reconnect_warnings(logs, "ConfigMap")) >= 4, what="retries")
@@ -250,8 +265,9 @@ def test_server_down_backs_off_and_recovers(api: FakeKubeApi, source: Kubernetes
     assert delays[3] >= 0.4 * 0.8  # doubled up to the cap (jitter takes at most 20 %)
 
 
-def test_server_errors_back_off_and_recover(api: FakeKubeApi, source: KubernetesSource,
-                                            logs: Logs) -> None:
+def test_server_errors_back_off_and_recover(
+    api: FakeKubeApi, source: KubernetesSource, logs: Logs
+) -> None:
     api.fail_next(500, count=3, verb="watch", plural="configmaps")
     api.end_streams()
     api.put_configmap(NS, CM, {**INITIAL, "server.workers": "6"})
@@ -265,8 +281,9 @@ def test_server_errors_back_off_and_recover(api: FakeKubeApi, source: Kubernetes
     assert reconnect_warnings(logs, "Secret") == []
 
 
-def test_rotated_token_is_read_again(api: FakeKubeApi, token_file: Path,
-                                     source: KubernetesSource) -> None:
+def test_rotated_token_is_read_again(
+    api: FakeKubeApi, token_file: Path, source: KubernetesSource
+) -> None:
     token_file.write_text("token-1\n")
     api.token = "token-1"
     api.end_streams()
@@ -275,8 +292,9 @@ def test_rotated_token_is_read_again(api: FakeKubeApi, token_file: Path,
     assert api.requests("watch", "configmaps")[-1].token == "token-1"
 
 
-def test_wrong_token_is_retried_with_backoff(api: FakeKubeApi, token_file: Path,
-                                             tmp_path: Path, logs: Logs) -> None:
+def test_wrong_token_is_retried_with_backoff(
+    api: FakeKubeApi, token_file: Path, tmp_path: Path, logs: Logs
+) -> None:
     token_file.write_text("not-the-token")
     src = KubernetesSource(settings(api, token_file, secret=None), tmp_path / "m")
     src.start()
@@ -292,7 +310,8 @@ def test_wrong_token_is_retried_with_backoff(api: FakeKubeApi, token_file: Path,
 
 
 def test_deleted_empties_the_directory_and_added_fills_it(
-        api: FakeKubeApi, source: KubernetesSource) -> None:
+    api: FakeKubeApi, source: KubernetesSource
+) -> None:
     api.delete("configmaps", NS, CM)
     wait_until(lambda: mirrored(cm_dir(source)) == {})
     target = os.readlink(cm_dir(source) / "..data")
@@ -304,9 +323,11 @@ def test_deleted_empties_the_directory_and_added_fills_it(
 
 
 def test_absent_object_is_an_empty_directory_until_added(
-        api: FakeKubeApi, token_file: Path, tmp_path: Path, logs: Logs) -> None:
-    src = KubernetesSource(settings(api, token_file, configmap="not-yet", secret=None),
-                           tmp_path / "m")
+    api: FakeKubeApi, token_file: Path, tmp_path: Path, logs: Logs
+) -> None:
+    src = KubernetesSource(
+        settings(api, token_file, configmap="not-yet", secret=None), tmp_path / "m"
+    )
     src.start()
     try:
         assert src.wait_synced(10)
@@ -317,20 +338,29 @@ def test_absent_object_is_an_empty_directory_until_added(
         src.stop()
 
 
-def test_404_on_list_empties_the_directory(api: FakeKubeApi, source: KubernetesSource,
-                                           logs: Logs) -> None:
+def test_404_on_list_empties_the_directory(
+    api: FakeKubeApi, source: KubernetesSource, logs: Logs
+) -> None:
     api.fail_next(404, verb="list", plural="configmaps")
     api.expire_streams()
-    wait_until(lambda: [e["keys"] for e in events(logs, "kubernetes.mirrored")
-                        if e["kind"] == "ConfigMap"][-2:] == [[], sorted(INITIAL)],
-               what="emptied, then mirrored again by the next list")
+    wait_until(
+        lambda: (
+            [e["keys"] for e in events(logs, "kubernetes.mirrored") if e["kind"] == "ConfigMap"][
+                -2:
+            ]
+            == [[], sorted(INITIAL)]
+        ),
+        what="emptied, then mirrored again by the next list",
+    )
 
 
-def test_unsafe_key_names_are_skipped(api: FakeKubeApi, source: KubernetesSource,
-                                      tmp_path: Path, logs: Logs) -> None:
+def test_unsafe_key_names_are_skipped(
+    api: FakeKubeApi, source: KubernetesSource, tmp_path: Path, logs: Logs
+) -> None:
     unsafe = ["../escape", "..data", "..hidden", ".", "..", "a/b"]
-    api.put_configmap(NS, CM, {"ok.key": "1", **dict.fromkeys(unsafe, "x")},
-                      binary_data={"blob": b"\x00\xff"})
+    api.put_configmap(
+        NS, CM, {"ok.key": "1", **dict.fromkeys(unsafe, "x")}, binary_data={"blob": b"\x00\xff"}
+    )
     wait_until(lambda: mirrored(cm_dir(source)) == {"ok.key": b"1", "blob": b"\x00\xff"})
     skipped = {e["key"] for e in events(logs, "kubernetes.key_skipped")}
     assert skipped == set(unsafe)
@@ -338,8 +368,9 @@ def test_unsafe_key_names_are_skipped(api: FakeKubeApi, source: KubernetesSource
     assert sorted(os.listdir(tmp_path / "mirror")) == ["configmap", "secrets"]
 
 
-def test_stop_ends_threads_blocked_on_a_silent_stream(api: FakeKubeApi,
-                                                      source: KubernetesSource) -> None:
+def test_stop_ends_threads_blocked_on_a_silent_stream(
+    api: FakeKubeApi, source: KubernetesSource
+) -> None:
     wait_until(lambda: api.open_streams() == 2)
     started = time.monotonic()
     source.stop()
@@ -347,13 +378,14 @@ def test_stop_ends_threads_blocked_on_a_silent_stream(api: FakeKubeApi,
     assert not [t for t in threading.enumerate() if t.name.startswith("kubernetes-")]
 
 
-def test_secrets_never_appear_in_logs(api: FakeKubeApi, source: KubernetesSource,
-                                      token_file: Path, logs: Logs) -> None:
+def test_secrets_never_appear_in_logs(
+    api: FakeKubeApi, source: KubernetesSource, token_file: Path, logs: Logs
+) -> None:
     bad = b"%%not-base64%%" + JWT
     api.put_secret(NS, SEC, {}, raw={"auth.jwt_secret": bad.decode()})
     wait_until(lambda: reconnect_warnings(logs, "Secret"), what="the malformed event refused")
     assert "is not valid base64" in reconnect_warnings(logs, "Secret")[0]["error"]
-    api.send_raw(b'{"type":"MODIFIED","object":{"data":{"k":"' + JWT + b'\n')  # truncated
+    api.send_raw(b'{"type":"MODIFIED","object":{"data":{"k":"' + JWT + b"\n")  # truncated
     api.fail_next(500, verb="list")
     api.put_secret(NS, SEC, {"auth.jwt_secret": JWT + b"-2"})
     wait_until(lambda: mirrored(sec_dir(source)) == {"auth.jwt_secret": JWT + b"-2"})

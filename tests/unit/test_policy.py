@@ -16,8 +16,12 @@ def make(**sections: Any) -> CommandPolicy:
     return CommandPolicy(Config.model_validate(sections))
 
 
-def check(policy: CommandPolicy, *args: str, who: PolicyName = "all_but_dangerous",
-          prefix: str | None = None) -> str | None:
+def check(
+    policy: CommandPolicy,
+    *args: str,
+    who: PolicyName = "all_but_dangerous",
+    prefix: str | None = None,
+) -> str | None:
     guard = policy.guard_for(Principal("t", policy=who, key_prefix=prefix))
     return guard([a.encode() for a in args])
 

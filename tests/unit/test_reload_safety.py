@@ -44,17 +44,21 @@ def test_an_empty_main_file_is_refused(tmp_path: Path, text: str) -> None:
     assert f"from file {main}" in problem
 
 
-@pytest.mark.parametrize(("name", "text"), [
-    ("gateway.toml", "# only a comment\n[server]\n[redis]\n"),
-    ("gateway.yaml", "# nothing\n"),
-    ("gateway.json", "{}"),
-])
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("gateway.toml", "# only a comment\n[server]\n[redis]\n"),
+        ("gateway.yaml", "# nothing\n"),
+        ("gateway.json", "{}"),
+    ],
+)
 def test_a_main_file_without_a_setting_is_refused(tmp_path: Path, name: str, text: str) -> None:
     main = tmp_path / name
     main.write_text(text)
     [problem] = _problems(main)
     assert ("config file is" in problem and "without a single setting" in problem) or (
-        EMPTY in problem)
+        EMPTY in problem
+    )
 
 
 def test_an_emptied_profile_overlay_is_refused(tmp_path: Path) -> None:
@@ -68,7 +72,8 @@ def test_an_emptied_profile_overlay_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_file_that_moves_while_it_is_read_is_refused_and_never_fingerprints_equal(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     main = tmp_path / "gateway.toml"
     main.write_text("[server]\nworkers = 1\n")
@@ -96,15 +101,21 @@ def test_a_file_that_moves_while_it_is_read_is_refused_and_never_fingerprints_eq
 
 # -- the watcher only reports settled inputs ---------------------------------------------
 
+
 def test_the_watcher_reports_a_file_only_once_it_stopped_changing(tmp_path: Path) -> None:
     config = tmp_path / "gateway.toml"
     config.write_text("v = 0\n")
     seen: list[tuple[str, str]] = []
     # Nothing is watched through inotify: a periodic re-check every 20 ms finds the
     # writes, and must not report any of them while the writer is still going.
-    watcher = ConfigWatcher([], config.read_text, lambda r, fp: seen.append((r, fp)),
-                            debounce_seconds=0.0, recheck_interval_seconds=0.02,
-                            settle_seconds=0.15)
+    watcher = ConfigWatcher(
+        [],
+        config.read_text,
+        lambda r, fp: seen.append((r, fp)),
+        debounce_seconds=0.0,
+        recheck_interval_seconds=0.02,
+        settle_seconds=0.15,
+    )
     watcher.start()
     stop = threading.Event()
 
@@ -136,9 +147,14 @@ def test_forget_reports_the_same_content_again(tmp_path: Path) -> None:
     config = tmp_path / "gateway.toml"
     config.write_text("v = 1\n")
     seen: list[str] = []
-    watcher = ConfigWatcher([config], config.read_text, lambda r, fp: seen.append(fp),
-                            debounce_seconds=0.05, recheck_interval_seconds=0,
-                            settle_seconds=0.05)
+    watcher = ConfigWatcher(
+        [config],
+        config.read_text,
+        lambda r, fp: seen.append(fp),
+        debounce_seconds=0.05,
+        recheck_interval_seconds=0,
+        settle_seconds=0.05,
+    )
     watcher.start()
     try:
         config.write_text("v = 2\n")
@@ -151,6 +167,7 @@ def test_forget_reports_the_same_content_again(tmp_path: Path) -> None:
 
 # -- the watch policy table --------------------------------------------------------------
 
+
 def _config(**sections: Any) -> Config:
     return Config.model_validate(sections)
 
@@ -160,62 +177,104 @@ HELD_CASES = [
     ("server.host", {"server": {"host": "127.0.0.1"}}, {"server": {"host": "0.0.0.0"}}),
     ("server.port", {"server": {"port": 8001}}, {"server": {"port": 8002}}),
     ("profile", {"profile": "dev"}, {"profile": "staging", "redis": {"url": "redis://r:1"}}),
-    ("auth.enabled", {"auth": {"enabled": True, "jwt_secret": "s" * 32}},
-     {"auth": {"enabled": False, "jwt_secret": "s" * 32}}),
-    ("auth.api_keys", {"auth": {"api_keys": [{"name": "a", "key": KEY, "policy": "safe"}]}},
-     {"auth": {"api_keys": [{"name": "a", "key": KEY, "policy": "all"}]}}),
-    ("auth.api_keys", {"auth": {"api_keys": [{"name": "a", "key": KEY}]}},
-     {"auth": {"api_keys": [{"name": "a", "key": KEY, "admin": True}]}}),
-    ("auth.api_keys", {"auth": {"api_keys": [{"name": "a", "key": KEY, "key_prefix": "app:"}]}},
-     {"auth": {"api_keys": [{"name": "a", "key": KEY}]}}),
-    ("auth.rate_limiting.enabled", {"auth": {"rate_limiting": {"enabled": True}}},
-     {"auth": {"rate_limiting": {"enabled": False}}}),
+    (
+        "auth.enabled",
+        {"auth": {"enabled": True, "jwt_secret": "s" * 32}},
+        {"auth": {"enabled": False, "jwt_secret": "s" * 32}},
+    ),
+    (
+        "auth.api_keys",
+        {"auth": {"api_keys": [{"name": "a", "key": KEY, "policy": "safe"}]}},
+        {"auth": {"api_keys": [{"name": "a", "key": KEY, "policy": "all"}]}},
+    ),
+    (
+        "auth.api_keys",
+        {"auth": {"api_keys": [{"name": "a", "key": KEY}]}},
+        {"auth": {"api_keys": [{"name": "a", "key": KEY, "admin": True}]}},
+    ),
+    (
+        "auth.api_keys",
+        {"auth": {"api_keys": [{"name": "a", "key": KEY, "key_prefix": "app:"}]}},
+        {"auth": {"api_keys": [{"name": "a", "key": KEY}]}},
+    ),
+    (
+        "auth.rate_limiting.enabled",
+        {"auth": {"rate_limiting": {"enabled": True}}},
+        {"auth": {"rate_limiting": {"enabled": False}}},
+    ),
     ("policy.denied_commands", {}, {"policy": {"denied_commands": ["FLUSHALL"]}}),
     ("policy.allowed_commands", {}, {"policy": {"allowed_commands": ["EVAL"]}}),
-    ("features.raw_commands", {"features": {"raw_commands": False}},
-     {"features": {"raw_commands": True}}),
-    ("features.admin_endpoints", {"auth": {"jwt_secret": "s" * 32}},
-     {"auth": {"jwt_secret": "s" * 32}, "features": {"admin_endpoints": True}}),
+    (
+        "features.raw_commands",
+        {"features": {"raw_commands": False}},
+        {"features": {"raw_commands": True}},
+    ),
+    (
+        "features.admin_endpoints",
+        {"auth": {"jwt_secret": "s" * 32}},
+        {"auth": {"jwt_secret": "s" * 32}, "features": {"admin_endpoints": True}},
+    ),
     ("features.debug_mode", {}, {"features": {"debug_mode": True}}),
-    ("server.cors.allowed_origins",
-     {"server": {"cors": {"enabled": True, "allowed_origins": ["https://a.example"]}}},
-     {"server": {"cors": {"enabled": True, "allowed_origins": ["*"]}}}),
+    (
+        "server.cors.allowed_origins",
+        {"server": {"cors": {"enabled": True, "allowed_origins": ["https://a.example"]}}},
+        {"server": {"cors": {"enabled": True, "allowed_origins": ["*"]}}},
+    ),
     ("redis.url", {"redis": {"url": "redis://r:1"}}, {}),
 ]
 
 
 @pytest.mark.parametrize(("key", "old", "new"), HELD_CASES)
-def test_each_row_holds_its_unsafe_change(key: str, old: dict[str, Any],
-                                          new: dict[str, Any]) -> None:
+def test_each_row_holds_its_unsafe_change(
+    key: str, old: dict[str, Any], new: dict[str, Any]
+) -> None:
     reasons = held_reasons(_config(**old), _config(**new))
     assert [r.split(":")[0] for r in reasons] == [key], reasons
     assert held_reasons(_config(**new), _config(**old)) == [] or key in (
-        "server.host", "server.port", "profile")  # moving back is a move too
+        "server.host",
+        "server.port",
+        "profile",
+    )  # moving back is a move too
 
 
 def test_every_row_of_the_table_is_exercised() -> None:
     assert {row.key for row in HELD_CHANGES} == {key for key, _, _ in HELD_CASES}
 
 
-@pytest.mark.parametrize(("old", "new"), [
-    ({}, {"server": {"request_timeout_seconds": 9}}),
-    ({}, {"server": {"workers": 7}}),
-    ({"redis": {"url": "redis://r:1"}}, {"redis": {"url": "redis://other:2"}}),
-    ({"auth": {"api_keys": [{"name": "a", "key": KEY, "policy": "all"}]}},
-     {"auth": {"api_keys": [{"name": "a", "key": KEY, "policy": "safe"}]}}),
-    ({"auth": {"api_keys": [{"name": "a", "key": KEY}]}},  # rotation: a second key
-     {"auth": {"api_keys": [{"name": "a", "key": KEY}, {"name": "b", "key": KEY[::-1]}]}}),
-    ({"auth": {"api_keys": [{"name": "a", "key": KEY, "key_prefix": "app:"}]}},
-     {"auth": {"api_keys": [{"name": "a", "key": KEY, "key_prefix": "app:x:"}]}}),
-    ({}, {"policy": {"denied_commands": ["FLUSHALL", "EVAL", *Config().policy.denied_commands]}}),
-    ({"server": {"cors": {"enabled": True, "allowed_origins": ["*"]}}},
-     {"server": {"cors": {"enabled": True, "allowed_origins": ["https://a.example"]}}}),
-])
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ({}, {"server": {"request_timeout_seconds": 9}}),
+        ({}, {"server": {"workers": 7}}),
+        ({"redis": {"url": "redis://r:1"}}, {"redis": {"url": "redis://other:2"}}),
+        (
+            {"auth": {"api_keys": [{"name": "a", "key": KEY, "policy": "all"}]}},
+            {"auth": {"api_keys": [{"name": "a", "key": KEY, "policy": "safe"}]}},
+        ),
+        (
+            {"auth": {"api_keys": [{"name": "a", "key": KEY}]}},  # rotation: a second key
+            {"auth": {"api_keys": [{"name": "a", "key": KEY}, {"name": "b", "key": KEY[::-1]}]}},
+        ),
+        (
+            {"auth": {"api_keys": [{"name": "a", "key": KEY, "key_prefix": "app:"}]}},
+            {"auth": {"api_keys": [{"name": "a", "key": KEY, "key_prefix": "app:x:"}]}},
+        ),
+        (
+            {},
+            {"policy": {"denied_commands": ["FLUSHALL", "EVAL", *Config().policy.denied_commands]}},
+        ),
+        (
+            {"server": {"cors": {"enabled": True, "allowed_origins": ["*"]}}},
+            {"server": {"cors": {"enabled": True, "allowed_origins": ["https://a.example"]}}},
+        ),
+    ],
+)
 def test_safe_changes_are_not_held(old: dict[str, Any], new: dict[str, Any]) -> None:
     assert held_reasons(_config(**old), _config(**new)) == []
 
 
 # -- the reload transaction ------------------------------------------------------------
+
 
 @pytest.fixture
 def env() -> Iterator[Env]:

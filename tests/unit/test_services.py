@@ -20,8 +20,9 @@ class Triggers:
     def __init__(self) -> None:
         self.changes: list[str] = []
 
-    def request_reload(self, trigger: str, waiter: Waiter | None = None,
-                       fingerprint: str | None = None) -> None:
+    def request_reload(
+        self, trigger: str, waiter: Waiter | None = None, fingerprint: str | None = None
+    ) -> None:
         self.changes.append(trigger.removeprefix("watch: "))
 
 
@@ -65,8 +66,11 @@ def _apply(host: Host, text: str) -> Any:
 def test_watcher_follows_watch_config_and_its_timings(host: Host) -> None:
     first = _apply(host, "[supervisor]\nwatch_config = true\n")
     assert isinstance(first, ConfigWatcher)
-    same = _apply(host, "[supervisor]\nwatch_config = true\nwatch_debounce_ms = 2500\n"
-                        "recheck_interval_seconds = 7\n")
+    same = _apply(
+        host,
+        "[supervisor]\nwatch_config = true\nwatch_debounce_ms = 2500\n"
+        "recheck_interval_seconds = 7\n",
+    )
     assert same is first
     assert (same._debounce, same._recheck) == (2.5, 7.0)
     assert _apply(host, "[supervisor]\nwatch_config = false\n") is None
@@ -79,8 +83,9 @@ def test_acknowledged_inputs_are_not_reported_again(host: Host) -> None:
     # A long debounce: only the test decides when the watcher looks.
     # No settle interval: the file events of the writes below must not count as
     # "still being written" when the test calls the check itself.
-    watcher = _apply(host, "[supervisor]\nwatch_config = true\nwatch_debounce_ms = 60000\n"
-                           "watch_settle_ms = 0\n")
+    watcher = _apply(
+        host, "[supervisor]\nwatch_config = true\nwatch_debounce_ms = 60000\nwatch_settle_ms = 0\n"
+    )
     assert isinstance(watcher, ConfigWatcher)
     path = Path(str(host.inputs.config_path))
     path.write_text("[supervisor]\nwatch_config = true\nwatch_debounce_ms = 1\n")

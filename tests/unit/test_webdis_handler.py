@@ -47,14 +47,29 @@ class ScriptedRedis(SingleCommandRedis):
         return not self.down
 
 
-def request(method: str, path: str, query: list[tuple[str, str]] | None = None,
-            body: bytes = b"", headers: dict[str, str] | None = None) -> Request:
-    return Request(method=method, path=path, query=query or [], headers=headers or {},
-                   body=body, client_ip="127.0.0.1")
+def request(
+    method: str,
+    path: str,
+    query: list[tuple[str, str]] | None = None,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+) -> Request:
+    return Request(
+        method=method,
+        path=path,
+        query=query or [],
+        headers=headers or {},
+        body=body,
+        client_ip="127.0.0.1",
+    )
 
 
-def run(req: Request, redis: ScriptedRedis | None = None, refuse: str | None = None,
-        max_arguments: int | None = None) -> tuple[Response, ScriptedRedis]:
+def run(
+    req: Request,
+    redis: ScriptedRedis | None = None,
+    refuse: str | None = None,
+    max_arguments: int | None = None,
+) -> tuple[Response, ScriptedRedis]:
     redis = redis or ScriptedRedis()
     response = asyncio.run(handle(req, redis, lambda args: refuse, max_arguments=max_arguments))
     return response, redis
@@ -151,8 +166,9 @@ def test_nil_in_bare_format_is_404() -> None:
 
 
 def test_bare_format_content_type_and_disposition() -> None:
-    response, _ = run(request("GET", "/GET/k.png", [("filename", 'a"b.png')]),
-                      ScriptedRedis({b"GET": b"\x89PNG"}))
+    response, _ = run(
+        request("GET", "/GET/k.png", [("filename", 'a"b.png')]), ScriptedRedis({b"GET": b"\x89PNG"})
+    )
     assert (response.status, response.content_type, response.body) == (200, "image/png", b"\x89PNG")
     assert ("Content-Disposition", 'attachment; filename="ab.png"') in response.headers
 
@@ -161,8 +177,9 @@ def test_jsonp_keeps_json_content_type_unless_js_extension() -> None:
     response, _ = run(request("GET", "/GET/k", [("jsonp", "cb")]), ScriptedRedis({b"GET": b"v"}))
     assert response.body == b'cb({"GET":"v"});\n'
     assert response.content_type == "application/json"  # as Webdis: only .js changes it
-    response, _ = run(request("GET", "/GET/k.js", [("callback", "cb")]),
-                      ScriptedRedis({b"GET": b"v"}))
+    response, _ = run(
+        request("GET", "/GET/k.js", [("callback", "cb")]), ScriptedRedis({b"GET": b"v"})
+    )
     assert response.content_type == "application/javascript"
 
 

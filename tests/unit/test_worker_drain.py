@@ -20,13 +20,19 @@ from gateway_worker.serving.server import WorkerServer, uvicorn_config
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["path"] == "/slow":
         await asyncio.sleep(0.3)
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"text/plain"), (b"content-length", b"2")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/plain"), (b"content-length", b"2")],
+        }
+    )
     await send({"type": "http.response.body", "body": b"ok"})
 
 
-async def request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                  path: str) -> tuple[bytes, bytes]:
+async def request(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str
+) -> tuple[bytes, bytes]:
     writer.write(f"GET {path} HTTP/1.1\r\nhost: x\r\n\r\n".encode())
     await writer.drain()
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
@@ -40,18 +46,23 @@ def engine(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-async def start(grace: float, engine: str
-                ) -> tuple[WorkerServer, asyncio.Task[None], int, list[str]]:
+async def start(
+    grace: float, engine: str
+) -> tuple[WorkerServer, asyncio.Task[None], int, list[str]]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)
     port = sock.getsockname()[1]
     events: list[str] = []
     config = Config.model_validate(
-        {"server": {"graceful_shutdown_timeout_seconds": 5, "http_engine": engine}})
-    server = WorkerServer(uvicorn_config(app, config), idle_grace=grace,
-                          on_started=lambda: events.append("started"),
-                          on_draining=lambda: events.append("draining"))
+        {"server": {"graceful_shutdown_timeout_seconds": 5, "http_engine": engine}}
+    )
+    server = WorkerServer(
+        uvicorn_config(app, config),
+        idle_grace=grace,
+        on_started=lambda: events.append("started"),
+        on_draining=lambda: events.append("draining"),
+    )
     task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
     while not server.started:
         await asyncio.sleep(0.01)

@@ -68,9 +68,7 @@ class Upstash:
         self.max_arguments = max_arguments
         self.sync = SyncTokens()
 
-    async def handle(
-        self, request: Request, redis: RedisExecutor, guard: CommandGuard
-    ) -> Response:
+    async def handle(self, request: Request, redis: RedisExecutor, guard: CommandGuard) -> Response:
         response = await self._handle(request, redis, guard)
         response.headers.append(("upstash-sync-token", self.sync.current))
         return response
@@ -176,4 +174,3 @@ def _wants_base64(request: Request) -> bool:
 
 def _wants_resp2(request: Request) -> bool:
     return request.headers.get("upstash-response-format", "").lower() == "resp2"
-

@@ -54,8 +54,7 @@ def command_from_json(value: object, max_arguments: int, where: str = "") -> lis
         raise BadRequest(f"ERR {where}empty command")
     if len(value) > max_arguments:
         raise BadRequest(
-            f"ERR {where}too many arguments ({len(value)} > server.max_arguments="
-            f"{max_arguments})"
+            f"ERR {where}too many arguments ({len(value)} > server.max_arguments={max_arguments})"
         )
     args: list[bytes] = []
     for i, item in enumerate(value):
@@ -81,8 +80,7 @@ def command_from_path(request: Request, max_arguments: int) -> list[bytes]:
         raise BadRequest("ERR no command: POST a JSON array or use /COMMAND/arg/...")
     # The app decoded the raw path as latin-1, so encoding back gives the bytes sent.
     args = [
-        unquote_to_bytes(s.encode("latin-1")) if "%" in s else s.encode("latin-1")
-        for s in segments
+        unquote_to_bytes(s.encode("latin-1")) if "%" in s else s.encode("latin-1") for s in segments
     ]
     if request.method in ("POST", "PUT") and request.body:
         args.append(request.body)

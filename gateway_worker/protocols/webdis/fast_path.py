@@ -63,9 +63,7 @@ async def handle_simple(
     ):
         return None
     verb = verb_bytes.decode("ascii")
-    response = await _run_simple(
-        request, redis, guard, args, verb=verb, is_info=upper == b"INFO"
-    )
+    response = await _run_simple(request, redis, guard, args, verb=verb, is_info=upper == b"INFO")
     response.command = verb.upper()
     return response
 

@@ -112,7 +112,8 @@ async def handle(
         uri, body = request.body, None
     else:
         return error_response(
-            405, f"method {method} not allowed (GET, POST, PUT, OPTIONS)",
+            405,
+            f"method {method} not allowed (GET, POST, PUT, OPTIONS)",
             headers=[("Allow", ALLOWED_METHODS)],
         )
     try:
@@ -122,8 +123,7 @@ async def handle(
         return error_response(exc.status, exc.message)
     if max_arguments is not None and len(cmd.args) - 1 > max_arguments:
         return error_response(
-            400, f"too many arguments: {len(cmd.args) - 1} > server.max_arguments "
-            f"({max_arguments})"
+            400, f"too many arguments: {len(cmd.args) - 1} > server.max_arguments ({max_arguments})"
         )
     response = await _run(request, redis, guard, cmd, options)
     response.command = cmd.args[0].decode("utf-8", "replace").upper()
@@ -177,8 +177,9 @@ async def _subscribe(
     if isinstance(first, ReplyError):
         await stack.aclose()
         out = render(first) or b""
-        return Response(200, out, content_type=cmd.content_type,
-                        headers=[*extra, ("ETag", etag_of(out))])
+        return Response(
+            200, out, content_type=cmd.content_type, headers=[*extra, ("ETag", etag_of(out))]
+        )
 
     async def messages() -> AsyncIterator[bytes]:
         try:

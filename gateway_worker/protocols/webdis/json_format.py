@@ -30,7 +30,6 @@ from gateway_worker.redis.values import NilArray, ReplyError, RespValue, Status
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
-
 def _expand_array(items: list[RespValue]) -> list[JsonValue]:
     out: list[JsonValue] = []
     for item in items:
@@ -126,7 +125,9 @@ def _xpending(items: list[RespValue]) -> JsonValue:
             continue
         obj: dict[str, JsonValue] = {}
         for index, name, want_int in (
-            (0, "id", False), (1, "owner", False), (2, "elapsedtime", True),
+            (0, "id", False),
+            (1, "owner", False),
+            (2, "elapsedtime", True),
             (3, "deliveries", True),
         ):
             value = entry[index]
@@ -153,11 +154,7 @@ def _georadius(items: list[RespValue]) -> list[JsonValue]:
             elif is_bulk(value):
                 assert isinstance(value, bytes)
                 obj["dist"] = as_text(value)
-            elif (
-                isinstance(value, list)
-                and len(value) == 2
-                and all(is_bulk(v) for v in value)
-            ):
+            elif isinstance(value, list) and len(value) == 2 and all(is_bulk(v) for v in value):
                 obj["coords"] = [as_text(v) for v in value if isinstance(v, bytes)]
         out.append(obj)
     return out
@@ -248,5 +245,3 @@ def render_json(verb: str, reply: RespValue, jsonp: str | None = None) -> bytes:
     if jsonp:
         body = f"{jsonp}({body});\n"
     return body.encode()
-
-

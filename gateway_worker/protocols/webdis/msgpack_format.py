@@ -10,9 +10,7 @@ from gateway_worker.protocols.webdis.formats import is_bulk, parse_info
 from gateway_worker.redis.values import ReplyError, RespValue, Status
 
 #: What ``msgpack.packb`` is given for one reply.
-MsgpackValue: TypeAlias = (
-    "bool | int | bytes | list[MsgpackValue] | dict[bytes, bytes] | None"
-)
+MsgpackValue: TypeAlias = "bool | int | bytes | list[MsgpackValue] | dict[bytes, bytes] | None"
 
 
 def _msgpack_value(verb: bytes, reply: RespValue) -> MsgpackValue:
@@ -28,17 +26,11 @@ def _msgpack_value(verb: bytes, reply: RespValue) -> MsgpackValue:
     if isinstance(reply, int):
         return reply
     if isinstance(reply, list):
-        if (
-            upper == b"HGETALL"
-            and len(reply) % 2 == 0
-            and all(is_bulk(v) for v in reply)
-        ):
+        if upper == b"HGETALL" and len(reply) % 2 == 0 and all(is_bulk(v) for v in reply):
             pairs = [bytes(v) for v in reply if isinstance(v, bytes)]
             return dict(zip(pairs[::2], pairs[1::2], strict=True))
         return [
-            bytes(v) if is_bulk(v) and isinstance(v, bytes)
-            else v if isinstance(v, int)
-            else None
+            bytes(v) if is_bulk(v) and isinstance(v, bytes) else v if isinstance(v, int) else None
             for v in reply
         ]
     return None

@@ -59,9 +59,13 @@ _SERVICE_UNAVAILABLE = cast(ASGIApp, service_unavailable)
 class NativeHttpProtocol(asyncio.Protocol):
     """An HTTP/1.1 connection: httptools parsing, ASGI calls, uvicorn's server state."""
 
-    def __init__(self, config: uvicorn.Config, server_state: ServerState,
-                 app_state: dict[str, object] | None = None,
-                 _loop: asyncio.AbstractEventLoop | None = None) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        server_state: ServerState,
+        app_state: dict[str, object] | None = None,
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
         self.config = config
         # uvicorn's loaded_app is untyped; it is the ASGI 3 app (maybe wrapped).
         self.app: ASGIApp = config.loaded_app
@@ -160,8 +164,11 @@ class NativeHttpProtocol(asyncio.Protocol):
         parts = [STATUS_LINE[400]]
         for name, value in self.server_state.default_headers:
             parts += (name, b": ", value, b"\r\n")
-        parts += (b"content-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n"
-                  b"connection: close\r\n\r\n" % len(msg), msg)
+        parts += (
+            b"content-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n"
+            b"connection: close\r\n\r\n" % len(msg),
+            msg,
+        )
         self.transport.write(b"".join(parts))
         self.transport.close()
 
@@ -251,7 +258,8 @@ class NativeHttpProtocol(asyncio.Protocol):
             app = self.bare_app
         previous = self.cycle
         cycle = self.cycle = Cycle(
-            self, scope, version != "1.0" and parser.should_keep_alive(), self._expect_100)
+            self, scope, version != "1.0" and parser.should_keep_alive(), self._expect_100
+        )
         if previous is None or previous.response_complete:
             self._start(cycle, app)
         else:
@@ -294,7 +302,8 @@ class NativeHttpProtocol(asyncio.Protocol):
             self._idle_since = self.loop.time()
             if self._keepalive_timer is None:
                 self._keepalive_timer = self.loop.call_later(
-                    self.keepalive_timeout, self._keepalive_check)
+                    self.keepalive_timeout, self._keepalive_check
+                )
         if self._drain is not None:
             self._drain.after_response()
 

@@ -22,8 +22,7 @@ from gateway_worker.asgi import ASGIApp, Message, Scope
 log = logging.getLogger("uvicorn.error")
 
 STATUS_LINE = {
-    int(s): b"HTTP/1.1 %d %s\r\n" % (int(s), s.phrase.encode("latin-1"))
-    for s in http.HTTPStatus
+    int(s): b"HTTP/1.1 %d %s\r\n" % (int(s), s.phrase.encode("latin-1")) for s in http.HTTPStatus
 }
 _DISCONNECT: Message = {"type": "http.disconnect"}
 
@@ -52,13 +51,23 @@ class Cycle:
     """One request/response exchange (the state uvicorn keeps in RequestResponseCycle)."""
 
     __slots__ = (
-        "body", "chunked", "conn", "delivered", "disconnected", "expect_100", "head",
-        "head_only", "keep_alive", "more_body", "response_complete", "response_started",
-        "scope", "waiter",
+        "body",
+        "chunked",
+        "conn",
+        "delivered",
+        "disconnected",
+        "expect_100",
+        "head",
+        "head_only",
+        "keep_alive",
+        "more_body",
+        "response_complete",
+        "response_started",
+        "scope",
+        "waiter",
     )
 
-    def __init__(self, conn: Connection, scope: Scope, keep_alive: bool,
-                 expect_100: bool) -> None:
+    def __init__(self, conn: Connection, scope: Scope, keep_alive: bool, expect_100: bool) -> None:
         self.conn = conn
         self.scope = scope
         self.keep_alive = keep_alive
@@ -99,8 +108,16 @@ class Cycle:
                 self.conn.transport.close()
 
     async def _send_500(self) -> None:
-        await self.send({"type": "http.response.start", "status": 500, "headers": [
-            (b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")]})
+        await self.send(
+            {
+                "type": "http.response.start",
+                "status": 500,
+                "headers": [
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
         await self.send({"type": "http.response.body", "body": b"Internal Server Error"})
 
     async def receive(self) -> Message:
@@ -135,9 +152,11 @@ class Cycle:
             self._start(message)
             return
         if kind != "http.response.body" or self.response_complete:
-            raise RuntimeError(f"Unexpected ASGI message {kind!r} sent, after response "
-                               "already completed." if self.response_complete else
-                               f"Expected ASGI message 'http.response.body', got {kind!r}.")
+            raise RuntimeError(
+                f"Unexpected ASGI message {kind!r} sent, after response already completed."
+                if self.response_complete
+                else f"Expected ASGI message 'http.response.body', got {kind!r}."
+            )
         body: bytes = message.get("body", b"")
         more = message.get("more_body", False)
         if self.head_only:
@@ -178,7 +197,8 @@ class Cycle:
                 if value.lower() == b"chunked":
                     chunked = True
             elif name == b"connection" and b"close" in [
-                    token.strip() for token in value.lower().split(b",")]:
+                token.strip() for token in value.lower().split(b",")
+            ]:
                 self.keep_alive = False
                 close_sent = True
             parts += (name, b": ", value, b"\r\n")
