@@ -8,17 +8,21 @@ import hmac
 import json
 import re
 import secrets
-from typing import Any
+from typing import Any, TypeAlias
 
 from pydantic import BaseModel, SecretStr
 
 from gateway_worker.config.model import Config
 
+#: A config as plain data (what ``json.dumps`` takes): dicts, lists, str, int, float,
+#: bool, None, at any depth; untyped as json's own values are.
+Plain: TypeAlias = Any
 
-def dump_with_secrets(config: Config) -> dict[str, Any]:
+
+def dump_with_secrets(config: Config) -> dict[str, Plain]:
     """Plain dict with secrets revealed, for the supervisor→worker pipe only."""
 
-    def reveal(value: Any) -> Any:
+    def reveal(value: Plain) -> Plain:
         if isinstance(value, SecretStr):
             return value.get_secret_value()
         if isinstance(value, BaseModel):
@@ -47,7 +51,7 @@ def config_hash(config: Config, secret_key: bytes | None = None) -> str:
     """
     key = _PROCESS_KEY if secret_key is None else secret_key
 
-    def canon(value: Any) -> Any:
+    def canon(value: Plain) -> Plain:
         if isinstance(value, SecretStr):
             digest = hmac.new(key, value.get_secret_value().encode(), "sha256")
             return f"<secret: {digest.hexdigest()}>"
@@ -74,11 +78,11 @@ def redact_url(text: str) -> str:
     return _QUERY_PASSWORD.sub(rf"\g<1>{SECRET_MASK}", text)
 
 
-def dump_redacted(config: Config) -> dict[str, Any]:
+def dump_redacted(config: Config) -> dict[str, Plain]:
     """Plain JSON-able dict with every secret replaced by the mask (or None if unset),
     and the password inside any URL (redis.url, ...) masked too."""
 
-    def redact(value: Any) -> Any:
+    def redact(value: Plain) -> Plain:
         if isinstance(value, str):
             return redact_url(value)
         if isinstance(value, dict):

@@ -11,13 +11,8 @@ through a log line written here.
 
 from __future__ import annotations
 
-import copy
-import difflib
 import hashlib
-import ipaddress
 import os
-import re
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,23 +20,25 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from gateway_worker.config import PROFILES, Config, config_hash, dump_redacted
-from supervisor.config import schema
 from supervisor.config.errors import ConfigError, Problem, render_value
-from supervisor.config.formats import Data
+from supervisor.config.layers import Layer, Origin, flatten
 from supervisor.config.merge import Merged, merge, resolve_file_refs
-from supervisor.config.profiles import PROFILE_DEFAULTS, SourceOf, check_profile
+from supervisor.config.profiles import PROFILE_DEFAULTS, check_profile
 from supervisor.config.sources import (
     DOCUMENT_SUFFIXES,
     ConfigMapSource,
     EnvSource,
     FileSource,
-    Layer,
-    Origin,
     OverridesSource,
     SecretsDirSource,
-    flatten,
 )
 from supervisor.config.state_paths import read_fingerprint_key, state_dir_of
+from supervisor.config.validation import (
+    profile_problems_despite,
+    source_of,
+    unresolvable_hosts,
+    validation_problems,
+)
 
 __all__ = [
     "ConfigError",
@@ -180,144 +177,27 @@ def _collect(inputs: ConfigInputs) -> _Collected:
     return _Collected(layers, profile, profile_origin, problems)
 
 
-_MENTIONED = re.compile(r"\b[a-z_]+(?:\.[a-z_]+)+\b")
-
-
-def _rule(err: Mapping[str, Data]) -> str:
-    msg = str(err["msg"])
-    for prefix in ("Value error, ", "Assertion failed, "):
-        msg = msg.removeprefix(prefix)
-    if err["type"] == "extra_forbidden":
-        loc = tuple(err["loc"])
-        model = schema.model_at(loc[:-1])
-        known = sorted(model.model_fields) if model is not None else []
-        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        msg = "unknown key" + (
-            f"; did you mean {close[0]!r}?" if close else f" (known here: {', '.join(known)})"
-        )
-    return msg
-
-
-def _validation_problems(exc: ValidationError, merged: Merged) -> list[Problem]:
-    problems = []
-    for err in exc.errors(include_url=False):
-        loc = tuple(err["loc"])
-        key = schema.dotted(loc)
-        origin = merged.origin_of(loc)
-        if origin is not None:
-            source, secret = origin.source_for(loc), origin.secret
-        else:
-            # A whole-section rule: name the sources of the keys the message mentions.
-            mentioned = [
-                m
-                for m in dict.fromkeys(_MENTIONED.findall(str(err["msg"])))
-                if schema.annotation_at(m.split(".")) is not None
-            ]
-            if not loc and mentioned:
-                key = mentioned[0]
-            parts = []
-            for m in mentioned:
-                found = merged.origin_of(tuple(m.split(".")))
-                parts.append(f"{found.source if found else 'default'} ({m})")
-            below = merged.origins_below(loc)
-            if not parts:
-                parts = list(dict.fromkeys(o.source for o in below))[:3] or ["default"]
-            source = "; ".join(parts)
-            secret = any(o.secret for o in below)
-        value = err.get("input")
-        # A section's value is never shown, so only a leaf is flagged as a secret.
-        secret = (secret or schema.is_secret(loc)) and not isinstance(value, dict)
-        shown = None
-        # Shown only for a known key holding no secret: an unknown key is most often a
-        # misspelt one (`auth.jwt_secrett`), and its value as secret as the real one's.
-        if (
-            not secret
-            and schema.showable(loc)
-            and err["type"] != "missing"
-            and not isinstance(value, dict)
-        ):
-            shown = render_value(value)
-        rule = _rule(err)
-        if secret and isinstance(value, str) and value and value in rule:
-            # Some validators quote the value in their message; a secret's must not be.
-            rule = (
-                rule.replace(value, "<hidden>")
-                if len(value) >= 4
-                else (f"invalid value ({err['type']})")
-            )
-        problems.append(Problem(key, source, rule, shown, secret=secret))
-    return problems
-
-
-def _profile_problems_despite(exc: ValidationError, merged: Merged) -> list[Problem]:
-    """Profile problems of the rest of the config, so all problems come out at once.
-
-    The invalid leaves are dropped and the remainder validated again; if only
-    leaf errors were found, the profile rules run on that remainder (ignoring
-    rules about the dropped keys, which were already reported).
-    """
-    data = copy.deepcopy(merged.data)
-    dropped: set[str] = set()
-    for _attempt in range(3):
-        for err in exc.errors(include_url=False):
-            loc = [str(p) for p in err["loc"]]
-            parent: Data = data
-            for part in loc[:-1]:
-                parent = parent.get(part) if isinstance(parent, dict) else None
-            if not loc or not isinstance(parent, dict) or loc[-1] not in parent:
-                return []
-            if isinstance(parent[loc[-1]], dict):
-                return []
-            del parent[loc[-1]]
-            dropped.add(".".join(loc[:2]) if loc[:2] == ["auth", "api_keys"] else ".".join(loc))
-        try:
-            config = Config.model_validate(data)
-        except ValidationError as again:
-            exc = again
-            continue
-        return [p for p in check_profile(config, _source_of(merged)) if p.key not in dropped]
-    return []
-
-
-def _source_of(merged: Merged) -> SourceOf:
-    def source_of(dotted: str) -> tuple[str, bool]:
-        path = tuple(dotted.split("."))
-        origin = merged.origin_of(path)
-        secret = schema.is_secret(path) or bool(origin and origin.secret)
-        return (origin.source if origin else "default"), secret
-
-    return source_of
-
-
-def _unresolvable_hosts(config: Config, merged: Merged) -> list[Problem]:
-    """Listen addresses given as names must resolve (the schema checks their syntax;
-    resolving is the loader's job, so workers never wait on DNS at boot)."""
-    problems = []
-    source_of = _source_of(merged)
-    for key, host in (
-        ("server.host", config.server.host),
-        ("observability.metrics.host", config.observability.metrics.host),
+def _profile_conflict(
+    collected: _Collected, merged: Merged, problems: list[Problem]
+) -> list[Problem]:
+    """A `profile = ...` in a file that contradicts the profile chosen by --profile/env."""
+    declared = merged.origins.get(("profile",))
+    if (
+        declared is None
+        or merged.data.get("profile") == collected.profile
+        or any(getattr(p, "key", None) == "profile" for p in problems)
     ):
-        try:
-            ipaddress.ip_address(host)
-            continue
-        except ValueError:
-            pass
-        try:
-            socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-        except (OSError, UnicodeError) as exc:
-            source, secret = source_of(key)
-            why = getattr(exc, "strerror", None) or str(exc)
-            problems.append(
-                Problem(
-                    key,
-                    source,
-                    f"host name does not resolve ({why})",
-                    None if secret else render_value(host),
-                    secret=secret,
-                )
-            )
-    return problems
+        return []
+    return [
+        Problem(
+            "profile",
+            declared.source,
+            f"conflicts with the profile {collected.profile!r} chosen by "
+            f"{collected.profile_origin.source}",
+            None if declared.secret else render_value(merged.data.get("profile")),
+            secret=declared.secret,
+        )
+    ]
 
 
 def load_config(inputs: ConfigInputs, fingerprint_key: bytes | None = None) -> LoadedConfig:
@@ -336,33 +216,17 @@ def load_config(inputs: ConfigInputs, fingerprint_key: bytes | None = None) -> L
     problems = list(collected.problems)
     for layer in collected.layers:
         problems.extend(layer.problems)
-    declared = merged.origins.get(("profile",))
-    profile_reported = any(getattr(p, "key", None) == "profile" for p in problems)
-    if (
-        declared is not None
-        and merged.data.get("profile") != collected.profile
-        and not profile_reported
-    ):
-        problems.append(
-            Problem(
-                "profile",
-                declared.source,
-                f"conflicts with the profile {collected.profile!r} chosen by "
-                f"{collected.profile_origin.source}",
-                None if declared.secret else render_value(merged.data.get("profile")),
-                secret=declared.secret,
-            )
-        )
+    problems.extend(_profile_conflict(collected, merged, problems))
     merged.set(("profile",), collected.profile, collected.profile_origin)
     config: Config | None = None
     try:
         config = Config.model_validate(merged.data)
     except ValidationError as exc:
-        problems.extend(_validation_problems(exc, merged))
-        problems.extend(_profile_problems_despite(exc, merged))
+        problems.extend(validation_problems(exc, merged))
+        problems.extend(profile_problems_despite(exc, merged))
     if config is not None:
-        problems.extend(check_profile(config, _source_of(merged)))
-        problems.extend(_unresolvable_hosts(config, merged))
+        problems.extend(check_profile(config, source_of(merged)))
+        problems.extend(unresolvable_hosts(config, merged))
     if problems or config is None:
         error = ConfigError(problems)
         error.inputs_fingerprint = fingerprint

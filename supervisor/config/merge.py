@@ -17,7 +17,8 @@ from pathlib import Path
 from supervisor.config import schema
 from supervisor.config.errors import Problem, render_value
 from supervisor.config.formats import Data
-from supervisor.config.sources import KeyPath, Layer, Origin, read_text, warn_if_exposed
+from supervisor.config.layers import KeyPath, Layer, Origin
+from supervisor.config.reading import read_text, warn_if_exposed
 
 _SUFFIX = "_file"
 

@@ -13,8 +13,8 @@ import tomli_w
 from gateway_worker.config import dump_redacted
 from supervisor.config.errors import SECRET_MASK, redact_url
 from supervisor.config.formats import Data
+from supervisor.config.layers import flatten
 from supervisor.config.loader import LoadedConfig
-from supervisor.config.sources import flatten
 
 
 def _from_secret_source(source: str) -> bool:

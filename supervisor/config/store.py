@@ -26,10 +26,10 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from gateway_worker.config import SECRET_MASK, dump_redacted
 from supervisor.config import schema
+from supervisor.config.formats import Data
 from supervisor.config.loader import LoadedConfig
 from supervisor.config.state_paths import KEY_BYTES, KEY_FILE, read_fingerprint_key
 
@@ -63,13 +63,13 @@ def _from_secret_source(source: str) -> bool:
     return source.startswith(("secret file ", "secrets "))
 
 
-def non_secret_tree(loaded: LoadedConfig) -> tuple[dict[str, Any], list[str]]:
+def non_secret_tree(loaded: LoadedConfig) -> tuple[dict[str, Data], list[str]]:
     """The effective config with every secret *removed* (not masked), and the dotted
     keys withheld: SecretStr fields (also inside API key entries), values that came
     from a secret file or the secrets directory, and URLs that carry a password."""
     withheld: list[str] = []
 
-    def strip(node: Any, path: tuple[str | int, ...]) -> Any:
+    def strip(node: Data, path: tuple[str | int, ...]) -> Data:
         if isinstance(node, dict):
             kept = {}
             for key, value in node.items():
@@ -103,11 +103,11 @@ class Backup:
     trigger: str
     outcome: str
     changed: list[str]
-    config: dict[str, Any]
+    config: dict[str, Data]
     secrets: list[str]
     path: Path
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, Data]:
         return {
             "version": self.version,
             "hash": self.hash,
@@ -256,7 +256,7 @@ class StateStore:
 
     # -- history ----------------------------------------------------------------------
 
-    def append_history(self, entry: dict[str, Any]) -> None:
+    def append_history(self, entry: dict[str, Data]) -> None:
         """One reload attempt; the file keeps the last HISTORY_KEEP entries."""
         path = self.directory / "history.jsonl"
         line = json.dumps(entry, sort_keys=True, default=str) + "\n"
@@ -280,7 +280,7 @@ class StateStore:
                     ).encode(),
                 )
 
-    def history(self, limit: int | None = 50) -> tuple[list[dict[str, Any]], list[str]]:
+    def history(self, limit: int | None = 50) -> tuple[list[dict[str, Data]], list[str]]:
         """(entries oldest first, the last ``limit``; problems: unreadable lines)."""
         path = self.directory / "history.jsonl"
         try:

@@ -10,8 +10,8 @@ import pytest
 from gateway_worker.config import Config, dump_redacted
 from supervisor.config import ConfigError, ConfigInputs, load_config
 from supervisor.config.docs import render_markdown
+from supervisor.config.layers import flatten
 from supervisor.config.schema import env_var_name
-from supervisor.config.sources import flatten
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"

@@ -17,8 +17,8 @@ from supervisor.config import (
     fingerprint_inputs,
     load_config,
 )
+from supervisor.config.layers import flatten
 from supervisor.config.render import render_show
-from supervisor.config.sources import flatten
 
 CANARY = "canary-prop-5b2f0e9d7c"
 KEYS = [".".join(p) for p, _ in flatten(dump_redacted(Config()))] + [
