@@ -9,7 +9,7 @@ sends ONE newline-terminated JSON object and reads ONE JSON line back::
                            that did)
     anything else      ->  {"ok": false, "error": "..."}
 
-The server lives in the supervisor (``supervisor.control``); the clients are here, a
+The server lives in the supervisor (``supervisor.triggers.control``); the clients are here, a
 leaf module, so that the CLI, the workers' ``/admin/*`` endpoints and the tests share
 one of each: ``request`` (blocking) and ``request_async`` (asyncio).
 """

@@ -4,9 +4,9 @@ Shape (gunicorn's arbiter): signal handlers and other threads only *enqueue* (in
 ``supervisor.inbox.Inbox``); the main loop (``supervisor.loop``) wakes up and calls
 ``dispatch()``, which hands each queued signal to ``handle_<signal>`` and queues reload
 requests, then ``step()``: it reaps exited workers, checks the boot, advances the reload
-transaction (``supervisor.reload``), starts the next coalesced one, and
-``manage_workers()`` has the pool (``supervisor.pool``) reconcile the processes with the
-desired state kept by ``supervisor.generations`` (generation, config, worker count).
+transaction (``supervisor.reload.transaction``), starts the next coalesced one, and
+``manage_workers()`` has the pool (``supervisor.workers.pool``) reconcile the processes with the
+desired state kept by ``supervisor.reload.generations`` (generation, config, worker count).
 
 Exit codes of ``step()`` (and so of ``redis-gateway run``): 0 after a requested stop;
 1 when the first generation cannot boot (the worker's error is in ``boot_error``).
@@ -24,16 +24,16 @@ from collections.abc import Callable
 import structlog
 
 from supervisor.config import ConfigInputs
-from supervisor.drift import Drift
-from supervisor.generations import Generations
 from supervisor.hooks import Hooks
-from supervisor.inbox import Inbox, ReloadRequest, Waiter
-from supervisor.outcome import ReloadOutcome, ReloadResult
-from supervisor.pool import Clock, WorkerPool
-from supervisor.reload import Loader, ReloadPhase, ReloadTransaction
+from supervisor.reload.drift import Drift
+from supervisor.reload.generations import Generations
+from supervisor.reload.outcome import ReloadOutcome, ReloadResult
+from supervisor.reload.transaction import Loader, ReloadPhase, ReloadTransaction
 from supervisor.sockets import Listener
-from supervisor.worker_handle import WorkerHandle, WorkerState
-from supervisor.worker_process import describe_exit
+from supervisor.triggers.inbox import Inbox, ReloadRequest, Waiter
+from supervisor.workers.handle import WorkerHandle, WorkerState
+from supervisor.workers.pool import Clock, WorkerPool
+from supervisor.workers.process import describe_exit
 
 log = structlog.get_logger("redis_gateway.arbiter")
 

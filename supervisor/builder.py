@@ -31,14 +31,11 @@ import structlog
 from gateway_worker.config import Config
 from supervisor.arbiter import Arbiter
 from supervisor.config import ConfigInputs, LoadedConfig, load_config
-from supervisor.control import ControlCommands, ControlError, ControlServer, default_socket_path
 from supervisor.embedded_redis import EmbeddedRedisError
-from supervisor.generations import ConfigPreparer, Generations
 from supervisor.hooks import FanOut, Hooks
-from supervisor.inbox import Inbox
 from supervisor.loop import MainLoop
-from supervisor.pool import Clock, Standby, WorkerPool
-from supervisor.reload import Loader
+from supervisor.reload.generations import ConfigPreparer, Generations
+from supervisor.reload.transaction import Loader
 from supervisor.services import ServiceError
 from supervisor.services.logs import LogService
 from supervisor.services.memory import MemoryTrim
@@ -46,10 +43,18 @@ from supervisor.services.metrics import MetricsService
 from supervisor.services.systemd import SystemdService
 from supervisor.services.watcher import WatcherService
 from supervisor.sockets import BindError, Listener, bind, from_systemd
-from supervisor.standby import ProcessFactory, StandbyWorkers
 from supervisor.systemd import Notifier, listen_fds
-from supervisor.worker_handle import WorkerFactory
-from supervisor.worker_setup import WorkerSetup, wants_embedded_redis
+from supervisor.triggers.control import (
+    ControlCommands,
+    ControlError,
+    ControlServer,
+    default_socket_path,
+)
+from supervisor.triggers.inbox import Inbox
+from supervisor.workers.handle import WorkerFactory
+from supervisor.workers.pool import Clock, Standby, WorkerPool
+from supervisor.workers.setup import WorkerSetup, wants_embedded_redis
+from supervisor.workers.standby import ProcessFactory, StandbyWorkers
 
 log = structlog.get_logger("redis_gateway.supervisor")
 

@@ -42,7 +42,7 @@ def _control_path(control_socket: str | None, options: ConfigOptions) -> str:
     if control_socket:
         return control_socket
     from supervisor.config import ConfigError, load_config
-    from supervisor.control import default_socket_path
+    from supervisor.triggers.control import default_socket_path
 
     try:
         loaded = load_config(inputs_from_options(**options))
@@ -105,7 +105,7 @@ def reload(
     control_socket: str | None, timeout: float, as_json: bool, **options: Unpack[ConfigOptions]
 ) -> None:
     """Reload the running supervisor's configuration and wait for the outcome."""
-    from supervisor.outcome import ReloadOutcome
+    from supervisor.reload.outcome import ReloadOutcome
 
     reply, data = _ask(_control_path(control_socket, options), "reload", timeout, "reload failed")
     if as_json:

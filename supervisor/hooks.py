@@ -13,12 +13,17 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from supervisor.config import LoadedConfig
-from supervisor.outcome import ReloadOutcome
-from supervisor.worker_handle import WorkerHandle
+from supervisor.reload.outcome import ReloadOutcome
+from supervisor.workers.handle import WorkerHandle
 
 
 class Hooks(Protocol):
-    """What services hear of the supervisor's life. Every call comes from the main loop."""
+    """What services hear of the supervisor's life. Every call comes from the main loop.
+
+    The pool and the generations are handed the same object but see only their part
+    (``supervisor.workers.handle.WorkerEvents``,
+    ``supervisor.reload.generations.CommitEvents``: structurally, every Hooks is both),
+    so neither depends on this module."""
 
     def ready(self, status: str) -> None:
         """The first generation is serving (``status``: one line for systemd)."""

@@ -1,7 +1,7 @@
 """The supervisor's main loop: wait for something to happen, then let the arbiter act.
 
 One thread does everything (gunicorn's arbiter): ``select`` over the self-pipe (signals
-and the watcher's thread write to it through ``supervisor.inbox``), every worker's
+and the watcher's thread write to it through ``supervisor.triggers.inbox``), every worker's
 status pipe and the control socket; then ``arbiter.dispatch()``, the services' ``tick``
 and ``arbiter.step()``. The 0.2 s timeout bounds how late a deadline is noticed.
 """
@@ -16,10 +16,10 @@ from signal import Handlers
 from types import FrameType
 
 from supervisor.arbiter import SIGNALS, Arbiter
-from supervisor.control import ControlServer
 from supervisor.hooks import Hooks
-from supervisor.inbox import Inbox
-from supervisor.pool import WorkerPool
+from supervisor.triggers.control import ControlServer
+from supervisor.triggers.inbox import Inbox
+from supervisor.workers.pool import WorkerPool
 
 SELECT_TIMEOUT_SECONDS = 0.2
 

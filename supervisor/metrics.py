@@ -69,7 +69,7 @@ from prometheus_client.multiprocess import MultiProcessCollector  # noqa: E402
 
 from gateway_worker.errors import GatewayError  # noqa: E402
 from supervisor.metrics_workers import MultiprocessDir, readable_sample_files  # noqa: E402
-from supervisor.outcome import ReloadResult  # noqa: E402
+from supervisor.reload.outcome import ReloadResult  # noqa: E402
 
 log = structlog.get_logger("redis_gateway.metrics")
 

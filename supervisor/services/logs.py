@@ -8,8 +8,8 @@ import structlog
 
 from supervisor import logging as sup_logging
 from supervisor.config import LoadedConfig
-from supervisor.outcome import ReloadOutcome
-from supervisor.worker_handle import WorkerHandle
+from supervisor.reload.outcome import ReloadOutcome
+from supervisor.workers.handle import WorkerHandle
 
 log = structlog.get_logger("redis_gateway.supervisor")
 

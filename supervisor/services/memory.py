@@ -6,8 +6,8 @@ import gc
 from collections.abc import Sequence
 
 from supervisor.config import LoadedConfig
-from supervisor.outcome import ReloadOutcome
-from supervisor.worker_handle import WorkerHandle
+from supervisor.reload.outcome import ReloadOutcome
+from supervisor.workers.handle import WorkerHandle
 
 
 def trim_memory() -> None:

@@ -12,10 +12,10 @@ import structlog
 
 from gateway_worker.config import Config
 from supervisor.config import LoadedConfig
-from supervisor.outcome import ReloadOutcome
+from supervisor.reload.outcome import ReloadOutcome
 from supervisor.services import ServiceError
-from supervisor.worker_handle import WorkerHandle, WorkerState
-from supervisor.worker_setup import WorkerSetup
+from supervisor.workers.handle import WorkerHandle, WorkerState
+from supervisor.workers.setup import WorkerSetup
 
 if TYPE_CHECKING:
     from supervisor.metrics import MetricsServer, SupervisorMetrics

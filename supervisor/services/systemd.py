@@ -7,9 +7,9 @@ import time
 from collections.abc import Sequence
 
 from supervisor.config import LoadedConfig
-from supervisor.outcome import ReloadOutcome, ReloadResult
+from supervisor.reload.outcome import ReloadOutcome, ReloadResult
 from supervisor.systemd import Notifier
-from supervisor.worker_handle import WorkerHandle
+from supervisor.workers.handle import WorkerHandle
 
 
 class SystemdService:

@@ -15,12 +15,12 @@ import structlog
 
 from gateway_worker.config import Config
 from supervisor.config import ConfigInputs, LoadedConfig, fingerprint_inputs, overlay_candidates
-from supervisor.inbox import ReloadRequester
-from supervisor.outcome import ReloadOutcome
-from supervisor.worker_handle import WorkerHandle
+from supervisor.reload.outcome import ReloadOutcome
+from supervisor.triggers.inbox import ReloadRequester
+from supervisor.workers.handle import WorkerHandle
 
 if TYPE_CHECKING:
-    from supervisor.watch import ConfigWatcher
+    from supervisor.triggers.watch import ConfigWatcher
 
 log = structlog.get_logger("redis_gateway.supervisor")
 
@@ -49,7 +49,7 @@ class WatcherService:
         self.watcher: ConfigWatcher | None = None
 
     def start(self, config: Config) -> None:
-        from supervisor.watch import ConfigWatcher
+        from supervisor.triggers.watch import ConfigWatcher
 
         inputs = self._inputs
         self.watcher = ConfigWatcher(

@@ -10,8 +10,8 @@ import pytest
 from gateway_worker.config import Config
 from gateway_worker.contract import ExitCode
 from supervisor.sockets import Listener, bind
-from supervisor.worker_handle import WorkerState
-from supervisor.worker_process import WorkerProcess
+from supervisor.workers.handle import WorkerState
+from supervisor.workers.process import WorkerProcess
 from tests.helpers import free_port, wait_until
 
 pytestmark = pytest.mark.integration

@@ -23,9 +23,9 @@ from gateway_worker.config import Config, dump_with_secrets
 from supervisor.builder import assemble
 from supervisor.config import ConfigError, ConfigInputs, LoadedConfig
 from supervisor.hooks import FanOut
-from supervisor.outcome import ReloadResult
+from supervisor.reload.outcome import ReloadResult
 from supervisor.sockets import Listener
-from supervisor.worker_handle import WorkerState
+from supervisor.workers.handle import WorkerState
 
 _pids = itertools.count(1000)
 

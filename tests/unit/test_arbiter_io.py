@@ -19,10 +19,10 @@ from gateway_worker.config import Config
 from gateway_worker.control_socket import ControlError, request
 from gateway_worker.observability.logging import MASK, redact_secrets
 from supervisor.cli_run import format_status
-from supervisor.control import ControlConnection, ControlServer
-from supervisor.outcome import ReloadOutcome, ReloadResult
-from supervisor.reload import config_diff, redacted_values
+from supervisor.reload.outcome import ReloadOutcome, ReloadResult
+from supervisor.reload.transaction import config_diff, redacted_values
 from supervisor.sockets import BindError, bind
+from supervisor.triggers.control import ControlConnection, ControlServer
 
 
 def test_bind_ipv4_is_inheritable_reuseaddr_and_not_reuseport() -> None:
@@ -182,7 +182,7 @@ def test_format_status_shows_workers_and_last_reload() -> None:
 
 
 def test_default_control_socket_path_uses_runtime_dir(monkeypatch: pytest.MonkeyPatch) -> None:
-    from supervisor.control import default_socket_path
+    from supervisor.triggers.control import default_socket_path
 
     monkeypatch.setenv("XDG_RUNTIME_DIR", "/run/user/1000")
     assert default_socket_path(8080) == str(Path("/run/user/1000/redis-gateway-8080.sock"))

@@ -3,7 +3,7 @@
 - the loader refuses an empty main file (or overlay) and a read during a write;
 - the watcher reports inputs only once they settle;
 - a watcher-only reload checks it read what settled (else "deferred") and holds the
-  changes of ``supervisor.watch_policy`` ("held", drift pending) that an explicit reload
+  changes of ``supervisor.reload.watch_policy`` ("held", drift pending) that an explicit reload
   applies.
 """
 
@@ -21,8 +21,8 @@ import pytest
 
 from gateway_worker.config import Config
 from supervisor.config import ConfigError, ConfigInputs, fingerprint_inputs, load_config
-from supervisor.watch import ConfigWatcher
-from supervisor.watch_policy import HELD_CHANGES, held_reasons
+from supervisor.reload.watch_policy import HELD_CHANGES, held_reasons
+from supervisor.triggers.watch import ConfigWatcher
 from tests.helpers import free_port, wait_until
 from tests.unit.test_arbiter import Env, loaded
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from supervisor.config import ConfigInputs, LoadedConfig, load_config
-from supervisor.inbox import Waiter
 from supervisor.services.watcher import WatcherService, watched_paths
-from supervisor.watch import ConfigWatcher
+from supervisor.triggers.inbox import Waiter
+from supervisor.triggers.watch import ConfigWatcher
 
 
 class Triggers:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.watch import ConfigWatcher
+from supervisor.triggers.watch import ConfigWatcher
 from tests.helpers import wait_until
 
 DEBOUNCE = 0.2

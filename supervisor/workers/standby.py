@@ -14,11 +14,11 @@ import time
 from dataclasses import dataclass
 
 from gateway_worker.config import Config
-from supervisor.hooks import Hooks
-from supervisor.pool import Clock
 from supervisor.sockets import Listener
-from supervisor.worker_process import WorkerProcess
-from supervisor.worker_setup import WorkerSetup
+from supervisor.workers.handle import WorkerEvents
+from supervisor.workers.pool import Clock
+from supervisor.workers.process import WorkerProcess
+from supervisor.workers.setup import WorkerSetup
 
 STANDBY_MAX = 4
 STANDBY_SPAWN_INTERVAL_SECONDS = 0.1
@@ -41,7 +41,9 @@ class _Waiting:
 class StandbyWorkers:
     """Pre-imported worker processes waiting for a config (a ``pool.Standby``)."""
 
-    def __init__(self, setup: WorkerSetup, hooks: Hooks, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self, setup: WorkerSetup, hooks: WorkerEvents, clock: Clock = time.monotonic
+    ) -> None:
         self._setup = setup
         self._hooks = hooks
         self._clock = clock

@@ -77,6 +77,16 @@ class WorkerHandle(Protocol):
         """JSON-able view for `redis-gateway status`."""
 
 
+class WorkerEvents(Protocol):
+    """What the pool announces of its workers (part of ``supervisor.hooks.Hooks``)."""
+
+    def worker_exited(self, pid: int) -> None:
+        """A worker process is gone (clean up its per-process metrics)."""
+
+    def worker_restarted(self) -> None:
+        """A worker is being replaced after it crashed."""
+
+
 class WorkerFactory(Protocol):
     """Starts one worker with its config and the listening sockets it inherits."""
 

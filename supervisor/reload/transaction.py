@@ -25,12 +25,12 @@ import structlog
 from gateway_worker.config import Config, dump_redacted, dump_with_secrets
 from supervisor.config import ConfigError, ConfigInputs, LoadedConfig
 from supervisor.embedded_redis import EmbeddedRedisError
-from supervisor.generations import Generations
-from supervisor.outcome import ReloadOutcome, ReloadResult
-from supervisor.pool import Clock, WorkerPool
+from supervisor.reload.generations import Generations
+from supervisor.reload.outcome import ReloadOutcome, ReloadResult
+from supervisor.reload.watch_policy import held_reasons
 from supervisor.sockets import BindError, Listener
-from supervisor.watch_policy import held_reasons
-from supervisor.worker_handle import WorkerHandle, WorkerState
+from supervisor.workers.handle import WorkerHandle, WorkerState
+from supervisor.workers.pool import Clock, WorkerPool
 
 __all__ = [
     "ReloadOutcome",
@@ -103,7 +103,7 @@ class ReloadTransaction:
         self._clock = clock
         self.trigger = trigger
         #: Set for a watcher-only reload: it must read what the watcher saw settle,
-        #: and it may not apply a change supervisor.watch_policy holds.
+        #: and it may not apply a change supervisor.reload.watch_policy holds.
         self.expected_fingerprint = expected_fingerprint
         #: The fingerprint of the inputs this reload read (None until it read them).
         self.inputs_fingerprint: str | None = None

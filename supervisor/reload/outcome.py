@@ -14,7 +14,7 @@ class ReloadResult(enum.StrEnum):
 
     ``bind_failed``: the new address cannot be bound; ``error``: the supervisor could not
     even try (the config loader crashed, workers could not be forked). ``held``: the
-    watcher found a change it may not apply by itself (supervisor.watch_policy);
+    watcher found a change it may not apply by itself (supervisor.reload.watch_policy);
     ``deferred``: the watcher's reload read other bytes than the ones that settled (a
     write in progress) and is retried once the inputs settle. Neither of those two is a
     failure, nor a success.

@@ -20,7 +20,7 @@ from typing import Protocol
 import structlog
 
 from gateway_worker.control_socket import MAX_REQUEST_BYTES, ControlError, decode, encode
-from supervisor.inbox import ReloadRequester
+from supervisor.triggers.inbox import ReloadRequester
 
 __all__ = [
     "ControlCommands",

@@ -18,7 +18,7 @@ import structlog
 
 from gateway_worker.config import Config, dump_with_secrets
 from gateway_worker.contract import ExitCode, StatusMessage, decode_message
-from supervisor.worker_handle import WorkerState
+from supervisor.workers.handle import WorkerState
 
 __all__ = ["WorkerProcess", "WorkerState", "describe_exit"]
 

@@ -3,7 +3,7 @@
 Spawns through a ``WorkerFactory`` (real processes, warm standbys first; fakes in the
 unit tests), reaps, enforces kill deadlines, notices missed heartbeats and replacements
 that never became ready, replaces crashed workers with a backoff
-(``supervisor.backoff``), scales the serving generation to its desired count, and keeps
+(``supervisor.workers.backoff``), scales the serving generation to its desired count, and keeps
 the warm standby workers topped up. Every deadline comes from
 ``gateway_worker.serving.drain``. The arbiter decides *what* should run; the pool makes
 the processes match (``enforce_deadlines`` + ``reconcile``, once per loop iteration).
@@ -25,10 +25,9 @@ from gateway_worker.serving.drain import (
     START_TIMEOUT_KILL_SECONDS,
     DrainPolicy,
 )
-from supervisor.backoff import CrashBackoff
-from supervisor.hooks import Hooks
 from supervisor.sockets import Listener
-from supervisor.worker_handle import WorkerFactory, WorkerHandle, WorkerState
+from supervisor.workers.backoff import CrashBackoff
+from supervisor.workers.handle import WorkerEvents, WorkerFactory, WorkerHandle, WorkerState
 
 log = structlog.get_logger("redis_gateway.arbiter")
 
@@ -36,7 +35,7 @@ Clock = Callable[[], float]
 
 
 class Standby(Protocol):
-    """Warm standby workers the factory hands out first (``supervisor.standby``)."""
+    """Warm standby workers the factory hands out first (``supervisor.workers.standby``)."""
 
     def __len__(self) -> int: ...
     def replenish(self, listeners: list[Listener], desired: int) -> None:
@@ -59,7 +58,11 @@ class WorkerPool:
     """Owns the worker handles; all of its methods run on the main loop."""
 
     def __init__(
-        self, factory: WorkerFactory, hooks: Hooks, clock: Clock, standby: Standby | None = None
+        self,
+        factory: WorkerFactory,
+        hooks: WorkerEvents,
+        clock: Clock,
+        standby: Standby | None = None,
     ) -> None:
         self.factory = factory
         self.workers: list[WorkerHandle] = []
@@ -224,7 +227,7 @@ class WorkerPool:
             log.info("worker.spawned", pid=w.pid, generation=target.generation, slot=slot)
 
     def replenish_standby(self, listeners: list[Listener], desired: int, busy: bool) -> None:
-        """Keep pre-imported standby workers (``supervisor.standby``), but none is added
+        """Keep pre-imported standby workers (``supervisor.workers.standby``), but none is added
         while the supervisor is ``busy`` or a worker starts: those get the CPU first."""
         if self.standby is None:
             return

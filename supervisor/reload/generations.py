@@ -1,8 +1,8 @@
 """Which generation serves, with which config, listening sockets and worker count:
 numbering, switching and committing generations (DESIGN.md "Reload", steps 3, 6, 7).
 
-Bookkeeping only: the worker processes are the pool's (``supervisor.pool``), and the
-reload transaction (``supervisor.reload``) drives both.
+Bookkeeping only: the worker processes are the pool's (``supervisor.workers.pool``), and the
+reload transaction (``supervisor.reload.transaction``) drives both.
 """
 
 from __future__ import annotations
@@ -14,12 +14,18 @@ import structlog
 from gateway_worker.config import Config
 from gateway_worker.serving.drain import DrainPolicy
 from supervisor.config import LoadedConfig
-from supervisor.hooks import Hooks
-from supervisor.pool import Target
-from supervisor.scale import WorkerScale
 from supervisor.sockets import Listener, bind, same_address
+from supervisor.workers.pool import Target
+from supervisor.workers.scale import WorkerScale
 
 log = structlog.get_logger("redis_gateway.arbiter")
+
+
+class CommitEvents(Protocol):
+    """What the generations announce (part of ``supervisor.hooks.Hooks``)."""
+
+    def committed(self, loaded: LoadedConfig, version: int) -> None:
+        """A new config became current (before the reload's outcome is reported)."""
 
 
 class ConfigPreparer(Protocol):
@@ -37,7 +43,7 @@ class Generations:
         loaded: LoadedConfig,
         listeners: list[Listener],
         preparer: ConfigPreparer,
-        hooks: Hooks,
+        hooks: CommitEvents,
     ) -> None:
         self.current = loaded
         self.version = 1

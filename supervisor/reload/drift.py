@@ -2,7 +2,7 @@
 from every reload outcome.
 
 States: ``in_sync`` (the last reload read the sources and runs them), ``pending`` (the
-sources hold a change that is not applied: held by supervisor.watch_policy, or its
+sources hold a change that is not applied: held by supervisor.reload.watch_policy, or its
 reload failed), ``rejected`` (the sources are invalid: the last good config serves).
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from supervisor.outcome import ReloadOutcome, ReloadResult
+from supervisor.reload.outcome import ReloadOutcome, ReloadResult
 
 
 @dataclass
