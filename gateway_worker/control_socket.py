@@ -23,8 +23,9 @@ from typing import Any
 
 from gateway_worker.errors import GatewayError
 
-#: Largest request line the server reads.
-MAX_REQUEST_BYTES = 65536
+#: Largest request line the server reads (a `plan` carries a whole candidate config file,
+#: itself at most 1 MiB, JSON-escaped).
+MAX_REQUEST_BYTES = 4 * 2**20
 #: Largest reply line a client reads (a status with many workers stays far below).
 MAX_REPLY_BYTES = 16 * 2**20
 

@@ -27,6 +27,7 @@ from supervisor.config import ConfigInputs
 from supervisor.hooks import Hooks
 from supervisor.reload.drift import Drift
 from supervisor.reload.generations import Generations
+from supervisor.reload.lifecycle import Lifecycle
 from supervisor.reload.outcome import ReloadOutcome, ReloadResult
 from supervisor.reload.transaction import Loader, ReloadPhase, ReloadTransaction
 from supervisor.sockets import Listener
@@ -52,7 +53,7 @@ class Arbiter:
 
     def __init__(
         self,
-        inputs: ConfigInputs,
+        lifecycle: Lifecycle,
         generations: Generations,
         pool: WorkerPool,
         hooks: Hooks,
@@ -61,7 +62,7 @@ class Arbiter:
         loader: Loader,
         clock: Clock = time.monotonic,
     ) -> None:
-        self.inputs = inputs
+        self.lifecycle = lifecycle
         self.generations = generations
         self.pool = pool
         self.hooks = hooks
@@ -78,9 +79,17 @@ class Arbiter:
         self.pending_waiters: list[Waiter] = []
         self.last_reload: ReloadOutcome | None = None
         self.reload_counts: collections.Counter[ReloadResult] = collections.Counter()
-        self.drift = Drift()
         self.started_at = time.time()
         self._boot_deadline = 0.0
+
+    @property
+    def inputs(self) -> ConfigInputs:
+        """What the next reload reads (the sources, or a restored backup over them)."""
+        return self.lifecycle.inputs
+
+    @property
+    def drift(self) -> Drift:
+        return self.lifecycle.drift
 
     @property
     def version(self) -> int:
@@ -207,6 +216,10 @@ class Arbiter:
                 self.reload = None
         if self.reload is None and self.reload_pending and self.booted and not self.stopping:
             self._start_reload()
+        if self.booted and not self.stopping:
+            busy = self.reload is not None or bool(self.reload_pending)
+            if self.lifecycle.tick(self.generations.current, busy):
+                self._drift_changed()
         self.manage_workers()
         if self.stopping and not any(w.alive for w in self.pool.workers):
             log.info("supervisor.stopped", mode=str(self.stopping))
@@ -253,7 +266,7 @@ class Arbiter:
         self.reload = ReloadTransaction(
             self.generations,
             self.pool,
-            inputs=self.inputs,
+            inputs=self.lifecycle.reload_inputs(),
             loader=self._loader,
             clock=self._clock,
             trigger=",".join(dict.fromkeys(r.trigger for r in requests)),
@@ -272,11 +285,22 @@ class Arbiter:
     def _report(self, outcome: ReloadOutcome) -> None:
         self.last_reload = outcome
         self.reload_counts[outcome.result] += 1
-        self.drift.follow(outcome)
+        if self.lifecycle.after(outcome, self.generations.current):
+            self._drift_changed()
         for waiter in self.waiters:
             waiter.reply({"ok": outcome.ok, "reload": outcome.as_dict()})
         self.waiters = []
         self.hooks.reload_finished(outcome, self.status_line())
+
+    def check_drift(self) -> None:
+        """Compare the sources with the running config now (``config diff``, status)."""
+        if self.lifecycle.check(self.generations.current):
+            self._drift_changed()
+
+    def _drift_changed(self) -> None:
+        drift = self.lifecycle.drift
+        log.info("drift.changed", state=str(drift.state), reasons=drift.reasons)
+        self.hooks.drift_changed(str(drift.state))
 
     def reap(self) -> None:
         for w in self.pool.reap():
@@ -335,6 +359,7 @@ class Arbiter:
             "reloads": {str(result): n for result, n in self.reload_counts.items()},
             "last_reload": self.last_reload.as_dict() if self.last_reload else None,
             "drift": self.drift.as_dict(),
+            "restored": self.lifecycle.pinned,
             "uptime_seconds": round(time.time() - self.started_at, 1),
             "stopping": None if self.stopping is None else str(self.stopping),
         }

@@ -23,23 +23,31 @@ them down in reverse.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
+import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import structlog
 
-from gateway_worker.config import Config
+from gateway_worker.config import Config, config_hash
 from supervisor.arbiter import Arbiter
 from supervisor.config import ConfigInputs, LoadedConfig, load_config
+from supervisor.config.state_paths import state_dir_of
+from supervisor.config.store import StateStore
 from supervisor.embedded_redis import EmbeddedRedisError
 from supervisor.hooks import FanOut, Hooks
 from supervisor.loop import MainLoop
 from supervisor.reload.generations import ConfigPreparer, Generations
+from supervisor.reload.lifecycle import Lifecycle, Resumed
 from supervisor.reload.transaction import Loader
 from supervisor.services import ServiceError
 from supervisor.services.logs import LogService
 from supervisor.services.memory import MemoryTrim
 from supervisor.services.metrics import MetricsService
+from supervisor.services.state import StateService
 from supervisor.services.systemd import SystemdService
 from supervisor.services.watcher import WatcherService
 from supervisor.sockets import BindError, Listener, bind, from_systemd
@@ -85,13 +93,56 @@ def assemble(
     clock: Clock = time.monotonic,
     standby: Standby | None = None,
     inbox: Inbox | None = None,
+    lifecycle: Lifecycle | None = None,
+    version: int = 1,
 ) -> Core:
     """The core of a supervisor serving ``loaded`` on ``listeners``."""
     inbox = inbox or Inbox()
+    lifecycle = lifecycle or Lifecycle(inputs, loaded, loader, None, clock=clock)
     pool = WorkerPool(factory, hooks, clock, standby)
-    generations = Generations(loaded, listeners, preparer, hooks)
-    arbiter = Arbiter(inputs, generations, pool, hooks, inbox, loader=loader, clock=clock)
+    generations = Generations(loaded, listeners, preparer, hooks, version)
+    arbiter = Arbiter(lifecycle, generations, pool, hooks, inbox, loader=loader, clock=clock)
     return Core(inbox, pool, generations, arbiter)
+
+
+@dataclass(frozen=True)
+class StateSetup:
+    """The state directory (or None when it cannot be used) and the fingerprint key;
+    the running config hashed with it, its version, and the loader the reloads use."""
+
+    store: StateStore | None
+    key: bytes
+    loaded: LoadedConfig
+    version: int
+    loader: Loader
+
+
+def open_state(loaded: LoadedConfig, env: Mapping[str, str]) -> StateSetup:
+    """Open (create) the state directory; without one the supervisor still runs, with a
+    key of its own (secret rotations are still seen) and no backups or history."""
+    config = loaded.config
+    store: StateStore | None = StateStore(
+        state_dir_of(config, dict(env)), config.supervisor.backups_keep
+    )
+    assert store is not None
+    key: bytes | None = None
+    try:
+        store.ensure()
+        key = store.fingerprint_key()
+    except OSError as exc:
+        log.warning(
+            "state.unavailable",
+            directory=str(store.directory),
+            error=exc.strerror or str(exc),
+            effect="no backups, history or versions kept across restarts",
+        )
+        store = None
+    key = key or secrets.token_bytes(32)
+    # The hash keys secrets with this key from now on (also the reloads').
+    loaded = dataclasses.replace(loaded, hash=config_hash(config, key))
+    version = store.next_version(loaded.hash) if store is not None else 1
+    loader = functools.partial(load_config, fingerprint_key=key)
+    return StateSetup(store, key, loaded, version, loader)
 
 
 class Supervisor:
@@ -123,9 +174,27 @@ def _listeners(config: Config) -> list[Listener]:
         raise StartupError(str(exc)) from exc
 
 
-def build(inputs: ConfigInputs, loaded: LoadedConfig) -> Supervisor:
-    """Everything `redis-gateway run` needs, started; StartupError names what failed."""
+def _worker_setup(config: Config, control_path: str) -> WorkerSetup:
+    """What workers receive besides their sockets; the embedded Redis started if needed."""
+    setup = WorkerSetup(control_path)
+    if wants_embedded_redis(config):
+        try:
+            setup.start_embedded_redis()
+        except EmbeddedRedisError as exc:
+            setup.close()
+            raise StartupError(f"embedded Redis: {exc}") from exc
+    return setup
+
+
+def build(inputs: ConfigInputs, loaded: LoadedConfig, resumed: Resumed | None = None) -> Supervisor:
+    """Everything `redis-gateway run` needs, started; StartupError names what failed.
+
+    ``resumed``: ``loaded`` is the last good config, not the sources
+    (``run --resume-last-good``)."""
     config = loaded.config
+    state = open_state(loaded, inputs.env)
+    loaded, version, loader = state.loaded, state.version, state.loader
+    lifecycle = Lifecycle(inputs, loaded, loader, state.store, resumed=resumed)
     with contextlib.ExitStack() as stack:
         inbox = Inbox()
         stack.callback(inbox.close)
@@ -135,17 +204,13 @@ def build(inputs: ConfigInputs, loaded: LoadedConfig) -> Supervisor:
         for lst in listeners:
             stack.callback(lst.close)
         control_path = config.supervisor.control_socket or default_socket_path(config.server.port)
-        setup = WorkerSetup(control_path)
+        setup = _worker_setup(config, control_path)
         stack.callback(setup.close)
-        if wants_embedded_redis(config):
-            try:
-                setup.start_embedded_redis()
-            except EmbeddedRedisError as exc:
-                raise StartupError(f"embedded Redis: {exc}") from exc
         watcher = WatcherService(inputs, loaded, inbox)
-        metrics = MetricsService(setup, loaded)
+        recorder = StateService(state.store, inputs, loaded, version)
+        metrics = MetricsService(setup, loaded, version, state_ok=lambda: recorder.ok)
         # Logging first: the others then log under a reloaded logging config.
-        hooks = FanOut(LogService(), watcher, metrics, systemd, MemoryTrim())
+        hooks = FanOut(LogService(), watcher, metrics, systemd, recorder, MemoryTrim())
         standby = StandbyWorkers(setup, hooks)
         core = assemble(
             inputs,
@@ -156,10 +221,14 @@ def build(inputs: ConfigInputs, loaded: LoadedConfig) -> Supervisor:
             preparer=setup,
             standby=standby,
             inbox=inbox,
+            loader=loader,
+            lifecycle=lifecycle,
+            version=version,
         )
         try:
             control = ControlServer(
-                control_path, ControlCommands(core.arbiter, inbox, control_path)
+                control_path,
+                ControlCommands(core.arbiter, inbox, control_path, core.generations, recorder),
             )
         except ControlError as exc:
             raise StartupError(str(exc)) from exc

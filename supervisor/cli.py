@@ -16,10 +16,12 @@ def main() -> None:
 
 
 def _register() -> None:
+    from supervisor.cli_lifecycle import register as register_lifecycle
     from supervisor.cli_run import register as register_run
     from supervisor.config.cli import register as register_config
 
     register_config(main)
+    register_lifecycle(main)
     register_run(main)
 
 

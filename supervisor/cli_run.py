@@ -20,13 +20,16 @@ from gateway_worker.control_socket import JSONObject
 from supervisor.config.cli import ConfigOptions, config_options, inputs_from_options
 
 
-def _ask(path: str, cmd: str, timeout: float, failure: str) -> tuple[JSONObject, JSONObject]:
-    """Send ``cmd`` over the control socket; return the reply and its ``cmd`` section.
-    An unreachable socket or a reply without that section: print ``failure: why``, exit 1."""
+def _ask(
+    path: str, cmd: str, timeout: float, failure: str, **options: object
+) -> tuple[JSONObject, JSONObject]:
+    """Send ``cmd`` (with ``options``) over the control socket; return the reply and its
+    ``cmd`` section. An unreachable socket or a reply without that section: print
+    ``failure: why``, exit 1."""
     from gateway_worker.control_socket import ControlError, request
 
     try:
-        reply = request(path, {"cmd": cmd}, timeout)
+        reply = request(path, {"cmd": cmd, **options}, timeout)
     except ControlError as exc:
         click.echo(f"{failure}: {exc}", err=True)
         sys.exit(1)
@@ -69,7 +72,24 @@ def _control_path(control_socket: str | None, options: ConfigOptions) -> str:
     default=None,
     help="Write the supervisor's pid here (removed on exit).",
 )
-def run(pidfile: Path | None, **options: Unpack[ConfigOptions]) -> None:
+@click.option(
+    "--resume-last-good",
+    is_flag=True,
+    help="If the sources are invalid at start, start from the last committed config in "
+    "the state directory (reported as drift `rejected`) instead of exiting 1.",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="--resume-last-good: where the backups are (default: the default state dir).",
+)
+def run(
+    pidfile: Path | None,
+    resume_last_good: bool,
+    state_dir: Path | None,
+    **options: Unpack[ConfigOptions],
+) -> None:
     """Run the supervisor and its workers (foreground).
 
     \b
@@ -82,8 +102,12 @@ def run(pidfile: Path | None, **options: Unpack[ConfigOptions]) -> None:
     from supervisor.runtime import run_supervisor
 
     inputs = inputs_from_options(**options)
-    loaded = load_or_exit(inputs)
-    sys.exit(run_supervisor(inputs, loaded, pidfile))
+    if not resume_last_good:
+        sys.exit(run_supervisor(inputs, load_or_exit(inputs), pidfile))
+    from supervisor.cli_resume import load_or_resume
+
+    loaded, resumed = load_or_resume(inputs, state_dir)
+    sys.exit(run_supervisor(inputs, loaded, pidfile, resumed))
 
 
 @click.command("reload")
@@ -101,13 +125,28 @@ def run(pidfile: Path | None, **options: Unpack[ConfigOptions]) -> None:
     help="Seconds to wait for the outcome.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@click.option(
+    "--discard-restore",
+    is_flag=True,
+    help="Drop a restored backup pinned over the sources, and reload from the sources.",
+)
 def reload(
-    control_socket: str | None, timeout: float, as_json: bool, **options: Unpack[ConfigOptions]
+    control_socket: str | None,
+    timeout: float,
+    as_json: bool,
+    discard_restore: bool,
+    **options: Unpack[ConfigOptions],
 ) -> None:
     """Reload the running supervisor's configuration and wait for the outcome."""
     from supervisor.reload.outcome import ReloadOutcome
 
-    reply, data = _ask(_control_path(control_socket, options), "reload", timeout, "reload failed")
+    reply, data = _ask(
+        _control_path(control_socket, options),
+        "reload",
+        timeout,
+        "reload failed",
+        discard_restore=discard_restore,
+    )
     if as_json:
         click.echo(json.dumps(data, indent=2))
     else:
@@ -170,11 +209,21 @@ def format_status(st: JSONObject) -> str:
         lines.append(f"last reload: {last['result']} at {when} (trigger {last['trigger']}){detail}")
     else:
         lines.append("last reload: none")
+    if st.get("restored"):
+        lines.append(f"restored: {st['restored']} pinned over the sources")
+    state = st.get("state")
+    if isinstance(state, dict):
+        where = state.get("dir") or "none (no backups, history or persistent versions)"
+        lines.append(
+            f"state dir: {where}"
+            + (f" — last write failed: {state['last_error']}" if state.get("last_error") else "")
+        )
     drift = st.get("drift")
     if drift:
         since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(drift["since"]))
         lines.append(f"config drift: {drift['state']} since {since}")
         lines.extend(f"  {reason}" for reason in drift["reasons"])
-        if drift["state"] == "pending" and drift["reasons"]:
+        held = (last or {}).get("result") == "held"
+        if drift["state"] == "pending" and drift["reasons"] and held and not st.get("restored"):
             lines.append("  (apply with `redis-gateway reload` or SIGHUP)")
     return "\n".join(lines)

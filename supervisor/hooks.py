@@ -53,6 +53,9 @@ class Hooks(Protocol):
     def reopen_logs(self) -> None:
         """SIGUSR1: reopen log files."""
 
+    def drift_changed(self, state: str) -> None:
+        """The drift state changed (``supervisor.reload.drift``)."""
+
     def tick(self, workers: Sequence[WorkerHandle]) -> None:
         """Once per main-loop iteration (gauges, watchdog pings)."""
 
@@ -98,6 +101,10 @@ class FanOut:
     def reopen_logs(self) -> None:
         for h in self.hooks:
             h.reopen_logs()
+
+    def drift_changed(self, state: str) -> None:
+        for h in self.hooks:
+            h.drift_changed(state)
 
     def tick(self, workers: Sequence[WorkerHandle]) -> None:
         for h in self.hooks:

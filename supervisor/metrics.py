@@ -69,10 +69,12 @@ from prometheus_client.multiprocess import MultiProcessCollector  # noqa: E402
 
 from gateway_worker.errors import GatewayError  # noqa: E402
 from supervisor.metrics_workers import MultiprocessDir, readable_sample_files  # noqa: E402
+from supervisor.reload.drift import DriftState  # noqa: E402
 from supervisor.reload.outcome import ReloadResult  # noqa: E402
 
 log = structlog.get_logger("redis_gateway.metrics")
 
+DRIFT_STATES = tuple(str(s) for s in DriftState)
 #: The one list of reload results (supervisor.outcome.ReloadResult), every label pre-created.
 RELOAD_RESULTS = tuple(str(result) for result in ReloadResult)
 RELOAD_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -116,6 +118,7 @@ class SupervisorMetrics:
             "Workers replaced after crashing or missing heartbeats.",
             registry=registry,
         )
+        self._create_lifecycle_series(registry)
         self._known_states: set[str] = set()
         self._lock = threading.Lock()
         # Start-up loaded a valid config, which counts as the first successful load
@@ -127,6 +130,31 @@ class SupervisorMetrics:
                 ProcessCollector(registry=registry)
             except ValueError:  # the registry already has one (e.g. the default REGISTRY)
                 pass
+
+    def _create_lifecycle_series(self, registry: CollectorRegistry) -> None:
+        self._drift = Gauge(
+            "redis_gateway_config_drift",
+            "1 for the current drift state of the running config against its sources "
+            f"({', '.join(DRIFT_STATES)}), 0 for the others.",
+            ["state"],
+            registry=registry,
+        )
+        self.set_drift("in_sync")
+        self._state_ok = Gauge(
+            "redis_gateway_state_write_ok",
+            "1 while backups and history are written to the state directory, 0 after a "
+            "write failed (or when there is no usable state directory).",
+            registry=registry,
+        )
+        self._state_ok.set(1)
+
+    def set_drift(self, state: str) -> None:
+        """The drift state changed (supervisor.reload.drift)."""
+        for known in DRIFT_STATES:
+            self._drift.labels(state=known).set(1 if known == state else 0)
+
+    def set_state_ok(self, ok: bool) -> None:
+        self._state_ok.set(1 if ok else 0)
 
     def _create_reload_series(self, registry: CollectorRegistry) -> None:
         self._reloads = Counter(

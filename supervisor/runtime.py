@@ -12,14 +12,22 @@ import structlog
 from supervisor import logging as sup_logging
 from supervisor.builder import StartupError, build
 from supervisor.config import ConfigInputs, LoadedConfig
+from supervisor.reload.lifecycle import Resumed
 
 __all__ = ["StartupError", "run_supervisor"]
 
 log = structlog.get_logger("redis_gateway.supervisor")
 
 
-def run_supervisor(inputs: ConfigInputs, loaded: LoadedConfig, pidfile: Path | None) -> int:
-    """`redis-gateway run` after the config was loaded; returns the exit code."""
+def run_supervisor(
+    inputs: ConfigInputs,
+    loaded: LoadedConfig,
+    pidfile: Path | None,
+    resumed: Resumed | None = None,
+) -> int:
+    """`redis-gateway run` after the config was loaded; returns the exit code.
+
+    ``resumed``: ``loaded`` is the last good config (``run --resume-last-good``)."""
     try:
         sup_logging.configure(loaded.config.observability.logging)
     except OSError as exc:
@@ -30,7 +38,7 @@ def run_supervisor(inputs: ConfigInputs, loaded: LoadedConfig, pidfile: Path | N
         )
         return 1
     try:
-        supervisor = build(inputs, loaded)
+        supervisor = build(inputs, loaded, resumed)
     except StartupError as exc:
         log.error("supervisor.start_failed", error=str(exc))  # noqa: TRY400 - expected condition, no traceback
         print(f"redis-gateway: cannot start: {exc}", file=sys.stderr)

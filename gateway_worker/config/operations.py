@@ -124,6 +124,14 @@ class SupervisorConfig(Section):
         "$STATE_DIRECTORY (systemd StateDirectory=), else $XDG_STATE_HOME/redis-gateway, "
         "else /var/lib/redis-gateway for root, else ~/.local/state/redis-gateway.",
     )
+    drift_check_interval_seconds: float = Field(
+        30.0,
+        ge=0,
+        le=86_400,
+        allow_inf_nan=False,
+        description="How often the sources are compared with the running config without "
+        "applying them (drift in `status` and metrics; 0 disables the periodic check).",
+    )
     backups_keep: int = Field(
         20, ge=1, le=10_000, description="How many committed configs are kept as backups."
     )

@@ -24,6 +24,7 @@ from supervisor.config.errors import ConfigError, Problem, render_value
 from supervisor.config.layers import Layer, Origin, flatten
 from supervisor.config.merge import Merged, merge, resolve_file_refs
 from supervisor.config.profiles import PROFILE_DEFAULTS, check_profile
+from supervisor.config.restore import Restore, apply_restore
 from supervisor.config.sources import (
     DOCUMENT_SUFFIXES,
     ConfigMapSource,
@@ -66,6 +67,13 @@ class ConfigInputs:
     configmap_dir: Path | None = None
     secrets_dir: Path | None = None
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    #: The main document's content, planned as if it replaced the main file
+    #: (``POST /admin/config/plan``); the main file itself is not read.
+    main_text: str | None = None
+    #: Its format ("toml", "yaml", "json"); None: the main file's suffix says.
+    main_format: str | None = None
+    #: A backup's non-secret config pinned over the sources (``config backups restore``).
+    restore: Restore | None = None
 
 
 @dataclass(frozen=True)
@@ -153,7 +161,11 @@ def _collect(inputs: ConfigInputs) -> _Collected:
     problems: list[Problem] = []
     layers: list[Layer] = []
     main_path = _path(inputs.config_path, inputs.env, "REDIS_GATEWAY_CONFIG")
-    main = FileSource(main_path).load() if main_path is not None else None
+    main = (
+        FileSource(main_path, text=inputs.main_text, fmt=inputs.main_format).load()
+        if main_path is not None
+        else None
+    )
     profile, profile_origin = _choose_profile(inputs, main, problems)
     defaults = PROFILE_DEFAULTS.get(profile)
     if defaults:
@@ -214,6 +226,8 @@ def load_config(inputs: ConfigInputs, fingerprint_key: bytes | None = None) -> L
     collected.layers.append(resolve_file_refs(merged))
     fingerprint = _digest(collected)
     problems = list(collected.problems)
+    if inputs.restore is not None:
+        problems.extend(apply_restore(merged, inputs.restore, collected.profile))
     for layer in collected.layers:
         problems.extend(layer.problems)
     problems.extend(_profile_conflict(collected, merged, problems))

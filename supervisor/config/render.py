@@ -36,12 +36,12 @@ def redacted_tree(loaded: LoadedConfig) -> dict[str, Data]:
     return tree
 
 
-def _drop_none(value: Data) -> Data:
+def drop_none(value: Data) -> Data:
     # TOML has no null: an unset key is simply absent (also inside list items).
     if isinstance(value, dict):
-        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+        return {k: drop_none(v) for k, v in value.items() if v is not None}
     if isinstance(value, list):
-        return [_drop_none(v) for v in value]
+        return [drop_none(v) for v in value]
     return value
 
 
@@ -57,7 +57,7 @@ def render_show(loaded: LoadedConfig, *, fmt: str, sources: bool) -> str:
             return json.dumps(flat, indent=2) + "\n"
         return json.dumps(tree, indent=2) + "\n"
     if not sources:
-        return tomli_w.dumps(_drop_none(tree))
+        return tomli_w.dumps(drop_none(tree))
     lines = [f"# profile {loaded.config.profile}, hash {loaded.hash}"]
     for path, value in flatten(tree):
         key = ".".join(path)

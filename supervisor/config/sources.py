@@ -77,28 +77,52 @@ class FileSource:
     applying it would mean "every default" (issue 14).
     """
 
-    def __init__(self, path: Path, label: str = "file") -> None:
+    def __init__(
+        self, path: Path, label: str = "file", text: str | None = None, fmt: str | None = None
+    ) -> None:
         self.path = path
         self.label = label
+        #: The document's content when it does not come from ``path`` (a candidate
+        #: planned as if it replaced the file: ``POST /admin/config/plan``), and its format.
+        self.text = text
+        self.fmt = fmt
 
     def load(self) -> Layer:
         layer = Layer(self.label)
-        layer.watched.append(self.path)
+        if self.text is None:
+            layer.watched.append(self.path)
         load_document(
-            self.path, f"{self.label} {self.path}", layer, secret=False, require_settings=True
+            self.path,
+            f"{self.label} {self.path}" if self.text is None else f"candidate {self.path}",
+            layer,
+            secret=False,
+            require_settings=True,
+            text=self.text,
+            fmt=self.fmt,
         )
         return layer
 
 
 def load_document(
-    path: Path, source: str, layer: Layer, *, secret: bool, require_settings: bool = False
+    path: Path,
+    source: str,
+    layer: Layer,
+    *,
+    secret: bool,
+    require_settings: bool = False,
+    text: str | None = None,
+    fmt: str | None = None,
 ) -> None:
-    """Parse a TOML/YAML/JSON document into `layer`, one origin (with line) per leaf."""
-    text = read_text(path, layer, str(path), source)
+    """Parse a TOML/YAML/JSON document into `layer`, one origin (with line) per leaf
+    (``text``: the document's content, instead of reading ``path``)."""
+    if text is None:
+        text = read_text(path, layer, str(path), source)
+    else:
+        layer.raw.append(text.encode(errors="surrogateescape"))
     if text is None:
         return
     try:
-        doc = parse_document(text, format_of(path))
+        doc = parse_document(text, fmt or format_of(path))
     except FormatError as exc:
         where = f"{source}:{exc.line}" if exc.line else source
         layer.problem(str(path), where, exc.message)

@@ -44,9 +44,11 @@ class Generations:
         listeners: list[Listener],
         preparer: ConfigPreparer,
         hooks: CommitEvents,
+        version: int = 1,
     ) -> None:
         self.current = loaded
-        self.version = 1
+        #: Monotonic across restarts when a state directory keeps it (``supervisor.config.store``).
+        self.version = version
         #: The number of the generation that serves.
         self.serving = 1
         self.listeners = listeners

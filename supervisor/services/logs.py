@@ -49,3 +49,6 @@ class LogService:
 
     def tick(self, workers: Sequence[WorkerHandle]) -> None:
         pass
+
+    def drift_changed(self, state: str) -> None:
+        pass

@@ -59,3 +59,6 @@ class MemoryTrim:
 
     def tick(self, workers: Sequence[WorkerHandle]) -> None:
         pass
+
+    def drift_changed(self, state: str) -> None:
+        pass

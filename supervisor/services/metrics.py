@@ -5,7 +5,7 @@ config says. prometheus-client is imported only once metrics are on (issue 3).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import structlog
@@ -27,9 +27,19 @@ class MetricsService:
     """Hooks: ``committed``, ``reload_finished``, ``worker_exited``, ``worker_restarted``,
     ``tick`` (workers by state)."""
 
-    def __init__(self, setup: WorkerSetup, loaded: LoadedConfig) -> None:
+    def __init__(
+        self,
+        setup: WorkerSetup,
+        loaded: LoadedConfig,
+        version: int = 1,
+        state_ok: Callable[[], bool] | None = None,
+    ) -> None:
         self._setup = setup
         self._loaded = loaded
+        self._version = version
+        #: Whether backups and history are being written (``StateService.ok``).
+        self._state_ok = state_ok
+        self._drift = "in_sync"
         self.metrics: SupervisorMetrics | None = None
         self.server: MetricsServer | None = None
 
@@ -45,7 +55,9 @@ class MetricsService:
             server.start()
         except MetricsError as exc:
             raise ServiceError(str(exc)) from exc
-        metrics.set_config(version=1, config_hash=self._loaded.hash, profile=config.profile)
+        metrics.set_config(
+            version=self._version, config_hash=self._loaded.hash, profile=config.profile
+        )
 
     def _create(self, config: Config) -> tuple[SupervisorMetrics, MetricsServer]:
         from prometheus_client import CollectorRegistry
@@ -69,7 +81,7 @@ class MetricsService:
         from supervisor.metrics import MetricsError
 
         if self.metrics is None and m.enabled:
-            self._create(config)
+            self._create(config)[0].set_drift(self._drift)
         if self.metrics is not None:
             # Kept up to date while disabled, so re-enabling shows the truth.
             self.metrics.set_config(
@@ -105,6 +117,8 @@ class MetricsService:
     def tick(self, workers: Sequence[WorkerHandle]) -> None:
         if self.metrics is None:
             return
+        if self._state_ok is not None:
+            self.metrics.set_state_ok(self._state_ok())
         counts = {str(s): 0 for s in WorkerState if s is not WorkerState.EXITED}
         for w in workers:
             if str(w.state) in counts:
@@ -129,3 +143,8 @@ class MetricsService:
 
     def reopen_logs(self) -> None:
         pass
+
+    def drift_changed(self, state: str) -> None:
+        self._drift = state
+        if self.metrics is not None:
+            self.metrics.set_drift(state)

@@ -60,3 +60,6 @@ class SystemdService:
 
     def reopen_logs(self) -> None:
         pass
+
+    def drift_changed(self, state: str) -> None:
+        pass

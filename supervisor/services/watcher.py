@@ -137,3 +137,6 @@ class WatcherService:
 
     def tick(self, workers: Sequence[WorkerHandle]) -> None:
         pass
+
+    def drift_changed(self, state: str) -> None:
+        pass

@@ -15,12 +15,16 @@ import socket
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
 from gateway_worker.control_socket import MAX_REQUEST_BYTES, ControlError, decode, encode
+from supervisor.config import LoadedConfig
 from supervisor.triggers.inbox import ReloadRequester
+
+if TYPE_CHECKING:
+    from supervisor.reload.lifecycle import Lifecycle
 
 __all__ = [
     "ControlCommands",
@@ -71,31 +75,116 @@ class ControlConnection:
 Handler = Callable[[Mapping[str, object], ControlConnection], None]
 
 
-class StatusSource(Protocol):
+class Supervised(Protocol):
+    """What the control commands read and ask of the supervisor (the arbiter)."""
+
+    @property
+    def lifecycle(self) -> Lifecycle: ...
     def status(self) -> dict[str, object]: ...
+    def check_drift(self) -> None: ...
+
+
+class Running(Protocol):
+    """The committed config and its version (``supervisor.reload.generations``)."""
+
+    current: LoadedConfig
+    version: int
+
+
+class StateInfo(Protocol):
+    def describe(self) -> dict[str, object]: ...
 
 
 class ControlCommands:
-    """The ``Handler`` of the supervisor's control socket: ``status`` and ``reload``."""
+    """The ``Handler`` of the supervisor's control socket.
 
-    def __init__(self, status: StatusSource, triggers: ReloadRequester, socket_path: str) -> None:
-        self._status = status
+    ``status``; ``reload`` (options: ``discard_restore``, ``if_match`` = the running
+    config's hash or a refusal, ``via`` = who asks); ``diff`` (running vs sources);
+    ``plan`` (``text``, ``format``: a candidate main file, validated and diffed, never
+    applied); ``restore`` (``version``, ``expect_version``, ``dry_run``)."""
+
+    def __init__(
+        self,
+        supervised: Supervised,
+        triggers: ReloadRequester,
+        socket_path: str,
+        running: Running,
+        state: StateInfo,
+    ) -> None:
+        self._supervised = supervised
         self._triggers = triggers
         self._socket_path = socket_path
+        self._running = running
+        self._state = state
 
     def __call__(self, request: Mapping[str, object], conn: ControlConnection) -> None:
         cmd = request.get("cmd")
-        if cmd == "status":
+        handler = {
+            "status": self._status,
+            "reload": self._reload,
+            "diff": self._diff,
+            "plan": self._plan,
+            "restore": self._restore,
+        }.get(str(cmd))
+        if handler is None:
+            known = "reload, status, diff, plan, restore"
+            conn.reply({"ok": False, "error": f"unknown cmd {cmd!r} ({known})"})
+            return
+        handler(request, conn)
+
+    def _status(self, _request: Mapping[str, object], conn: ControlConnection) -> None:
+        status = {
+            **self._supervised.status(),
+            "control_socket": self._socket_path,
+            "state": self._state.describe(),
+        }
+        conn.reply({"ok": True, "status": status})
+
+    def _reload(self, request: Mapping[str, object], conn: ControlConnection) -> None:
+        if_match = request.get("if_match")
+        running = self._running.current.hash
+        if if_match is not None and if_match != running:
             conn.reply(
                 {
-                    "ok": True,
-                    "status": {**self._status.status(), "control_socket": self._socket_path},
+                    "ok": False,
+                    "precondition_failed": True,
+                    "hash": running,
+                    "error": f"the running config is {running}, not {if_match}: not reloaded",
                 }
             )
-        elif cmd == "reload":
-            self._triggers.request_reload("control socket", conn)
-        else:
-            conn.reply({"ok": False, "error": f"unknown cmd {cmd!r} (reload, status)"})
+            return
+        if request.get("discard_restore"):
+            self._supervised.lifecycle.discard_restore()
+        via = request.get("via")
+        self._triggers.request_reload(str(via) if via else "control socket", conn)
+
+    def _diff(self, _request: Mapping[str, object], conn: ControlConnection) -> None:
+        self._supervised.check_drift()
+        conn.reply(self._supervised.lifecycle.diff(self._running.current))
+
+    def _plan(self, request: Mapping[str, object], conn: ControlConnection) -> None:
+        text, fmt = request.get("text"), request.get("format", "toml")
+        if not isinstance(text, str) or fmt not in ("toml", "yaml", "json"):
+            conn.reply({"ok": False, "error": "plan needs text and a format (toml, yaml, json)"})
+            return
+        conn.reply(self._supervised.lifecycle.plan(self._running.current, text, str(fmt)))
+
+    def _restore(self, request: Mapping[str, object], conn: ControlConnection) -> None:
+        version, expect = request.get("version"), request.get("expect_version")
+        if not isinstance(version, int) or not (expect is None or isinstance(expect, int)):
+            conn.reply({"ok": False, "error": "restore needs an integer version"})
+            return
+        refused = self._supervised.lifecycle.restore(
+            version,
+            expect,
+            self._running.version,
+            dry_run=bool(request.get("dry_run")),
+            running=self._running.current,
+        )
+        if refused is not None:
+            conn.reply(refused)
+            return
+        self._triggers.request_reload(f"restore v{version}", conn)
 
 
 class ControlServer:
@@ -153,7 +242,7 @@ class ControlServer:
 
     def _read(self, conn: ControlConnection) -> None:
         try:
-            data = conn.sock.recv(MAX_REQUEST_BYTES)
+            data = conn.sock.recv(65536)
         except BlockingIOError:
             return
         except OSError:

@@ -142,6 +142,14 @@ class Gateway:
         self.config_path.write_text(tomli_w.dumps(data))
 
     def start(self, extra_args: tuple[str, ...] = (), wait: bool = True) -> Gateway:
+        """Start `redis-gateway run` (again, after the previous one exited)."""
+        if self.proc is not None:
+            assert self.proc.poll() is not None, "the previous supervisor still runs"
+            if self.proc.stderr is not None:
+                self.proc.stderr.close()
+            self._stderr = None
+        if self._log is not None:
+            self._log.close()
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [*REDIS_GATEWAY, "run", "--config", str(self.config_path), *extra_args],
@@ -260,6 +268,8 @@ def base_config(redis_url: str, sockdir: Path) -> dict[str, Any]:
         "redis": {"url": redis_url, "connection_timeout_seconds": 1.0},
         "observability": {"metrics": {"enabled": False}},
         "supervisor": {
+            # Versions, backups and history of this gateway alone (never a shared dir).
+            "state_dir": str(sockdir / "state"),
             "watch_config": False,
             # AF_UNIX paths are limited to ~107 bytes: pytest's tmp_path can be longer.
             "control_socket": str(sockdir / "ctl.sock"),
