@@ -5,6 +5,7 @@ secrets, restore through the reload pipeline with compare-and-set; history; and
 
 from __future__ import annotations
 
+import http.client
 import json
 import signal
 import subprocess
@@ -232,3 +233,66 @@ def test_resume_last_good_starts_from_the_last_backup(gateway_factory: Factory) 
         lambda: (s := gw.status())["restored"] is None and s, timeout=20, what="the sources applied"
     )
     assert status["drift"]["state"] == "in_sync"
+
+
+ADMIN_KEY = "admin-key-lifecycle-0123456789"
+
+
+def _admin(
+    gw: Gateway, method: str, path: str, body: bytes = b"", **headers: str
+) -> tuple[int, dict[str, str], Any]:
+    conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=30)
+    try:
+        conn.request(method, path, body=body, headers={"X-API-Key": ADMIN_KEY, **headers})
+        resp = conn.getresponse()
+        raw = resp.read()
+    finally:
+        conn.close()
+    return resp.status, {k.lower(): v for k, v in resp.getheaders()}, json.loads(raw or b"null")
+
+
+def test_admin_config_etag_plan_and_if_match_reload(gateway_factory: Factory) -> None:
+    keys = [{"name": "ops", "key": ADMIN_KEY, "admin": True}]
+    gw = gateway_factory(
+        {
+            "server": {"workers": 1},
+            "auth": {"enabled": True, "api_keys": keys},
+            "features": {"admin_endpoints": True},
+        }
+    )
+    running = gw.status()["hash"]
+    status, headers, body = _admin(gw, "GET", "/admin/config")
+    assert status == 200 and headers["etag"] == f'"{running}"' and body["hash"] == running
+    assert "sources" not in body
+    assert _admin(gw, "GET", "/admin/config", **{"If-None-Match": f'"{running}"'})[0] == 304
+    _, _, with_sources = _admin(gw, "GET", "/admin/config?sources=1")
+    workers = with_sources["sources"]["server.workers"]
+    assert workers["value"] == 1 and workers["source"].startswith(f"file {gw.config_path}:")
+    assert ADMIN_KEY not in json.dumps(with_sources)
+
+    candidate = tomli_w.dumps(deep_merge(gw.config, {"server": {"workers": 2}})).encode()
+    status, _, plan = _admin(
+        gw, "POST", "/admin/config/plan", candidate, **{"Content-Type": "application/toml"}
+    )
+    assert status == 200 and plan["valid"] is True
+    assert [r["key"] for r in plan["rows"]] == ["server.workers"]
+    broken = b"[server]\nworkers = 0\n"
+    status, _, plan = _admin(
+        gw, "POST", "/admin/config/plan", broken, **{"Content-Type": "application/toml"}
+    )
+    assert status == 422 and plan["valid"] is False
+    assert any(p.startswith("server.workers:") and "candidate" in p for p in plan["problems"])
+    status, _, refused = _admin(
+        gw, "POST", "/admin/config/plan", b"x", **{"Content-Type": "text/plain"}
+    )
+    assert status == 415 and "application/toml" in refused["error"]
+    assert gw.status()["hash"] == running  # a plan applies nothing
+
+    gw.write_config({"server": {"workers": 2}})
+    status, headers, body = _admin(gw, "POST", "/admin/reload", **{"If-Match": '"not-it"'})
+    assert status == 412 and headers["etag"] == f'"{running}"'
+    assert gw.status()["version"] == 1
+    status, _, body = _admin(gw, "POST", "/admin/reload", **{"If-Match": f'"{running}"'})
+    assert status == 200 and body["reload"]["result"] == "committed"
+    entries = json.loads(cli(gw, "config", "history", "--format", "json").stdout)
+    assert entries[-1]["trigger_kind"] == "admin API"
