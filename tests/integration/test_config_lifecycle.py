@@ -239,11 +239,15 @@ ADMIN_KEY = "admin-key-lifecycle-0123456789"
 
 
 def _admin(
-    gw: Gateway, method: str, path: str, body: bytes = b"", **headers: str
+    gw: Gateway,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, str], Any]:
     conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=30)
     try:
-        conn.request(method, path, body=body, headers={"X-API-Key": ADMIN_KEY, **headers})
+        conn.request(method, path, body=body, headers={"X-API-Key": ADMIN_KEY, **(headers or {})})
         resp = conn.getresponse()
         raw = resp.read()
     finally:
@@ -264,7 +268,7 @@ def test_admin_config_etag_plan_and_if_match_reload(gateway_factory: Factory) ->
     status, headers, body = _admin(gw, "GET", "/admin/config")
     assert status == 200 and headers["etag"] == f'"{running}"' and body["hash"] == running
     assert "sources" not in body
-    assert _admin(gw, "GET", "/admin/config", **{"If-None-Match": f'"{running}"'})[0] == 304
+    assert _admin(gw, "GET", "/admin/config", headers={"If-None-Match": f'"{running}"'})[0] == 304
     _, _, with_sources = _admin(gw, "GET", "/admin/config?sources=1")
     workers = with_sources["sources"]["server.workers"]
     assert workers["value"] == 1 and workers["source"].startswith(f"file {gw.config_path}:")
@@ -272,27 +276,27 @@ def test_admin_config_etag_plan_and_if_match_reload(gateway_factory: Factory) ->
 
     candidate = tomli_w.dumps(deep_merge(gw.config, {"server": {"workers": 2}})).encode()
     status, _, plan = _admin(
-        gw, "POST", "/admin/config/plan", candidate, **{"Content-Type": "application/toml"}
+        gw, "POST", "/admin/config/plan", candidate, headers={"Content-Type": "application/toml"}
     )
     assert status == 200 and plan["valid"] is True
     assert [r["key"] for r in plan["rows"]] == ["server.workers"]
     broken = b"[server]\nworkers = 0\n"
     status, _, plan = _admin(
-        gw, "POST", "/admin/config/plan", broken, **{"Content-Type": "application/toml"}
+        gw, "POST", "/admin/config/plan", broken, headers={"Content-Type": "application/toml"}
     )
     assert status == 422 and plan["valid"] is False
     assert any(p.startswith("server.workers:") and "candidate" in p for p in plan["problems"])
     status, _, refused = _admin(
-        gw, "POST", "/admin/config/plan", b"x", **{"Content-Type": "text/plain"}
+        gw, "POST", "/admin/config/plan", b"x", headers={"Content-Type": "text/plain"}
     )
     assert status == 415 and "application/toml" in refused["error"]
     assert gw.status()["hash"] == running  # a plan applies nothing
 
     gw.write_config({"server": {"workers": 2}})
-    status, headers, body = _admin(gw, "POST", "/admin/reload", **{"If-Match": '"not-it"'})
+    status, headers, body = _admin(gw, "POST", "/admin/reload", headers={"If-Match": '"not-it"'})
     assert status == 412 and headers["etag"] == f'"{running}"'
     assert gw.status()["version"] == 1
-    status, _, body = _admin(gw, "POST", "/admin/reload", **{"If-Match": f'"{running}"'})
+    status, _, body = _admin(gw, "POST", "/admin/reload", headers={"If-Match": f'"{running}"'})
     assert status == 200 and body["reload"]["result"] == "committed"
     entries = json.loads(cli(gw, "config", "history", "--format", "json").stdout)
     assert entries[-1]["trigger_kind"] == "admin API"
