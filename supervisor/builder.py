@@ -51,6 +51,7 @@ from supervisor.triggers.control import (
     default_socket_path,
 )
 from supervisor.triggers.inbox import Inbox
+from supervisor.unserved import UnservedResponder
 from supervisor.workers.handle import WorkerFactory
 from supervisor.workers.pool import Clock, Standby, WorkerPool
 from supervisor.workers.setup import WorkerSetup, wants_embedded_redis
@@ -173,5 +174,7 @@ def build(inputs: ConfigInputs, loaded: LoadedConfig) -> Supervisor:
             raise StartupError(str(exc)) from exc
         if config.supervisor.watch_config:
             watcher.start(config)
-        loop = MainLoop(core.arbiter, core.pool, inbox, control, hooks)
+        unserved = UnservedResponder()
+        stack.callback(unserved.close)
+        loop = MainLoop(core.arbiter, core.pool, inbox, control, hooks, unserved=unserved)
         return Supervisor(core, loop, stack.pop_all())
