@@ -23,12 +23,14 @@ them down in reverse.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from dataclasses import dataclass
 
 import structlog
 
 from gateway_worker.config import Config
+from supervisor import runtime_files
 from supervisor.arbiter import Arbiter
 from supervisor.config import ConfigInputs, LoadedConfig, load_config
 from supervisor.embedded_redis import EmbeddedRedisError
@@ -48,6 +50,7 @@ from supervisor.triggers.control import (
     ControlCommands,
     ControlError,
     ControlServer,
+    SupervisorIdentity,
     default_socket_path,
 )
 from supervisor.triggers.inbox import Inbox
@@ -124,9 +127,31 @@ def _listeners(config: Config) -> list[Listener]:
         raise StartupError(str(exc)) from exc
 
 
+def _clean_leftovers() -> None:
+    """What supervisors that died without a teardown (SIGKILL) left behind."""
+    removed = runtime_files.clean_dead()
+    if removed:
+        log.info("supervisor.leftovers_removed", paths=removed)
+
+
+def _write_run_file(identity: SupervisorIdentity, stack: contextlib.ExitStack) -> None:
+    """How `reload|status -c FILE` find us (``supervisor.runtime_files``); without it
+    they need --control-socket, so a failure is only a warning."""
+    run = runtime_files.RunFile(
+        identity.pid, identity.config_path, identity.control_socket, time.time()
+    )
+    try:
+        run.write()
+    except OSError as exc:
+        log.warning("supervisor.run_file_failed", path=str(run.path), error=str(exc))
+        return
+    stack.callback(run.remove)
+
+
 def build(inputs: ConfigInputs, loaded: LoadedConfig) -> Supervisor:
     """Everything `redis-gateway run` needs, started; StartupError names what failed."""
     config = loaded.config
+    _clean_leftovers()
     with contextlib.ExitStack() as stack:
         inbox = Inbox()
         stack.callback(inbox.close)
@@ -158,13 +183,17 @@ def build(inputs: ConfigInputs, loaded: LoadedConfig) -> Supervisor:
             standby=standby,
             inbox=inbox,
         )
+        identity = SupervisorIdentity(
+            os.getpid(), runtime_files.absolute_config_path(inputs.main_path), control_path
+        )
         try:
             control = ControlServer(
-                control_path, ControlCommands(core.arbiter, inbox, control_path)
+                control_path, ControlCommands(core.arbiter, inbox, identity), identity
             )
         except ControlError as exc:
             raise StartupError(str(exc)) from exc
         stack.callback(control.close)
+        _write_run_file(identity, stack)
         stack.callback(core.pool.close)
         stack.callback(metrics.close)
         stack.callback(watcher.close)  # also when a reload turns the watcher on
