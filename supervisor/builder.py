@@ -11,7 +11,7 @@
                   WorkerPool ─ spawns ─► ProcessFactory ─► StandbyWorkers, WorkerProcess
                      │
                   Hooks = FanOut(LogService, WatcherService, MetricsService,
-                                 SystemdService, MemoryTrim)
+                                 SystemdService, MemoryTrim, ExposureWarning)
 
 ``assemble`` builds the core (inbox, pool, generations, arbiter) from its edges (worker
 factory, hooks, config preparer, loader, clock): the unit tests pass fakes for those.
@@ -39,6 +39,7 @@ from supervisor.loop import MainLoop
 from supervisor.reload.generations import ConfigPreparer, Generations
 from supervisor.reload.transaction import Loader
 from supervisor.services import ServiceError
+from supervisor.services.exposure import ExposureWarning
 from supervisor.services.logs import LogService
 from supervisor.services.memory import MemoryTrim
 from supervisor.services.metrics import MetricsService
@@ -134,6 +135,22 @@ def _clean_leftovers() -> None:
         log.info("supervisor.leftovers_removed", paths=removed)
 
 
+def _control_server(
+    inputs: ConfigInputs, path: str, core: Core, stack: contextlib.ExitStack
+) -> ControlServer:
+    """The control socket, and the run file that lets `reload -c FILE` find it."""
+    identity = SupervisorIdentity(
+        os.getpid(), runtime_files.absolute_config_path(inputs.main_path), path
+    )
+    try:
+        control = ControlServer(path, ControlCommands(core.arbiter, core.inbox, identity), identity)
+    except ControlError as exc:
+        raise StartupError(str(exc)) from exc
+    stack.callback(control.close)
+    _write_run_file(identity, stack)
+    return control
+
+
 def _write_run_file(identity: SupervisorIdentity, stack: contextlib.ExitStack) -> None:
     """How `reload|status -c FILE` find us (``supervisor.runtime_files``); without it
     they need --control-socket, so a failure is only a warning."""
@@ -170,8 +187,10 @@ def build(inputs: ConfigInputs, loaded: LoadedConfig) -> Supervisor:
                 raise StartupError(f"embedded Redis: {exc}") from exc
         watcher = WatcherService(inputs, loaded, inbox)
         metrics = MetricsService(setup, loaded)
+        exposure = ExposureWarning(listeners)
+        exposure.check(config)
         # Logging first: the others then log under a reloaded logging config.
-        hooks = FanOut(LogService(), watcher, metrics, systemd, MemoryTrim())
+        hooks = FanOut(LogService(), watcher, metrics, systemd, MemoryTrim(), exposure)
         standby = StandbyWorkers(setup, hooks)
         core = assemble(
             inputs,
@@ -183,17 +202,7 @@ def build(inputs: ConfigInputs, loaded: LoadedConfig) -> Supervisor:
             standby=standby,
             inbox=inbox,
         )
-        identity = SupervisorIdentity(
-            os.getpid(), runtime_files.absolute_config_path(inputs.main_path), control_path
-        )
-        try:
-            control = ControlServer(
-                control_path, ControlCommands(core.arbiter, inbox, identity), identity
-            )
-        except ControlError as exc:
-            raise StartupError(str(exc)) from exc
-        stack.callback(control.close)
-        _write_run_file(identity, stack)
+        control = _control_server(inputs, control_path, core, stack)
         stack.callback(core.pool.close)
         stack.callback(metrics.close)
         stack.callback(watcher.close)  # also when a reload turns the watcher on
