@@ -11,7 +11,7 @@
                   WorkerPool ─ spawns ─► ProcessFactory ─► StandbyWorkers, WorkerProcess
                      │
                   Hooks = FanOut(LogService, WatcherService, MetricsService,
-                                 SystemdService, MemoryTrim)
+                                 SystemdService, MemoryTrim, ExposureWarning)
 
 ``assemble`` builds the core (inbox, pool, generations, arbiter) from its edges (worker
 factory, hooks, config preparer, loader, clock): the unit tests pass fakes for those.
@@ -23,12 +23,14 @@ them down in reverse.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from dataclasses import dataclass
 
 import structlog
 
 from gateway_worker.config import Config
+from supervisor import runtime_files
 from supervisor.arbiter import Arbiter
 from supervisor.config import ConfigInputs, LoadedConfig, load_config
 from supervisor.embedded_redis import EmbeddedRedisError
@@ -37,6 +39,7 @@ from supervisor.loop import MainLoop
 from supervisor.reload.generations import ConfigPreparer, Generations
 from supervisor.reload.transaction import Loader
 from supervisor.services import ServiceError
+from supervisor.services.exposure import ExposureWarning
 from supervisor.services.logs import LogService
 from supervisor.services.memory import MemoryTrim
 from supervisor.services.metrics import MetricsService
@@ -48,9 +51,11 @@ from supervisor.triggers.control import (
     ControlCommands,
     ControlError,
     ControlServer,
+    SupervisorIdentity,
     default_socket_path,
 )
 from supervisor.triggers.inbox import Inbox
+from supervisor.unserved import UnservedResponder
 from supervisor.workers.handle import WorkerFactory
 from supervisor.workers.pool import Clock, Standby, WorkerPool
 from supervisor.workers.setup import WorkerSetup, wants_embedded_redis
@@ -123,9 +128,47 @@ def _listeners(config: Config) -> list[Listener]:
         raise StartupError(str(exc)) from exc
 
 
+def _clean_leftovers() -> None:
+    """What supervisors that died without a teardown (SIGKILL) left behind."""
+    removed = runtime_files.clean_dead()
+    if removed:
+        log.info("supervisor.leftovers_removed", paths=removed)
+
+
+def _control_server(
+    inputs: ConfigInputs, path: str, core: Core, stack: contextlib.ExitStack
+) -> ControlServer:
+    """The control socket, and the run file that lets `reload -c FILE` find it."""
+    identity = SupervisorIdentity(
+        os.getpid(), runtime_files.absolute_config_path(inputs.main_path), path
+    )
+    try:
+        control = ControlServer(path, ControlCommands(core.arbiter, core.inbox, identity), identity)
+    except ControlError as exc:
+        raise StartupError(str(exc)) from exc
+    stack.callback(control.close)
+    _write_run_file(identity, stack)
+    return control
+
+
+def _write_run_file(identity: SupervisorIdentity, stack: contextlib.ExitStack) -> None:
+    """How `reload|status -c FILE` find us (``supervisor.runtime_files``); without it
+    they need --control-socket, so a failure is only a warning."""
+    run = runtime_files.RunFile(
+        identity.pid, identity.config_path, identity.control_socket, time.time()
+    )
+    try:
+        run.write()
+    except OSError as exc:
+        log.warning("supervisor.run_file_failed", path=str(run.path), error=str(exc))
+        return
+    stack.callback(run.remove)
+
+
 def build(inputs: ConfigInputs, loaded: LoadedConfig) -> Supervisor:
     """Everything `redis-gateway run` needs, started; StartupError names what failed."""
     config = loaded.config
+    _clean_leftovers()
     with contextlib.ExitStack() as stack:
         inbox = Inbox()
         stack.callback(inbox.close)
@@ -144,8 +187,10 @@ def build(inputs: ConfigInputs, loaded: LoadedConfig) -> Supervisor:
                 raise StartupError(f"embedded Redis: {exc}") from exc
         watcher = WatcherService(inputs, loaded, inbox)
         metrics = MetricsService(setup, loaded)
+        exposure = ExposureWarning(listeners)
+        exposure.check(config)
         # Logging first: the others then log under a reloaded logging config.
-        hooks = FanOut(LogService(), watcher, metrics, systemd, MemoryTrim())
+        hooks = FanOut(LogService(), watcher, metrics, systemd, MemoryTrim(), exposure)
         standby = StandbyWorkers(setup, hooks)
         core = assemble(
             inputs,
@@ -157,13 +202,7 @@ def build(inputs: ConfigInputs, loaded: LoadedConfig) -> Supervisor:
             standby=standby,
             inbox=inbox,
         )
-        try:
-            control = ControlServer(
-                control_path, ControlCommands(core.arbiter, inbox, control_path)
-            )
-        except ControlError as exc:
-            raise StartupError(str(exc)) from exc
-        stack.callback(control.close)
+        control = _control_server(inputs, control_path, core, stack)
         stack.callback(core.pool.close)
         stack.callback(metrics.close)
         stack.callback(watcher.close)  # also when a reload turns the watcher on
@@ -173,5 +212,7 @@ def build(inputs: ConfigInputs, loaded: LoadedConfig) -> Supervisor:
             raise StartupError(str(exc)) from exc
         if config.supervisor.watch_config:
             watcher.start(config)
-        loop = MainLoop(core.arbiter, core.pool, inbox, control, hooks)
+        unserved = UnservedResponder()
+        stack.callback(unserved.close)
+        loop = MainLoop(core.arbiter, core.pool, inbox, control, hooks, unserved=unserved)
         return Supervisor(core, loop, stack.pop_all())

@@ -209,7 +209,8 @@ class RedisClient:
                     f"no dedicated Redis connection free within "
                     f"{self._cfg.pool_timeout_seconds}s (redis.pool_max_size="
                     f"{self._cfg.pool_max_size})"
-                )
+                ),
+                outage=False,  # Redis itself is fine
             ) from None
         conn: RespConnection | None = None
         clean = False
@@ -244,8 +245,10 @@ class RedisClient:
 
     # -- internals --------------------------------------------------------------------
 
-    def _failed(self, exc: RedisUnavailable) -> RedisUnavailable:
+    def _failed(self, exc: RedisUnavailable, outage: bool = True) -> RedisUnavailable:
         self.last_error = str(exc)
+        if outage:
+            self._availability(False)
         if self._on_error is not None:
             self._on_error("timeout" if "did not reply" in str(exc) else "unavailable")
         return exc
@@ -277,7 +280,10 @@ class RedisClient:
             conn = await open_connection(replace(self.options, db=db))
             self._mux[db] = conn
             if db == self._db and not self.healthy:
-                log.info("redis.connected", where=self.options.where, db=db)
+                if self._tasks:  # started: Redis is back (maybe before the health task saw)
+                    self._availability(True)
+                else:
+                    log.info("redis.connected", where=self.options.where, db=db)
             return conn
         finally:
             self._opening.pop(db, None)
@@ -355,12 +361,17 @@ class RedisClient:
             conn = self._mux.get(self._db)
             if conn is not None and conn.is_open and conn.pending:
                 conn.close()
-        if ok != self.healthy:
-            log.info(
-                "redis.health",
-                healthy=ok,
-                where=self.options.where,
-                error=None if ok else self.last_error,
-            )
-        self.healthy = ok
+        self._availability(ok)
         return ok
+
+    def _availability(self, available: bool) -> None:
+        """Log every change, whoever notices first (a request, a reconnect, the health
+        task): an outage shorter than the health-check interval is logged too."""
+        if available != self.healthy:
+            (log.info if available else log.warning)(
+                "redis.health",
+                healthy=available,
+                where=self.options.where,
+                error=None if available else self.last_error,
+            )
+        self.healthy = available

@@ -67,6 +67,11 @@ class ConfigInputs:
     secrets_dir: Path | None = None
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
+    @property
+    def main_path(self) -> Path | None:
+        """The main config file: ``config_path``, else $REDIS_GATEWAY_CONFIG."""
+        return _path(self.config_path, self.env, "REDIS_GATEWAY_CONFIG")
+
 
 @dataclass(frozen=True)
 class LoadedConfig:
@@ -152,7 +157,7 @@ def _collect(inputs: ConfigInputs) -> _Collected:
     """Read every layer (no validation); problems are collected, never raised."""
     problems: list[Problem] = []
     layers: list[Layer] = []
-    main_path = _path(inputs.config_path, inputs.env, "REDIS_GATEWAY_CONFIG")
+    main_path = inputs.main_path
     main = FileSource(main_path).load() if main_path is not None else None
     profile, profile_origin = _choose_profile(inputs, main, problems)
     defaults = PROFILE_DEFAULTS.get(profile)

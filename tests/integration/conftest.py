@@ -16,7 +16,8 @@ Reuse them from any integration test:
     20 s (generous for a loaded machine; readiness-failure tests point redis.url at a
     closed port, which fails at once), JSON logs captured in ``gw.log_path``.
     ``wait=False`` returns before the first generation is ready (boot-failure tests);
-    ``extra_args`` are appended to the `run` command line. Every process is killed at
+    ``extra_args`` are appended to the `run` command line; ``env`` is added to the
+    supervisor's environment. Every process is killed at
     teardown (SIGKILL of the supervisor and of its workers).
 
 ``gateway`` is ``gateway_factory()`` with the defaults.
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -141,13 +143,16 @@ class Gateway:
         data = deep_merge(self.config, over or {})
         self.config_path.write_text(tomli_w.dumps(data))
 
-    def start(self, extra_args: tuple[str, ...] = (), wait: bool = True) -> Gateway:
+    def start(
+        self, extra_args: tuple[str, ...] = (), wait: bool = True, env: dict[str, str] | None = None
+    ) -> Gateway:
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [*REDIS_GATEWAY, "run", "--config", str(self.config_path), *extra_args],
             stdout=self._log,
             stderr=subprocess.PIPE,
             cwd=self.workdir,
+            env={**os.environ, **env} if env else None,
         )
         if wait:
             wait_until(self._ready, timeout=40, what="gateway ready")
@@ -274,7 +279,10 @@ def gateway_factory(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., Ga
     sockdirs: list[str] = []
 
     def start(
-        over: dict[str, Any] | None = None, extra_args: tuple[str, ...] = (), wait: bool = True
+        over: dict[str, Any] | None = None,
+        extra_args: tuple[str, ...] = (),
+        wait: bool = True,
+        env: dict[str, str] | None = None,
     ) -> Gateway:
         sockdir = tempfile.mkdtemp(prefix="rg-")
         sockdirs.append(sockdir)
@@ -283,7 +291,7 @@ def gateway_factory(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., Ga
         config = deep_merge(base_config(redis_url, Path(sockdir)), over or {})
         gw = Gateway(workdir, config)
         started.append(gw)
-        return gw.start(extra_args, wait)
+        return gw.start(extra_args, wait, env)
 
     try:
         yield start
