@@ -224,6 +224,14 @@ def test_empty_path_is_403_and_argument_limit_is_400() -> None:
     assert redis.calls == []
 
 
+def test_an_empty_command_segment_before_more_path_is_a_malformed_path_400() -> None:
+    for path in ("//GET/k", "/0//GET/k", "//"):
+        response, redis = run(request("GET", path))
+        assert response.status == 400, path
+        assert "malformed path" in json.loads(response.body)["error"]
+        assert redis.calls == []
+
+
 _ARGS = st.lists(st.binary(max_size=24), max_size=6)
 
 
