@@ -33,6 +33,26 @@ def test_dangerous_commands_refused_by_default_in_any_case() -> None:
     assert check(policy, "GET", "k") is None
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("EVAL", "while true do end", "0"),
+        ("EVALSHA", "0" * 40, "0"),
+        ("EVAL_RO", "return 1", "0"),
+        ("EVALSHA_RO", "0" * 40, "0"),
+        ("FCALL", "f", "0"),
+        ("FCALL_RO", "f", "0"),
+        ("FUNCTION", "LOAD", "#!lua name=x"),
+        ("SCRIPT", "LOAD", "return 1"),
+    ],
+)
+def test_scripting_is_denied_by_default(args: tuple[str, ...]) -> None:
+    # One script that never yields makes Redis answer BUSY to everyone (issue 8).
+    reason = check(make(), *args)
+    assert reason is not None and "policy.denied_commands" in reason
+    assert check(make(), *args, who="all") is None
+
+
 def test_policy_all_may_run_dangerous_commands() -> None:
     assert check(make(), "FLUSHALL", who="all") is None
 
