@@ -11,9 +11,9 @@ see ASGI and never write to the socket themselves.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 PolicyName = Literal["all", "all_but_dangerous", "safe", "read_only"]
 
@@ -56,6 +56,12 @@ class Response:
     command: str | None = None
 
 
-#: Checks one command (args[0] is the name) for the request's principal.
-#: Returns None when allowed, or the refusal reason (the handler answers 403).
-CommandGuard = Callable[[list[bytes]], str | None]
+class CommandGuard(Protocol):
+    """Checks one command (``args[0]`` is the name) for the request's principal.
+
+    ``db`` is the database the command runs in when the request names one (Webdis
+    ``/DB/CMD``), None for the gateway's own ``redis.db``. Returns None when allowed,
+    or the refusal reason (the handler answers 403).
+    """
+
+    def __call__(self, args: list[bytes], db: int | None = None) -> str | None: ...

@@ -81,6 +81,8 @@ class Arbiter:
         self.reload_counts: collections.Counter[ReloadResult] = collections.Counter()
         self.started_at = time.time()
         self._boot_deadline = 0.0
+        #: Why the last worker of the serving generation crashed (reset once one serves).
+        self._last_crash: str | None = None
 
     @property
     def inputs(self) -> ConfigInputs:
@@ -308,14 +310,15 @@ class Arbiter:
 
     def _on_exit(self, w: WorkerHandle) -> None:
         code = w.returncode if w.returncode is not None else 0
-        # A drained worker keeps its kill deadline until it is reaped (SIGKILL clears it).
-        expected = self.stopping is not None or w.kill_deadline is not None
+        # Drained, SIGKILLed at its deadline or fast-stopped: asked to go, no crash.
+        expected = self.stopping is not None or w.stop_requested
         fields = {"pid": w.pid, "generation": w.generation, "exit": describe_exit(code)}
         if not self.booted and not self.stopping and self.boot_error is None:
             self.boot_error = f"worker {w.pid}: {w.error or 'exited before it was ready'}"
         if expected or w.generation != self.generation or not self.booted:
             log.info("worker.exited", **fields)
             return
+        self._last_crash = w.error or f"a worker exited with {describe_exit(code)}"
         delay = self.pool.crashed(w, self.generations.current.config)
         log.warning(
             "worker.crashed",
@@ -331,10 +334,20 @@ class Arbiter:
         self.pool.enforce_deadlines(config, self.generation, self.booted)
         if self.stopping or not self.booted:
             return
+        if self.pool.serving(self.generation):
+            self._last_crash = None
         target = self.generations.target()
         self.pool.reconcile(target, config)
         starting = self.reload is not None and self.reload.phase is not ReloadPhase.DRAINING
         self.pool.replenish_standby(target.listeners, target.workers, busy=starting)
+
+    def unserved_reason(self) -> str | None:
+        """Why no worker of the serving generation is ready, or None when one is. None
+        too while booting or stopping: the first generation's boot has its own deadline,
+        and a stop ends with the listening socket."""
+        if not self.booted or self.stopping or self.pool.serving(self.generation):
+            return None
+        return self._last_crash or "no worker is ready"
 
     # -- status --------------------------------------------------------------------------
 
@@ -362,6 +375,8 @@ class Arbiter:
             "restored": self.lifecycle.pinned,
             "uptime_seconds": round(time.time() - self.started_at, 1),
             "stopping": None if self.stopping is None else str(self.stopping),
+            # Set while no worker serves (clients get the supervisor's 503 then).
+            "unserved": self.unserved_reason(),
         }
 
     def status_line(self) -> str:

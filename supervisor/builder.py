@@ -11,7 +11,7 @@
                   WorkerPool ─ spawns ─► ProcessFactory ─► StandbyWorkers, WorkerProcess
                      │
                   Hooks = FanOut(LogService, WatcherService, MetricsService,
-                                 SystemdService, MemoryTrim)
+                                 SystemdService, MemoryTrim, ExposureWarning)
 
 ``assemble`` builds the core (inbox, pool, generations, arbiter) from its edges (worker
 factory, hooks, config preparer, loader, clock): the unit tests pass fakes for those.
@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import os
 import secrets
 import time
 from collections.abc import Mapping
@@ -33,6 +34,7 @@ from dataclasses import dataclass
 import structlog
 
 from gateway_worker.config import Config, config_hash
+from supervisor import runtime_files
 from supervisor.arbiter import Arbiter
 from supervisor.config import ConfigInputs, LoadedConfig, load_config
 from supervisor.config.state_paths import state_dir_of
@@ -44,6 +46,7 @@ from supervisor.reload.generations import ConfigPreparer, Generations
 from supervisor.reload.lifecycle import Lifecycle, Resumed
 from supervisor.reload.transaction import Loader
 from supervisor.services import ServiceError
+from supervisor.services.exposure import ExposureWarning
 from supervisor.services.logs import LogService
 from supervisor.services.memory import MemoryTrim
 from supervisor.services.metrics import MetricsService
@@ -56,9 +59,11 @@ from supervisor.triggers.control import (
     ControlCommands,
     ControlError,
     ControlServer,
+    SupervisorIdentity,
     default_socket_path,
 )
 from supervisor.triggers.inbox import Inbox
+from supervisor.unserved import UnservedResponder
 from supervisor.workers.handle import WorkerFactory
 from supervisor.workers.pool import Clock, Standby, WorkerPool
 from supervisor.workers.setup import WorkerSetup, wants_embedded_redis
@@ -174,6 +179,48 @@ def _listeners(config: Config) -> list[Listener]:
         raise StartupError(str(exc)) from exc
 
 
+def _clean_leftovers() -> None:
+    """What supervisors that died without a teardown (SIGKILL) left behind."""
+    removed = runtime_files.clean_dead()
+    if removed:
+        log.info("supervisor.leftovers_removed", paths=removed)
+
+
+def _control_server(
+    inputs: ConfigInputs,
+    path: str,
+    core: Core,
+    recorder: StateService,
+    stack: contextlib.ExitStack,
+) -> ControlServer:
+    """The control socket, and the run file that lets `reload -c FILE` find it."""
+    identity = SupervisorIdentity(
+        os.getpid(), runtime_files.absolute_config_path(inputs.main_path), path
+    )
+    try:
+        commands = ControlCommands(core.arbiter, core.inbox, identity, core.generations, recorder)
+        control = ControlServer(path, commands, identity)
+    except ControlError as exc:
+        raise StartupError(str(exc)) from exc
+    stack.callback(control.close)
+    _write_run_file(identity, stack)
+    return control
+
+
+def _write_run_file(identity: SupervisorIdentity, stack: contextlib.ExitStack) -> None:
+    """How `reload|status -c FILE` find us (``supervisor.runtime_files``); without it
+    they need --control-socket, so a failure is only a warning."""
+    run = runtime_files.RunFile(
+        identity.pid, identity.config_path, identity.control_socket, time.time()
+    )
+    try:
+        run.write()
+    except OSError as exc:
+        log.warning("supervisor.run_file_failed", path=str(run.path), error=str(exc))
+        return
+    stack.callback(run.remove)
+
+
 def _worker_setup(config: Config, control_path: str) -> WorkerSetup:
     """What workers receive besides their sockets; the embedded Redis started if needed."""
     setup = WorkerSetup(control_path)
@@ -192,6 +239,7 @@ def build(inputs: ConfigInputs, loaded: LoadedConfig, resumed: Resumed | None = 
     ``resumed``: ``loaded`` is the last good config, not the sources
     (``run --resume-last-good``)."""
     config = loaded.config
+    _clean_leftovers()
     state = open_state(loaded, inputs.env)
     loaded, version, loader = state.loaded, state.version, state.loader
     lifecycle = Lifecycle(inputs, loaded, loader, state.store, resumed=resumed)
@@ -209,8 +257,10 @@ def build(inputs: ConfigInputs, loaded: LoadedConfig, resumed: Resumed | None = 
         watcher = WatcherService(inputs, loaded, inbox)
         recorder = StateService(state.store, inputs, loaded, version)
         metrics = MetricsService(setup, loaded, version, state_ok=lambda: recorder.ok)
+        exposure = ExposureWarning(listeners)
+        exposure.check(config)
         # Logging first: the others then log under a reloaded logging config.
-        hooks = FanOut(LogService(), watcher, metrics, systemd, recorder, MemoryTrim())
+        hooks = FanOut(LogService(), watcher, metrics, systemd, recorder, MemoryTrim(), exposure)
         standby = StandbyWorkers(setup, hooks)
         core = assemble(
             inputs,
@@ -225,14 +275,7 @@ def build(inputs: ConfigInputs, loaded: LoadedConfig, resumed: Resumed | None = 
             lifecycle=lifecycle,
             version=version,
         )
-        try:
-            control = ControlServer(
-                control_path,
-                ControlCommands(core.arbiter, inbox, control_path, core.generations, recorder),
-            )
-        except ControlError as exc:
-            raise StartupError(str(exc)) from exc
-        stack.callback(control.close)
+        control = _control_server(inputs, control_path, core, recorder, stack)
         stack.callback(core.pool.close)
         stack.callback(metrics.close)
         stack.callback(watcher.close)  # also when a reload turns the watcher on
@@ -242,5 +285,7 @@ def build(inputs: ConfigInputs, loaded: LoadedConfig, resumed: Resumed | None = 
             raise StartupError(str(exc)) from exc
         if config.supervisor.watch_config:
             watcher.start(config)
-        loop = MainLoop(core.arbiter, core.pool, inbox, control, hooks)
+        unserved = UnservedResponder()
+        stack.callback(unserved.close)
+        loop = MainLoop(core.arbiter, core.pool, inbox, control, hooks, unserved=unserved)
         return Supervisor(core, loop, stack.pop_all())

@@ -22,6 +22,7 @@ import click
 import tomli_w
 
 from gateway_worker.control_socket import JSONObject
+from supervisor.cli_run import refuse_run_options, target_options
 from supervisor.config.cli import ConfigOptions, config_options, inputs_from_options
 from supervisor.config.render import drop_none
 from supervisor.config.store import StateStore
@@ -48,18 +49,17 @@ def _state_store(state_dir: Path | None, options: ConfigOptions) -> StateStore:
 
 
 def _ask(
-    control_socket: str | None, options: ConfigOptions, payload: JSONObject, timeout: float
+    control_socket: str | None,
+    config: Path | None,
+    payload: JSONObject,
+    timeout: float,
+    exit_code: int,
 ) -> JSONObject:
-    """One control-socket request; an unreachable supervisor exits 2."""
-    from gateway_worker.control_socket import ControlError, request
-    from supervisor.cli_run import _control_path
+    """One request to the supervisor of ``config`` (or at ``control_socket``); when it
+    cannot be found, reached or confirmed, exit ``exit_code``."""
+    from supervisor.cli_run import ask, target
 
-    try:
-        return request(_control_path(control_socket, options), payload, timeout)
-    except (ControlError, click.ClickException) as exc:
-        message = exc.format_message() if isinstance(exc, click.ClickException) else str(exc)
-        click.echo(f"error: {message}", err=True)
-        sys.exit(2)
+    return ask(target(control_socket, config), payload, timeout, "error", exit_code)
 
 
 def _when(epoch: object) -> str:
@@ -96,8 +96,7 @@ def format_diff(reply: JSONObject) -> str:
 
 
 @click.command("diff")
-@config_options
-@click.option("--control-socket", default=None, help="Control socket path.")
+@target_options
 @click.option("--json", "as_json", is_flag=True, help="Print the reply as JSON.")
 @click.option(
     "--timeout",
@@ -107,10 +106,17 @@ def format_diff(reply: JSONObject) -> str:
     help="Seconds to wait for the supervisor.",
 )
 def diff(
-    control_socket: str | None, as_json: bool, timeout: float, **options: Unpack[ConfigOptions]
+    config: Path | None,
+    control_socket: str | None,
+    as_json: bool,
+    timeout: float,
+    **run_only: object,
 ) -> None:
-    """Running config vs its sources, key by key, with where each side came from."""
-    reply = _ask(control_socket, options, {"cmd": "diff"}, timeout)
+    """Running config vs its sources, key by key, with where each side came from.
+
+    The supervisor is the one started with --config, or the one at --control-socket."""
+    refuse_run_options("config diff", run_only)
+    reply = _ask(control_socket, config, {"cmd": "diff"}, timeout, exit_code=2)
     if not reply.get("ok"):
         click.echo(f"error: {reply.get('error', reply)}", err=True)
         sys.exit(2)
@@ -188,8 +194,7 @@ def backups_show(
 
 @backups.command("restore")
 @click.argument("version", type=int)
-@config_options
-@click.option("--control-socket", default=None, help="Control socket path.")
+@target_options
 @click.option("--dry-run", is_flag=True, help="Print what would change; apply nothing.")
 @click.option(
     "--expect-version",
@@ -200,20 +205,23 @@ def backups_show(
 @click.option("--timeout", type=float, default=120.0, show_default=True)
 def backups_restore(
     version: int,
+    *,
+    config: Path | None,
     control_socket: str | None,
     dry_run: bool,
     expect_version: int | None,
     timeout: float,
-    **options: Unpack[ConfigOptions],
+    **run_only: object,
 ) -> None:
     """Restore a backup through the reload pipeline (validate, new generation, ...)."""
+    refuse_run_options("config backups restore", run_only)
     payload: JSONObject = {
         "cmd": "restore",
         "version": version,
         "dry_run": dry_run,
         "expect_version": expect_version,
     }
-    reply = _ask(control_socket, options, payload, timeout)
+    reply = _ask(control_socket, config, payload, timeout, exit_code=1)
     sys.exit(_print_restore(reply, version, dry_run))
 
 

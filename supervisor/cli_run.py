@@ -2,37 +2,61 @@
 
 Exit codes: ``run`` 0 after a requested stop, 1 for an invalid config, a port that
 cannot be bound, or a first generation that cannot boot. ``reload`` 0 when the reload
-committed (or found nothing to change), 1 otherwise (incl. an unreachable supervisor).
-``status`` 0, or 1 when the supervisor cannot be reached.
+committed (or found nothing to change), 1 otherwise (incl. a supervisor that cannot be
+found or reached, or is not the one meant: ``supervisor.locate``). ``status`` 0, or 1
+like ``reload``. Both exit 2 for `run`'s config options (--profile, --set, ...), which
+cannot change a running supervisor's inputs.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Unpack
+from typing import TYPE_CHECKING, Unpack
 
 import click
 
 from gateway_worker.control_socket import JSONObject
-from supervisor.config.cli import ConfigOptions, config_options, inputs_from_options
+from supervisor.config.cli import ConfigOptions, F, config_options, inputs_from_options
+
+if TYPE_CHECKING:
+    from supervisor.locate import Target
+
+
+def ask(
+    target: Target, payload: JSONObject, timeout: float, failure: str, exit_code: int = 1
+) -> JSONObject:
+    """Send ``payload`` to the supervisor ``target`` means and return its reply.
+    Unreachable, or another supervisor: print ``failure: why`` and exit ``exit_code``
+    (the supervisor's own refusal, which says nothing was done, comes first)."""
+    from gateway_worker.control_socket import ControlError, request
+    from supervisor.locate import mismatch
+
+    if target.expect:
+        payload = {**payload, "expect": target.expect}
+    try:
+        reply = request(target.socket, payload, timeout)
+    except ControlError as exc:
+        click.echo(f"{failure}: {exc} (socket found by {target.found_by})", err=True)
+        sys.exit(exit_code)
+    refused = reply.get("ok") is False and "nothing was done" in str(reply.get("error"))
+    problem = reply.get("error") if refused else mismatch(target, reply)
+    if problem is not None:
+        click.echo(f"{failure}: {problem}", err=True)
+        sys.exit(exit_code)
+    return reply
 
 
 def _ask(
-    path: str, cmd: str, timeout: float, failure: str, **options: object
+    target: Target, cmd: str, timeout: float, failure: str, **options: object
 ) -> tuple[JSONObject, JSONObject]:
-    """Send ``cmd`` (with ``options``) over the control socket; return the reply and its
-    ``cmd`` section. An unreachable socket or a reply without that section: print
-    ``failure: why``, exit 1."""
-    from gateway_worker.control_socket import ControlError, request
-
-    try:
-        reply = request(path, {"cmd": cmd, **options}, timeout)
-    except ControlError as exc:
-        click.echo(f"{failure}: {exc}", err=True)
-        sys.exit(1)
+    """``ask`` for ``cmd`` (with ``options``); the reply and its ``cmd`` section (exit 1
+    without one)."""
+    reply = ask(target, {"cmd": cmd, **options}, timeout, failure)
     section = reply.get(cmd)
     if not isinstance(section, dict):
         click.echo(f"{failure}: {reply.get('error', reply)}", err=True)
@@ -40,28 +64,74 @@ def _ask(
     return reply, section
 
 
-def _control_path(control_socket: str | None, options: ConfigOptions) -> str:
-    """--control-socket, else the path the config (same options as `run`) implies."""
-    if control_socket:
-        return control_socket
-    from supervisor.config import ConfigError, load_config
-    from supervisor.triggers.control import default_socket_path
+def target(control_socket: str | None, config: Path | None) -> Target:
+    """The supervisor meant (``supervisor.locate``), or print why none and exit 1."""
+    from supervisor.locate import LocateError, locate
 
     try:
-        loaded = load_config(inputs_from_options(**options))
-    except ConfigError as exc:
-        # The file may have just been broken on purpose (the reload will report it):
-        # a single supervisor socket in the default directory is unambiguous.
-        found = sorted(Path(default_socket_path(0)).parent.glob("redis-gateway-*.sock"))
-        if len(found) == 1:
-            return str(found[0])
-        raise click.ClickException(
-            "cannot locate the control socket: the configuration is invalid "
-            f"({len(exc.problems)} problem(s)) and {len(found)} sockets are in "
-            f"{Path(default_socket_path(0)).parent}; pass --control-socket PATH"
-        ) from exc
-    cfg = loaded.config
-    return cfg.supervisor.control_socket or default_socket_path(cfg.server.port)
+        return locate(control_socket, config, os.environ)
+    except LocateError as exc:
+        click.echo(f"cannot find the supervisor: {exc}", err=True)
+        sys.exit(1)
+
+
+#: Options of `run` that reload/status accept only to refuse them (never ignore).
+_RUN_ONLY = {
+    "profile": "--profile",
+    "overrides": "--set",
+    "configmap_dir": "--configmap-dir",
+    "secrets_dir": "--secrets-dir",
+}
+
+
+def target_options(func: F) -> F:
+    """--config/-c (which supervisor: the one started with that file), --control-socket,
+    and `run`'s other config options, hidden, to refuse them with a reason."""
+    options = [
+        click.option(
+            "--config",
+            "-c",
+            "config",
+            type=click.Path(path_type=Path),
+            envvar="REDIS_GATEWAY_CONFIG",
+            default=None,
+            help="Main config file of the supervisor meant (as given to `run`). "
+            "Env: REDIS_GATEWAY_CONFIG.",
+        ),
+        click.option(
+            "--control-socket",
+            default=None,
+            help="Control socket path (instead of finding it from --config).",
+        ),
+        click.option("--profile", hidden=True, default=None),
+        click.option("--set", "overrides", hidden=True, multiple=True),
+        click.option("--configmap-dir", hidden=True, default=None),
+        click.option("--secrets-dir", hidden=True, default=None),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def refuse_run_options(command: str, given: Mapping[str, object]) -> None:
+    """A running supervisor's inputs are the ones it was started with: say so."""
+    used = [flag for name, flag in _RUN_ONLY.items() if given.get(name)]
+    if not used:
+        return
+    if command in ("reload", "config backups restore", "config diff"):
+        why = (
+            "cannot change a running supervisor's inputs: it re-reads the files, "
+            "environment and options it was started with. Put the change in its config "
+            "file, or restart it with the option"
+        )
+    else:
+        why = "is not used: status reports the running supervisor as it was started"
+    raise click.UsageError(f"{', '.join(used)} {why}.")
+
+
+def _identity_line(reply: JSONObject) -> str:
+    who = reply.get("supervisor") or {}
+    return f"supervisor pid {who.get('pid')}, {who.get('config_path') or 'no config file'}"
 
 
 @click.command("run")
@@ -111,12 +181,7 @@ def run(
 
 
 @click.command("reload")
-@config_options
-@click.option(
-    "--control-socket",
-    default=None,
-    help="Control socket path (overrides the one derived from the config options).",
-)
+@target_options
 @click.option(
     "--timeout",
     type=float,
@@ -131,24 +196,30 @@ def run(
     help="Drop a restored backup pinned over the sources, and reload from the sources.",
 )
 def reload(
+    config: Path | None,
     control_socket: str | None,
     timeout: float,
     as_json: bool,
     discard_restore: bool,
-    **options: Unpack[ConfigOptions],
+    **run_only: object,
 ) -> None:
-    """Reload the running supervisor's configuration and wait for the outcome."""
+    """Reload the running supervisor's configuration and wait for the outcome.
+
+    The supervisor is the one started with --config (found even while that file is
+    invalid), or the one at --control-socket. See docs/operations.md.
+    """
     from supervisor.reload.outcome import ReloadOutcome
 
+    refuse_run_options("reload", run_only)
     reply, data = _ask(
-        _control_path(control_socket, options),
+        target(control_socket, config),
         "reload",
         timeout,
         "reload failed",
         discard_restore=discard_restore,
     )
     if as_json:
-        click.echo(json.dumps(data, indent=2))
+        click.echo(json.dumps({**data, "supervisor": reply.get("supervisor")}, indent=2))
     else:
         outcome = ReloadOutcome(
             **{
@@ -160,19 +231,24 @@ def reload(
         click.echo(outcome.summary())
         for problem in outcome.errors:
             click.echo(f"  {problem}")
+        click.echo(f"  ({_identity_line(reply)})")
     sys.exit(0 if reply.get("ok") else 1)
 
 
 @click.command("status")
-@config_options
-@click.option("--control-socket", default=None, help="Control socket path.")
+@target_options
 @click.option("--json", "as_json", is_flag=True, help="Print the raw status as JSON.")
 @click.option("--timeout", type=float, default=5.0, show_default=True)
 def status(
-    control_socket: str | None, as_json: bool, timeout: float, **options: Unpack[ConfigOptions]
+    config: Path | None,
+    control_socket: str | None,
+    as_json: bool,
+    timeout: float,
+    **run_only: object,
 ) -> None:
     """Show generation, workers, config version and the last reload."""
-    _, st = _ask(_control_path(control_socket, options), "status", timeout, "status unavailable")
+    refuse_run_options("status", run_only)
+    _, st = _ask(target(control_socket, config), "status", timeout, "status unavailable")
     if as_json:
         click.echo(json.dumps(st, indent=2))
         return
@@ -188,7 +264,8 @@ def register(root: click.Group) -> None:
 def format_status(st: JSONObject) -> str:
     """Human view of a status reply."""
     lines = [
-        f"supervisor pid {st['pid']}, up {st['uptime_seconds']}s, listening on "
+        f"supervisor pid {st['pid']} ({st.get('config_path') or 'no config file'}), "
+        f"up {st['uptime_seconds']}s, listening on "
         f"{', '.join(st['listen'])}",
         f"config version {st['version']} (hash {st['hash']}), profile {st['profile']}",
         f"generation {st['generation']}, {st['desired_workers']} worker(s) desired"
@@ -214,10 +291,8 @@ def format_status(st: JSONObject) -> str:
     state = st.get("state")
     if isinstance(state, dict):
         where = state.get("dir") or "none (no backups, history or persistent versions)"
-        lines.append(
-            f"state dir: {where}"
-            + (f" — last write failed: {state['last_error']}" if state.get("last_error") else "")
-        )
+        failed = state.get("last_error")
+        lines.append(f"state dir: {where}" + (f" — last write failed: {failed}" if failed else ""))
     drift = st.get("drift")
     if drift:
         since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(drift["since"]))

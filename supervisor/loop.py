@@ -2,8 +2,10 @@
 
 One thread does everything (gunicorn's arbiter): ``select`` over the self-pipe (signals
 and the watcher's thread write to it through ``supervisor.triggers.inbox``), every worker's
-status pipe and the control socket; then ``arbiter.dispatch()``, the services' ``tick``
-and ``arbiter.step()``. The 0.2 s timeout bounds how late a deadline is noticed.
+status pipe, the control socket, and, while no worker is ready, the listening sockets
+and their clients (``supervisor.unserved``: a fast 503); then ``arbiter.dispatch()``, the
+services' ``tick`` and ``arbiter.step()``. The 0.2 s timeout bounds how late a deadline
+is noticed.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from supervisor.arbiter import SIGNALS, Arbiter
 from supervisor.hooks import Hooks
 from supervisor.triggers.control import ControlServer
 from supervisor.triggers.inbox import Inbox
+from supervisor.unserved import UnservedResponder
 from supervisor.workers.pool import WorkerPool
 
 SELECT_TIMEOUT_SECONDS = 0.2
@@ -30,13 +33,21 @@ class MainLoop:
     """Runs the arbiter until it returns an exit code."""
 
     def __init__(
-        self, arbiter: Arbiter, pool: WorkerPool, inbox: Inbox, control: ControlServer, hooks: Hooks
+        self,
+        arbiter: Arbiter,
+        pool: WorkerPool,
+        inbox: Inbox,
+        control: ControlServer,
+        hooks: Hooks,
+        *,
+        unserved: UnservedResponder,
     ) -> None:
         self._arbiter = arbiter
         self._pool = pool
         self._inbox = inbox
         self._control = control
         self._hooks = hooks
+        self._unserved = unserved
 
     def run(self) -> int:
         """Install the signal handlers, start generation 1, loop; returns the exit code."""
@@ -54,6 +65,9 @@ class MainLoop:
                 code = self._arbiter.step()
                 if code is not None:
                     return code
+                self._unserved.follow(
+                    self._arbiter.unserved_reason(), [lst.sock for lst in self._arbiter.listeners]
+                )
         finally:
             signal.set_wakeup_fd(previous_wakeup)
             for sig, handler in previous.items():
@@ -67,6 +81,8 @@ class MainLoop:
                 ready[w.status_fd] = w.read_status
         for fd in self._control.fds():
             ready[fd] = functools.partial(self._control.handle_readable, fd)
+        for fd in self._unserved.fds():
+            ready[fd] = functools.partial(self._unserved.handle_readable, fd)
         try:
             readable, _, _ = select.select(list(ready), [], [], SELECT_TIMEOUT_SECONDS)
         except InterruptedError:

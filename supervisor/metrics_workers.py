@@ -19,6 +19,8 @@ import structlog
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
+from supervisor.runtime_files import metrics_dir_prefix, metrics_parent
+
 log = structlog.get_logger("redis_gateway.metrics")
 
 # Types whose samples outlive their process (gauges keep a per-pid meaning instead).
@@ -40,9 +42,9 @@ class MultiprocessDir:
 
     def __init__(self, parent: str | None = None) -> None:
         # tmpfs is the right place for mmap'ed sample files: systemd's RuntimeDirectory
-        # (/run/redis-gateway) if we have one, else the temp dir.
-        parent = parent or os.environ.get("RUNTIME_DIRECTORY", "").split(":")[0] or None
-        self.path = tempfile.mkdtemp(prefix="redis-gateway-metrics-", dir=parent)
+        # (/run/redis-gateway) if we have one, else the temp dir. The name carries our
+        # pid: the next supervisor removes it if we die without cleaning up.
+        self.path = tempfile.mkdtemp(prefix=metrics_dir_prefix(), dir=parent or metrics_parent())
         self.lock = threading.Lock()
 
     def env(self) -> dict[str, str]:

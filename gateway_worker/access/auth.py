@@ -18,10 +18,11 @@ Interface used by the app::
 * JWTs: HS256 only, signed with ``auth.jwt_secret`` (``algorithms`` pinned, so
   ``alg: none`` and RS/HS algorithm confusion are refused); ``exp`` is required and
   enforced with ``auth.jwt_leeway_seconds`` of leeway, as are ``nbf``/``iat`` when
-  present; the lifetime ``exp - iat`` (or ``exp - now`` without ``iat``) must not exceed
-  ``auth.jwt_expiry_hours``; ``sub`` names the principal (``jwt:<sub>``); optional
-  claims ``policy`` (all | all_but_dangerous | safe | read_only), ``key_prefix`` (string)
-  and ``admin`` (bool).
+  present (each must be a number: ``"exp": "123"`` is refused, and the message says
+  which claim is wrong); the lifetime ``exp - iat`` (or ``exp - now`` without ``iat``)
+  must not exceed ``auth.jwt_expiry_hours``; ``sub`` names the principal
+  (``jwt:<sub>``); optional claims ``policy`` (all | all_but_dangerous | safe |
+  read_only), ``key_prefix`` (string) and ``admin`` (bool).
 * Failures raise ``AuthError(401, message)``; the message says what was wrong
   (missing, unknown API key, expired, bad signature, ...) and never contains the token.
 
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -139,19 +141,20 @@ class Authenticator:
             with warnings.catch_warnings():
                 if self._quiet_short_secret:
                     warnings.simplefilter("ignore", jwt.InsecureKeyLengthWarning)
+                # The time claims are checked by _check_times, after the signature:
+                # PyJWT's messages cannot tell a future iat from a future nbf, and it
+                # reads exp "123" as a number.
                 claims = jwt.decode(
                     token,
                     self._jwt_secret,
                     algorithms=["HS256"],
-                    leeway=self._leeway,
-                    options={"require": ["exp"]},
+                    options={
+                        "require": ["exp"],
+                        "verify_exp": False,
+                        "verify_nbf": False,
+                        "verify_iat": False,
+                    },
                 )
-        except jwt.ExpiredSignatureError:
-            raise AuthError(401, "JWT expired") from None
-        except jwt.ImmatureSignatureError:
-            raise AuthError(401, "JWT not valid yet (nbf in the future)") from None
-        except jwt.InvalidIssuedAtError:
-            raise AuthError(401, "JWT iat claim is invalid or in the future") from None
         except jwt.MissingRequiredClaimError as exc:
             raise AuthError(401, f"JWT lacks the required {exc.claim!r} claim") from None
         except jwt.InvalidSignatureError:
@@ -162,17 +165,31 @@ class Authenticator:
             raise AuthError(401, "malformed JWT") from None
         except jwt.InvalidTokenError as exc:
             raise AuthError(401, f"invalid JWT ({type(exc).__name__})") from None
+        self._check_times(claims)
         return self._principal_from_claims(claims)
 
-    def _principal_from_claims(self, claims: Mapping[str, object]) -> Principal:
-        exp = claims["exp"]
-        iat = claims.get("iat")
-        start = iat if isinstance(iat, int | float) else time.time()
-        if not isinstance(exp, int | float) or exp - start > self._max_lifetime + self._leeway:
+    def _check_times(self, claims: Mapping[str, object]) -> None:
+        """``exp`` (required), ``nbf`` and ``iat``: numbers, within the leeway, and a
+        lifetime of at most ``auth.jwt_expiry_hours``."""
+        now = time.time()
+        exp = _time_claim(claims, "exp")
+        nbf = _time_claim(claims, "nbf")
+        iat = _time_claim(claims, "iat")
+        assert exp is not None  # required: PyJWT refused a token without it
+        if exp <= now - self._leeway:
+            raise AuthError(401, "JWT expired")
+        if nbf is not None and nbf > now + self._leeway:
+            raise AuthError(401, "JWT not valid yet (nbf is in the future)")
+        if iat is not None and iat > now + self._leeway:
+            raise AuthError(401, "JWT iat is in the future (issued-at cannot be later than now)")
+        start = iat if iat is not None else now
+        if exp - start > self._max_lifetime + self._leeway:
             raise AuthError(
                 401,
                 f"JWT lifetime exceeds auth.jwt_expiry_hours ({self._max_lifetime / 3600:g} h)",
             )
+
+    def _principal_from_claims(self, claims: Mapping[str, object]) -> Principal:
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub:
             raise AuthError(401, "JWT lacks a 'sub' claim (a non-empty string)")
@@ -192,3 +209,13 @@ class Authenticator:
             admin=admin,
             rate_key=f"jwt:{sub}",
         )
+
+
+def _time_claim(claims: Mapping[str, object], name: str) -> float | None:
+    """A NumericDate claim (RFC 7519: seconds since the epoch), None when absent."""
+    if name not in claims:
+        return None
+    value = claims[name]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise AuthError(401, f"JWT {name} must be a number (seconds since the epoch)")
+    return float(value)

@@ -1,39 +1,77 @@
 """Where the keys are in a command's arguments, for ``key_prefix`` confinement.
 
-``check_key_prefix(name, args, prefix)`` returns None when every key (and channel,
-and SCAN/KEYS/PSUBSCRIBE pattern) in ``args`` starts with ``prefix``, else the reason.
+``check_key_prefix(name, args, prefix, home_db)`` returns None when everything the
+command reaches stays under ``prefix`` in database ``home_db``, else the reason.
 Commands absent from ``KEY_SPECS`` are refused for prefix-confined credentials: a
-command whose keys we cannot locate could reach any key.
+command whose keys we cannot locate could reach any key. Options are read the way
+Redis reads them (``command_syntax``): a repeated option is checked in *every*
+occurrence, so the one Redis uses (usually the last) is always judged.
 
 Spec kinds (``args[0]`` is the command name):
 
-* ``first``        ``args[1]``                      GET, SET, HSET, LPUSH, EXPIRE, ...
-* ``all``          ``args[1:]``                     DEL, EXISTS, MGET, UNLINK, TOUCH, WATCH, SINTER
+* ``first``        ``args[1]``                      GET, SET, HSET, LPUSH, EXPIRE, HSCAN, ...
+* ``all``          ``args[1:]``                     DEL, EXISTS, MGET, UNLINK, SUBSCRIBE, ...
 * ``all_but_last`` ``args[1:-1]``                   BLPOP k1 k2 timeout
 * ``alternate``    ``args[1::2]``                   MSET k1 v1 k2 v2
-* ``first_two``    ``args[1:3]``                    RENAME, SMOVE, LMOVE, COPY, LCS
+* ``first_two``    ``args[1:3]``                    RENAME, SMOVE, LMOVE, LCS, ZRANGESTORE, ...
 * ``second``       ``args[2]``                      OBJECT ENCODING k, XINFO STREAM k
 * ``after_first``  ``args[2:]``                     BITOP op dest k1 k2
-* ``numkeys@i``    count at ``args[i]``, keys after it (EVAL, ZUNION, LMPOP, ...)
+* ``numkeys@i``    count at ``args[i]``, keys after it (ZUNION, LMPOP, BLMPOP, ...)
 * ``dest+numkeys@i`` ``args[1]`` plus the above     ZUNIONSTORE dest n k1 k2
-* ``streams``      first half after ``STREAMS``     XREAD, XREADGROUP
-* ``store``        ``args[1]`` plus STORE/STOREDIST targets (GEORADIUS*)
-* ``sort``         ``args[1]`` plus STORE target; BY/GET refused (they read other keys)
-* ``scan``         the MATCH pattern must start with the (glob-escaped) prefix
+* ``copy``         ``args[1:3]``; every ``DB n`` must name the gateway's database
+* ``streams``      first half after ``STREAMS``, options parsed as Redis does
+                   (a group or consumer named ``STREAMS`` is not the keyword)
+* ``georadius``    ``args[1]`` plus every ``STORE``/``STOREDIST`` target
+* ``sort``         ``args[1]``, every ``STORE`` target, and every ``BY``/``GET``
+                   pattern: the part before its first ``*`` must start with the prefix
+                   (``#`` and patterns without ``*`` read no key)
+* ``scan``         every ``MATCH`` pattern must start with the (glob-escaped) prefix,
+                   and there must be one: a SCAN without MATCH would list every key
 * ``pattern_all``  every argument is a glob pattern (PSUBSCRIBE)
-* ``pattern_first`` ``args[1]`` is a glob pattern (KEYS)
+* ``keys``         exactly one glob pattern (KEYS)
 * ``none``         no keys (PING, TIME, MULTI, ...)
+* ``refused``      never for a confined credential, with the reason in ``REFUSED``:
+                   scripts (they reach keys they do not declare) and commands that
+                   reach another database or server (SELECT, MOVE, SWAPDB, MIGRATE)
 
 Pub/sub channels are treated as keys: a confined credential publishes and subscribes
-only under its prefix. Scripts (EVAL/FCALL) are checked on their *declared* keys only;
-Lua can reach undeclared keys, which is why scripting is outside ``SAFE_COMMANDS``.
+only under its prefix.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
+
+from gateway_worker.access.command_syntax import Grammar, grammar, parse_options, redis_int
+
+
+@dataclass
+class Located:
+    """Positions in ``args`` of what a command reaches."""
+
+    keys: list[int] = field(default_factory=list)
+    globs: list[int] = field(default_factory=list)  # SCAN MATCH, KEYS, PSUBSCRIBE
+    sort_patterns: list[int] = field(default_factory=list)  # SORT BY/GET
+    databases: list[int] = field(default_factory=list)  # COPY ... DB n
+
+    @classmethod
+    def of_keys(cls, start: int, stop: int | None = None, step: int = 1) -> Located:
+        return cls(keys=list(range(start, stop if stop is not None else start + 1, step)))
+
 
 KEY_SPECS: dict[str, str] = {}
+
+_SCRIPTS = "scripts can reach keys they do not declare"
+_OTHER_DB = "it reaches another database"
+REFUSED: dict[str, str] = {
+    **dict.fromkeys(
+        ["EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "FCALL", "FCALL_RO", "FUNCTION", "SCRIPT"],
+        _SCRIPTS,
+    ),
+    **dict.fromkeys(["SELECT", "MOVE", "SWAPDB"], _OTHER_DB),
+    "MIGRATE": "it sends keys to another server or database",
+}
 
 
 def _spec(kind: str, names: str) -> None:
@@ -54,7 +92,7 @@ _spec(
     ZREVRANGEBYLEX ZSCORE ZMSCORE ZRANK ZREVRANK ZCARD ZCOUNT ZLEXCOUNT ZSCAN
     ZRANDMEMBER ZREMRANGEBYSCORE ZREMRANGEBYRANK ZREMRANGEBYLEX ZPOPMIN ZPOPMAX
     SETBIT GETBIT BITCOUNT BITPOS BITFIELD BITFIELD_RO PFADD
-    GEOADD GEOPOS GEODIST GEOHASH GEOSEARCH GEORADIUS_RO GEORADIUSBYMEMBER_RO
+    GEOADD GEOPOS GEODIST GEOHASH GEOSEARCH
     XADD XDEL XTRIM XLEN XRANGE XREVRANGE XACK XPENDING XCLAIM XAUTOCLAIM XSETID
     PUBLISH SPUBLISH""",
 )
@@ -67,26 +105,43 @@ _spec("all_but_last", "BLPOP BRPOP BZPOPMIN BZPOPMAX")
 _spec("alternate", "MSET MSETNX")
 _spec(
     "first_two",
-    "RENAME RENAMENX SMOVE RPOPLPUSH LMOVE BLMOVE BRPOPLPUSH COPY LCS ZRANGESTORE GEOSEARCHSTORE",
+    "RENAME RENAMENX SMOVE RPOPLPUSH LMOVE BLMOVE BRPOPLPUSH LCS ZRANGESTORE GEOSEARCHSTORE",
 )
+_spec("copy", "COPY")
 _spec("second", "OBJECT XINFO XGROUP")
 _spec("after_first", "BITOP")
-_spec("numkeys@2", "EVAL EVALSHA EVAL_RO EVALSHA_RO FCALL FCALL_RO BLMPOP BZMPOP")
+_spec("numkeys@2", "BLMPOP BZMPOP")
 _spec("numkeys@1", "ZUNION ZINTER ZDIFF ZINTERCARD SINTERCARD LMPOP ZMPOP")
 _spec("dest+numkeys@2", "ZUNIONSTORE ZINTERSTORE ZDIFFSTORE")
 _spec("streams", "XREAD XREADGROUP")
-_spec("store", "GEORADIUS GEORADIUSBYMEMBER")
+_spec("georadius", "GEORADIUS GEORADIUSBYMEMBER GEORADIUS_RO GEORADIUSBYMEMBER_RO")
 _spec("sort", "SORT SORT_RO")
 _spec("scan", "SCAN")
 _spec("pattern_all", "PSUBSCRIBE")
-_spec("pattern_first", "KEYS")
+_spec("keys", "KEYS")
 _spec(
     "none",
     "PING ECHO TIME MULTI EXEC DISCARD UNWATCH UNSUBSCRIBE PUNSUBSCRIBE SUNSUBSCRIBE QUIT",
 )
+_spec("refused", " ".join(REFUSED))
 
 # Subcommands of "second" commands that take no key (XINFO HELP, OBJECT HELP, ...).
 _KEYLESS_SUBCOMMANDS = frozenset({b"HELP"})
+
+# The option loops of Redis's own parsers (see command_syntax).
+_GRAMMARS: dict[str, Grammar] = {
+    "SCAN": grammar(2, "MATCH:1 COUNT:1 TYPE:1"),
+    "SORT": grammar(2, "ASC DESC ALPHA LIMIT:2 BY:1 GET:1 STORE:1"),
+    "COPY": grammar(3, "DB:1 REPLACE"),
+    "XREAD": grammar(1, "COUNT:1 BLOCK:1", terminal="STREAMS"),
+    "XREADGROUP": grammar(1, "GROUP:2 COUNT:1 BLOCK:1 NOACK", terminal="STREAMS"),
+    "GEORADIUS": grammar(6, "WITHDIST WITHHASH WITHCOORD ANY ASC DESC COUNT:1 STORE:1 STOREDIST:1"),
+}
+_GRAMMARS["SORT_RO"] = _GRAMMARS["SORT"]
+_GRAMMARS["GEORADIUS_RO"] = _GRAMMARS["GEORADIUS"]
+# GEORADIUSBYMEMBER key member radius unit: one argument fewer before the options.
+_GRAMMARS["GEORADIUSBYMEMBER"] = Grammar(5, _GRAMMARS["GEORADIUS"].arity)
+_GRAMMARS["GEORADIUSBYMEMBER_RO"] = _GRAMMARS["GEORADIUSBYMEMBER"]
 
 _GLOB_SPECIALS = re.compile(rb"([*?\[\]\\])")
 
@@ -96,103 +151,119 @@ def glob_escape(prefix: bytes) -> bytes:
     return _GLOB_SPECIALS.sub(rb"\\\1", prefix)
 
 
-def _numkeys(args: list[bytes], pos: int) -> list[bytes] | str:
+def _numkeys(args: list[bytes], pos: int, dest: bool) -> Located | str:
     if len(args) <= pos:
         return f"missing numkeys argument at position {pos}"
-    try:
-        count = int(args[pos])
-    except ValueError:
+    count = redis_int(args[pos])
+    if count is None:
         return f"numkeys argument at position {pos} is not an integer"
     if count < 0 or pos + 1 + count > len(args):
         return f"numkeys argument at position {pos} does not match the argument count"
-    return args[pos + 1 : pos + 1 + count]
+    keys = list(range(pos + 1, pos + 1 + count))
+    return Located(keys=[1, *keys] if dest else keys)
 
 
-def locate_keys(name: str, args: list[bytes]) -> tuple[list[bytes], list[bytes]] | str:
-    """``(keys, patterns)`` in ``args`` for command ``name``, or why they cannot be found."""
+def _options(name: str, args: list[bytes]) -> Located | str:
+    """The ``copy``, ``streams``, ``georadius``, ``sort`` and ``scan`` kinds."""
+    parsed = parse_options(name, args, _GRAMMARS[name])
+    if isinstance(parsed, str):
+        return parsed
+    kind = KEY_SPECS[name]
+    if kind == "scan":
+        if not parsed.at.get(b"MATCH"):
+            return "SCAN needs MATCH <key prefix>* for a credential confined to a key prefix"
+        return Located(globs=parsed.values(b"MATCH"))
+    if kind == "streams":
+        assert parsed.terminal_at is not None
+        after = len(args) - parsed.terminal_at - 1
+        if after % 2:
+            return f"{name}: STREAMS needs as many IDs as keys"
+        first = parsed.terminal_at + 1
+        return Located.of_keys(first, first + after // 2)
+    if kind == "copy":
+        return Located(keys=[1, 2], databases=parsed.values(b"DB"))
+    stores = parsed.values(b"STORE") + parsed.values(b"STOREDIST")
+    if kind == "georadius":
+        return Located(keys=[1, *stores])
+    return Located(keys=[1, *stores], sort_patterns=parsed.values(b"BY") + parsed.values(b"GET"))
+
+
+def locate_keys(name: str, args: list[bytes]) -> Located | str:
+    """What command ``name`` reaches in ``args``, or why it cannot be told."""
     kind = KEY_SPECS.get(name)
     if kind is None:
         return f"command {name} is not supported for credentials confined to a key prefix"
-    rest = args[1:]
+    n = len(args)
     if kind == "none":
-        return [], []
+        return Located()
     if kind == "first":
-        return (rest[:1] if rest else []), []
-    if kind == "all":
-        return rest, []
-    if kind == "all_but_last":
-        return rest[:-1], []
+        return Located.of_keys(1) if n > 1 else Located()
+    if kind in ("all", "after_first", "all_but_last"):
+        start = 2 if kind == "after_first" else 1
+        return Located.of_keys(start, n - 1 if kind == "all_but_last" else n)
     if kind == "alternate":
-        return rest[::2], []
+        return Located.of_keys(1, n, 2)
     if kind == "first_two":
-        return rest[:2], []
+        return Located.of_keys(1, min(n, 3))
     if kind == "second":
-        if len(args) >= 2 and args[1].upper() in _KEYLESS_SUBCOMMANDS:
-            return [], []
-        return args[2:3], []
-    if kind == "after_first":
-        return args[2:], []
+        if n >= 2 and args[1].upper() in _KEYLESS_SUBCOMMANDS:
+            return Located()
+        return Located.of_keys(2, min(n, 3))
     if kind.startswith(("numkeys@", "dest+numkeys@")):
-        pos = int(kind.rsplit("@", 1)[1])
-        found = _numkeys(args, pos)
-        if isinstance(found, str):
-            return found
-        return (args[1:2] + found if kind.startswith("dest+") else found), []
-    if kind == "streams":
-        # XREADGROUP GROUP <group> <consumer> ...: a group or consumer may be named
-        # "STREAMS", so the keyword is looked for after them.
-        start = 4 if name == "XREADGROUP" else 1
-        upper = [a.upper() for a in args]
-        if b"STREAMS" not in upper[start:]:
-            return f"{name} without STREAMS"
-        after = args[upper.index(b"STREAMS", start) + 1 :]
-        return after[: len(after) // 2], []
-    if kind in ("store", "sort"):
-        keys = rest[:1]
-        upper = [a.upper() for a in args]
-        for i, token in enumerate(upper[2:], start=2):
-            if kind == "sort" and token in (b"BY", b"GET"):
-                return f"{name} with BY or GET reads other keys; refused under a key prefix"
-            if token in (b"STORE", b"STOREDIST") and i + 1 < len(args):
-                keys.append(args[i + 1])
-        return keys, []
-    if kind == "scan":
-        upper = [a.upper() for a in args]
-        if b"MATCH" not in upper[2:]:
-            return "SCAN needs MATCH <key prefix>* for a credential confined to a key prefix"
-        index = upper.index(b"MATCH", 2)
-        return [], args[index + 1 : index + 2] or [b""]
+        return _numkeys(args, int(kind.rsplit("@", 1)[1]), kind.startswith("dest+"))
+    if kind in ("copy", "streams", "georadius", "sort", "scan"):
+        return _options(name, args)
     if kind == "pattern_all":
-        return [], rest
-    if kind == "pattern_first":
-        return [], rest[:1]
+        return Located(globs=list(range(1, n)))
+    if kind == "keys":
+        return Located(globs=[1]) if n == 2 else "KEYS takes exactly one pattern"
+    if kind == "refused":
+        return f"{name} is refused for a credential confined to a key prefix: {REFUSED[name]}"
     raise AssertionError(f"unknown key spec kind {kind!r}")  # a table typo, caught by tests
 
 
-def check_key_prefix(name: str, args: list[bytes], prefix: bytes) -> str | None:
-    """None when every key and pattern in ``args`` stays under ``prefix``, else why not.
+def check_key_prefix(name: str, args: list[bytes], prefix: bytes, home_db: int = 0) -> str | None:
+    """None when everything ``args`` reaches stays under ``prefix`` in ``home_db``.
 
     The reason names the argument position, never the key itself (reasons may be logged).
     """
     found = locate_keys(name, args)
     if isinstance(found, str):
         return found
-    keys, patterns = found
     shown = prefix.decode("utf-8", "replace")
-    for key in keys:
-        if not key.startswith(prefix):
-            position = _position(args, key)
-            return f"{name}: key argument {position} is outside the key prefix {shown!r}"
+    for i in found.keys:
+        # A key position past the end is a command Redis refuses (wrong arity).
+        if i < len(args) and not args[i].startswith(prefix):
+            return f"{name}: key argument {i} is outside the key prefix {shown!r}"
     escaped = glob_escape(prefix)
-    for pattern in patterns:
-        if not pattern.startswith(escaped):
-            position = _position(args, pattern)
-            return f"{name}: pattern argument {position} must start with the key prefix {shown!r}"
+    for i in found.globs:
+        if not args[i].startswith(escaped):
+            return f"{name}: pattern argument {i} must start with the key prefix {shown!r}"
+    for i in found.sort_patterns:
+        if _sort_pattern_escapes(args[i], prefix):
+            return (
+                f"{name}: pattern argument {i} reads keys outside the key prefix {shown!r} "
+                f"(the part before its first '*' must start with the prefix)"
+            )
+    for i in found.databases:
+        if redis_int(args[i]) != home_db:
+            return (
+                f"{name}: database argument {i} is not the gateway's database {home_db}; "
+                f"a credential confined to a key prefix may not reach another database"
+            )
     return None
 
 
-def _position(args: list[bytes], value: bytes) -> int:
-    for i, arg in enumerate(args):
-        if arg is value:
-            return i
-    return args.index(value) if value in args else -1
+def _sort_pattern_escapes(pattern: bytes, prefix: bytes) -> bool:
+    """True when a SORT BY/GET pattern could read a key outside ``prefix``.
+
+    Redis substitutes the element for the pattern's first ``*`` and reads the key made
+    of what comes before it, the element and the rest (up to ``->``): that key starts
+    with the part before the first ``*``, which must hold the whole prefix (a prefix
+    with a ``*`` in it cannot be confined). ``#`` is the element itself, and a pattern
+    without ``*`` reads no key (``BY nosort``).
+    """
+    star = pattern.find(b"*")
+    if pattern == b"#" or star < 0:
+        return False
+    return star < len(prefix) or not pattern.startswith(prefix)

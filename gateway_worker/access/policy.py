@@ -22,7 +22,8 @@ Rules, applied in this order (the first refusal wins):
    ``XREAD``/``XREADGROUP`` with ``BLOCK`` are refused (see ``SAFE_COMMANDS``).
 4. ``key_prefix`` confinement: every key argument must start with the prefix (located
    with ``gateway_worker.access.key_confinement``); a command whose keys cannot be
-   located is refused.
+   located is refused, and so are scripts; the command must run in the gateway's own
+   database (``redis.db``): a Webdis ``/DB/CMD`` naming another one is refused.
 """
 
 from __future__ import annotations
@@ -272,6 +273,7 @@ class CommandPolicy:
         self.extra_allowed: frozenset[str] = frozenset(config.policy.allowed_commands)
         self.raw_commands: bool = config.features.raw_commands
         self.safe: frozenset[str] = SAFE_COMMANDS | self.extra_allowed
+        self.home_db: int = config.redis.selected_db
         self._cache: dict[tuple[PolicyName, str | None], CommandGuard] = {}
 
     def guard_for(self, principal: Principal) -> CommandGuard:
@@ -284,8 +286,15 @@ class CommandPolicy:
                 self._cache[cache_key] = guard
         return guard
 
-    def check(self, policy: PolicyName, key_prefix: str | None, args: list[bytes]) -> str | None:
-        """None when ``args`` may run under ``policy``/``key_prefix``, else the reason."""
+    def check(
+        self,
+        policy: PolicyName,
+        key_prefix: str | None,
+        args: list[bytes],
+        db: int | None = None,
+    ) -> str | None:
+        """None when ``args`` may run under ``policy``/``key_prefix`` in ``db`` (None:
+        the gateway's own database), else the reason."""
         name = command_name(args)
         if not name:
             return "empty command"
@@ -311,12 +320,17 @@ class CommandPolicy:
         ):
             return f"{name} with BLOCK is a blocking command, not in the safe command set"
         if key_prefix is not None:
-            return check_key_prefix(name, args, key_prefix.encode())
+            if db is not None and db != self.home_db:
+                return (
+                    f"database {db}: a credential confined to a key prefix may only use "
+                    f"the gateway's database (redis.db = {self.home_db})"
+                )
+            return check_key_prefix(name, args, key_prefix.encode(), self.home_db)
         return None
 
     def _build(self, policy: PolicyName, key_prefix: str | None) -> CommandGuard:
-        def guard(args: list[bytes]) -> str | None:
-            return self.check(policy, key_prefix, args)
+        def guard(args: list[bytes], db: int | None = None) -> str | None:
+            return self.check(policy, key_prefix, args, db)
 
         return guard
 

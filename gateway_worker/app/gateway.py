@@ -22,7 +22,9 @@ Order of the steps for one HTTP request (each may answer on its own):
 10. CORS response headers.
 Steps 2-9 run under ``server.request_timeout_seconds`` (504, JSON; see
 ``limits.RequestDeadlines``); Redis being
-unreachable is 503 ``{"error": "Redis unavailable: ..."}``; an unexpected exception is
+unreachable is 503 ``{"error": "Redis unavailable: ..."}``; a script stopped (or that
+could not be stopped) past ``redis.command_timeout_seconds`` is 504 with what happened
+(``gateway_worker.redis.scripts``); an unexpected exception is
 500 with a generic message (the traceback only with ``features.debug_mode``). Every
 response has a JSON body, except Webdis raw/text formats and Upstash ``resp2``.
 """
@@ -50,7 +52,7 @@ from gateway_worker.app.limits import BodyTooLarge, ClientGone, RequestDeadlines
 from gateway_worker.app.responses import send_body, send_response
 from gateway_worker.asgi import Receive, Scope, Send
 from gateway_worker.config import Config
-from gateway_worker.errors import GatewayError, RedisUnavailable
+from gateway_worker.errors import GatewayError, RedisUnavailable, ScriptTimeout
 from gateway_worker.exchange import CommandGuard, Request, Response
 from gateway_worker.observability import metrics
 from gateway_worker.observability.tracing import Span, Tracing, TracingUnavailable
@@ -200,6 +202,8 @@ class GatewayApp:
             )
         except RedisUnavailable as exc:
             response = error_response(503, f"Redis unavailable: {exc}")
+        except ScriptTimeout as exc:
+            response = error_response(504, str(exc))
         except Exception as exc:
             response = self._internal_error(exc)
         finally:
@@ -303,8 +307,12 @@ class GatewayApp:
         if await self.redis_client.ping():
             await send_body(send, 200, _JSON, _READY, [])
             return
-        error = self.redis_client.last_error or "no PONG"
-        body = json_bytes({"status": "unavailable", "error": f"Redis unavailable: {error}"})
+        stuck = self.redis_client.scripts.stuck
+        if stuck is not None:
+            error = f"Redis busy: {stuck.describe()}"
+        else:
+            error = f"Redis unavailable: {self.redis_client.last_error or 'no PONG'}"
+        body = json_bytes({"status": "unavailable", "error": error})
         await send_body(send, 503, _JSON, body, [])
 
     def _internal_error(self, exc: Exception) -> Response:

@@ -54,6 +54,17 @@ class RedisConfig(Section):
     retry_delay_ms: int = Field(100, ge=0, le=60_000, description="Delay between retries.")
     tls: RedisTlsConfig = Field(default_factory=RedisTlsConfig, description="TLS options.")
 
+    @property
+    def selected_db(self) -> int:
+        """The database every connection selects: ``db``, or the URL's ``/N`` path when
+        ``db`` is 0 (``redis://host:6379/3``); a unix socket URL's path is the socket."""
+        if self.db == 0 and self.url is not None:
+            parts = urlsplit(self.url)
+            path_db = parts.path.strip("/")
+            if parts.scheme != "unix" and path_db.isdigit():
+                return int(path_db)
+        return self.db
+
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:

@@ -8,6 +8,7 @@ Modules:
 * ``wire``: RESP2 bytes: command encoding, reply encoding and the reply parser.
 * ``connection``: one connection (open, TLS, authenticate, read/write).
 * ``commands``: the command table (blocking, read-only, connection-state).
+* ``scripts``: the script guard (SCRIPT KILL / FUNCTION KILL past the command timeout).
 * ``client``: ``RedisClient``, the ``RedisExecutor`` the app uses.
 """
 

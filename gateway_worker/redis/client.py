@@ -9,6 +9,9 @@
   a write whose connection died after it was sent may have run, so it is not retried.
 * Timeouts: ``redis.command_timeout_seconds`` for every non-blocking command, enforced
   by a sweeper instead of a timer per request.
+* Scripts (EVAL, FCALL, ...) run on a dedicated connection under the script guard
+  (``scripts``): past the command timeout they are killed with SCRIPT KILL /
+  FUNCTION KILL and the request gets ``ScriptTimeout`` (504).
 * A health task PINGs every ``redis.health_check_interval_seconds``, reconnecting when
   Redis is back, so readiness and service recover without traffic.
 * Every ``redis.refresh_interval_seconds`` the shared connections are replaced by new
@@ -29,6 +32,7 @@ from gateway_worker.errors import RedisUnavailable
 from gateway_worker.redis.commands import CONNECTION_STATE, READ_ONLY, is_blocking
 from gateway_worker.redis.connection import ConnectOptions, RespConnection, open_connection
 from gateway_worker.redis.executor import DedicatedConnection
+from gateway_worker.redis.scripts import SCRIPTS, ScriptGuard
 from gateway_worker.redis.values import ReplyError, RespValue, Status
 
 log = structlog.get_logger("gateway_worker.redis")
@@ -67,6 +71,7 @@ class RedisClient:
         # Shared connections replaced by a refresh, closed once their replies are in.
         self._retiring: list[tuple[RespConnection, float]] = []
         self._on_error = on_error
+        self.scripts = ScriptGuard(self.options, self._timeout)
         self.healthy = False
         self.last_error: str | None = None
 
@@ -114,6 +119,10 @@ class RedisClient:
         if is_blocking(name, args):
             async with self.dedicated(db) as dconn:
                 return await dconn.execute(args, None)
+        if name in SCRIPTS:
+            async with self.dedicated(db) as dconn:
+                await dconn.send(args)
+                return await self.scripts.reply(dconn, name)
         db = self._db if db is None else db
         attempt = 0
         while True:
@@ -142,7 +151,7 @@ class RedisClient:
     ) -> list[RespValue]:
         refused: dict[int, ReplyError] = {}
         runnable: list[Sequence[bytes]] = []
-        blocking = False
+        blocking = scripted = False
         for i, args in enumerate(commands):
             name = args[0].upper() if args else b""
             reason = CONNECTION_STATE.get(name)
@@ -151,13 +160,19 @@ class RedisClient:
             else:
                 runnable.append(args)
                 blocking = blocking or is_blocking(name, args)
-        if blocking:
-            # A blocking command would stall the shared connection: run them all,
-            # in order, on a connection of their own.
+                scripted = scripted or name in SCRIPTS
+        if blocking or scripted:
+            # A blocking command would stall the shared connection, and a script needs
+            # its guard: run them all, in order, on a connection of their own.
             replies: list[RespValue] = []
             async with self.dedicated(db) as dconn:
                 for args in runnable:
-                    replies.append(await dconn.execute(args, None))
+                    name = args[0].upper()
+                    await dconn.send(args)
+                    if name in SCRIPTS:
+                        replies.append(await self.scripts.reply(dconn, name))
+                    else:
+                        replies.append(await dconn.read(None if blocking else self._timeout))
         else:
             conn = await self._connection_with_retries(self._db if db is None else db)
             futures = [conn.request(args) for args in runnable]
@@ -173,23 +188,32 @@ class RedisClient:
     async def transaction(
         self, commands: Sequence[Sequence[bytes]], db: int | None = None
     ) -> list[RespValue] | ReplyError:
+        script: bytes | None = None
         for args in commands:
             name = args[0].upper() if args else b""
             if name in CONNECTION_STATE:
                 return ReplyError(
                     f"ERR {name.decode('ascii', 'replace')} is not allowed inside a transaction"
                 )
+            script = name if name in SCRIPTS else script
         async with self.dedicated(db) as conn:
             await conn.send([b"MULTI"])
             for args in commands:
                 await conn.send(args)
-            await conn.send([b"EXEC"])
+            if script is None:
+                await conn.send([b"EXEC"])
             first_error: ReplyError | None = None
             for _ in range(len(commands) + 1):
                 reply = await conn.read(self._timeout)
                 if isinstance(reply, ReplyError) and first_error is None:
                     first_error = reply
-            result = await conn.read(self._timeout)
+            if script is None:
+                result = await conn.read(self._timeout)
+            else:
+                # The queued commands run at EXEC, the script under its guard. EXEC goes
+                # alone: Redis sends no reply of that batch while the script runs.
+                await conn.send([b"EXEC"])
+                result = await self.scripts.reply(conn, script)
         if isinstance(result, list):
             return result
         if isinstance(result, ReplyError):
@@ -209,7 +233,8 @@ class RedisClient:
                     f"no dedicated Redis connection free within "
                     f"{self._cfg.pool_timeout_seconds}s (redis.pool_max_size="
                     f"{self._cfg.pool_max_size})"
-                )
+                ),
+                outage=False,  # Redis itself is fine
             ) from None
         conn: RespConnection | None = None
         clean = False
@@ -238,14 +263,26 @@ class RedisClient:
         try:
             async with asyncio.timeout(self._timeout):
                 reply = await self.execute([b"PING"])
-        except (RedisUnavailable, TimeoutError):
+        except TimeoutError:
             return False
-        return isinstance(reply, Status) and reply == b"PONG"
+        except RedisUnavailable as exc:
+            if "did not reply" not in str(exc):  # Redis is gone, and so is its script
+                self.scripts.ended("connection lost")
+            return False
+        if isinstance(reply, Status) and reply == b"PONG":
+            self.scripts.ended("PING answered")
+            return True
+        # BUSY (a script runs), LOADING, MASTERDOWN...: say which.
+        shown = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+        self.last_error = f"Redis at {self.options.where} answered PING with {shown}"
+        return False
 
     # -- internals --------------------------------------------------------------------
 
-    def _failed(self, exc: RedisUnavailable) -> RedisUnavailable:
+    def _failed(self, exc: RedisUnavailable, outage: bool = True) -> RedisUnavailable:
         self.last_error = str(exc)
+        if outage:
+            self._availability(False)
         if self._on_error is not None:
             self._on_error("timeout" if "did not reply" in str(exc) else "unavailable")
         return exc
@@ -277,7 +314,10 @@ class RedisClient:
             conn = await open_connection(replace(self.options, db=db))
             self._mux[db] = conn
             if db == self._db and not self.healthy:
-                log.info("redis.connected", where=self.options.where, db=db)
+                if self._tasks:  # started: Redis is back (maybe before the health task saw)
+                    self._availability(True)
+                else:
+                    log.info("redis.connected", where=self.options.where, db=db)
             return conn
         finally:
             self._opening.pop(db, None)
@@ -355,12 +395,17 @@ class RedisClient:
             conn = self._mux.get(self._db)
             if conn is not None and conn.is_open and conn.pending:
                 conn.close()
-        if ok != self.healthy:
-            log.info(
-                "redis.health",
-                healthy=ok,
-                where=self.options.where,
-                error=None if ok else self.last_error,
-            )
-        self.healthy = ok
+        self._availability(ok)
         return ok
+
+    def _availability(self, available: bool) -> None:
+        """Log every change, whoever notices first (a request, a reconnect, the health
+        task): an outage shorter than the health-check interval is logged too."""
+        if available != self.healthy:
+            (log.info if available else log.warning)(
+                "redis.health",
+                healthy=available,
+                where=self.options.where,
+                error=None if available else self.last_error,
+            )
+        self.healthy = available

@@ -77,10 +77,6 @@ class ConnectOptions:
         url_user = unquote(parts.username) if parts.username else None
         url_password = unquote(parts.password) if parts.password else None
         password = cfg.default_password.get_secret_value() if cfg.default_password else url_password
-        db = cfg.db
-        path_db = parts.path.strip("/")
-        if parts.scheme != "unix" and db == 0 and path_db.isdigit():
-            db = int(path_db)
         context: ssl.SSLContext | None = None
         tls_error: str | None = None
         if parts.scheme == "rediss":
@@ -95,7 +91,7 @@ class ConnectOptions:
             ssl_context=context,
             username=cfg.username or url_user,
             password=password,
-            db=db,
+            db=cfg.selected_db,
             connect_timeout=cfg.connection_timeout_seconds,
             tls_error=tls_error,
         )

@@ -75,6 +75,11 @@ class ConfigInputs:
     #: A backup's non-secret config pinned over the sources (``config backups restore``).
     restore: Restore | None = None
 
+    @property
+    def main_path(self) -> Path | None:
+        """The main config file: ``config_path``, else $REDIS_GATEWAY_CONFIG."""
+        return _path(self.config_path, self.env, "REDIS_GATEWAY_CONFIG")
+
 
 @dataclass(frozen=True)
 class LoadedConfig:
@@ -160,7 +165,7 @@ def _collect(inputs: ConfigInputs) -> _Collected:
     """Read every layer (no validation); problems are collected, never raised."""
     problems: list[Problem] = []
     layers: list[Layer] = []
-    main_path = _path(inputs.config_path, inputs.env, "REDIS_GATEWAY_CONFIG")
+    main_path = inputs.main_path
     main = (
         FileSource(main_path, text=inputs.main_text, fmt=inputs.main_format).load()
         if main_path is not None

@@ -29,9 +29,7 @@ def watched_paths(inputs: ConfigInputs, loaded: LoadedConfig) -> list[Path]:
     """What the watcher must watch: the loader's inputs, plus the profile overlays
     that do not exist yet (`gateway.<profile>.toml` created later must reload)."""
     paths = list(loaded.watched_paths)
-    main = inputs.config_path or (
-        Path(inputs.env["REDIS_GATEWAY_CONFIG"]) if inputs.env.get("REDIS_GATEWAY_CONFIG") else None
-    )
+    main = inputs.main_path
     if main is not None:
         paths.extend(overlay_candidates(main, loaded.config.profile))
     return list(dict.fromkeys(paths))

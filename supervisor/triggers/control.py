@@ -3,8 +3,14 @@ POST /admin/reload. The protocol (codec and the one client) is
 ``gateway_worker.control_socket``.
 
 The server is non-blocking and lives in the supervisor's main loop (no thread);
-``ControlCommands`` answers ``status`` and queues ``reload`` (its connection waits in
-the arbiter until that reload's outcome is known).
+``ControlCommands`` answers ``status``, ``diff``, ``plan`` and queues ``reload`` and
+``restore`` (their connection waits in the arbiter until that reload's outcome is known).
+
+Every reply names the supervisor that sent it, ``"supervisor": {"pid", "config_path",
+"control_socket"}`` (``SupervisorIdentity``), and a request may say which one it
+means, ``"expect": {"config_path": ..., "pid": ...}`` (each optional): a supervisor
+that is not that one answers ``{"ok": false, "error": ...}`` and does nothing, so
+`redis-gateway reload -c F` never reloads the supervisor of another file.
 """
 
 from __future__ import annotations
@@ -12,15 +18,15 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import tempfile
 from collections.abc import Callable, Mapping
-from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
 from gateway_worker.control_socket import MAX_REQUEST_BYTES, ControlError, decode, encode
 from supervisor.config import LoadedConfig
+from supervisor.runtime_files import runtime_dir
 from supervisor.triggers.inbox import ReloadRequester
 
 if TYPE_CHECKING:
@@ -31,6 +37,7 @@ __all__ = [
     "ControlConnection",
     "ControlError",
     "ControlServer",
+    "SupervisorIdentity",
     "default_socket_path",
 ]
 
@@ -39,15 +46,45 @@ log = structlog.get_logger("redis_gateway.control")
 
 def default_socket_path(port: int) -> str:
     """$XDG_RUNTIME_DIR (or the temp dir)/redis-gateway-<port>.sock."""
-    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
-    return str(Path(base) / f"redis-gateway-{port}.sock")
+    return str(runtime_dir() / f"redis-gateway-{port}.sock")
+
+
+@dataclass(frozen=True)
+class SupervisorIdentity:
+    """Which supervisor answers: its pid, main config file (absolute) and socket."""
+
+    pid: int
+    config_path: str | None
+    control_socket: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "pid": self.pid,
+            "config_path": self.config_path,
+            "control_socket": self.control_socket,
+        }
+
+    def mismatch(self, expect: object) -> str | None:
+        """Why this is not the supervisor a request's ``expect`` names (None: it is)."""
+        if expect is None:
+            return None
+        if not isinstance(expect, dict):
+            return f"bad request: 'expect' must be an object, not {expect!r}"
+        me = f"this is the supervisor (pid {self.pid}) of {self.config_path or 'no config file'}"
+        if "config_path" in expect and expect["config_path"] != self.config_path:
+            wanted = expect["config_path"] or "no config file"
+            return f"{me}, not of {wanted}: nothing was done"
+        if "pid" in expect and expect["pid"] != self.pid:
+            return f"{me}, not pid {expect['pid']}: nothing was done"
+        return None
 
 
 class ControlConnection:
-    """One client; ``reply`` sends the answer and closes."""
+    """One client; ``reply`` sends the answer (naming this supervisor) and closes."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, identity: SupervisorIdentity | None = None) -> None:
         self.sock = sock
+        self.identity = identity
         self.buffer = b""
         self.closed = False
 
@@ -57,7 +94,10 @@ class ControlConnection:
     def reply(self, payload: Mapping[str, object]) -> None:
         if self.closed:
             return
-        data = encode(dict(payload))
+        message = dict(payload)
+        if self.identity is not None:
+            message["supervisor"] = self.identity.as_dict()
+        data = encode(message)
         try:
             # Replies are small; a short blocking send is simpler than buffering.
             self.sock.settimeout(1.0)
@@ -107,18 +147,23 @@ class ControlCommands:
         self,
         supervised: Supervised,
         triggers: ReloadRequester,
-        socket_path: str,
+        identity: SupervisorIdentity,
         running: Running,
         state: StateInfo,
     ) -> None:
         self._supervised = supervised
         self._triggers = triggers
-        self._socket_path = socket_path
+        self._socket_path = identity.control_socket
+        self._identity = identity
         self._running = running
         self._state = state
 
     def __call__(self, request: Mapping[str, object], conn: ControlConnection) -> None:
         cmd = request.get("cmd")
+        problem = self._identity.mismatch(request.get("expect"))
+        if problem is not None:
+            conn.reply({"ok": False, "error": problem})
+            return
         handler = {
             "status": self._status,
             "reload": self._reload,
@@ -136,6 +181,7 @@ class ControlCommands:
         status = {
             **self._supervised.status(),
             "control_socket": self._socket_path,
+            "config_path": self._identity.config_path,
             "state": self._state.describe(),
         }
         conn.reply({"ok": True, "status": status})
@@ -190,9 +236,12 @@ class ControlCommands:
 class ControlServer:
     """Accepts control connections; hands each parsed request to ``handler``."""
 
-    def __init__(self, path: str, handler: Handler) -> None:
+    def __init__(
+        self, path: str, handler: Handler, identity: SupervisorIdentity | None = None
+    ) -> None:
         self.path = path
         self.handler = handler
+        self.identity = identity
         self.connections: list[ControlConnection] = []
         self.sock = self._bind(path)
 
@@ -233,7 +282,7 @@ class ControlServer:
                 except OSError:  # BlockingIOError: nothing left to accept
                     break
                 client.setblocking(False)
-                self.connections.append(ControlConnection(client))
+                self.connections.append(ControlConnection(client, self.identity))
             return
         for conn in self.connections:
             if not conn.closed and conn.fileno() == fd:

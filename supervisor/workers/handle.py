@@ -31,6 +31,9 @@ class WorkerHandle(Protocol):
     state: WorkerState
     #: Monotonic time after which the pool SIGKILLs it (set by ``drain``).
     kill_deadline: float | None
+    #: The supervisor asked it to stop (``drain``, ``kill``, a fast stop): its exit is
+    #: expected, never a crash (``kill`` clears the deadline, not this).
+    stop_requested: bool
 
     @property
     def pid(self) -> int: ...

@@ -117,6 +117,7 @@ class WorkerPool:
         for w in self.workers:
             w.signal(signal.SIGQUIT)
             w.state = WorkerState.DRAINING
+            w.stop_requested = True
             w.kill_deadline = deadline
 
     def signal_all(self, sig: int) -> None:
@@ -155,6 +156,13 @@ class WorkerPool:
             worker.slot,
             self._clock(),
             config.supervisor.restart_backoff_max_seconds,
+            serving=self.serving(worker.generation),
+        )
+
+    def serving(self, generation: int) -> bool:
+        """Whether a worker of ``generation`` is ready (accepting connections)."""
+        return any(
+            w.state is WorkerState.READY and w.generation == generation for w in self.workers
         )
 
     def enforce_deadlines(self, config: Config, serving: int, booted: bool) -> None:
@@ -198,20 +206,31 @@ class WorkerPool:
             and w.state in (WorkerState.STARTING, WorkerState.READY)
         ]
         cap = config.supervisor.restart_backoff_max_seconds
-        if self.backoff.rounds and any(
-            w.state == WorkerState.READY and now - w.started_at >= cap for w in current
-        ):
+        ready = [w for w in current if w.state is WorkerState.READY]
+        if self.backoff.rounds and any(now - w.started_at >= cap for w in ready):
             self.backoff.healthy()
-        if len(current) < target.workers and self.backoff.may_spawn(now):
-            self._spawn_missing(target, current, now)
+        if ready and self.backoff.probing:
+            self.backoff.recovered(now)
+        # In a crash loop with nothing serving, one probe at a time (backoff.py).
+        # The probe that is starting is waited for: ready, or one more crash round.
+        probe = not ready and self.backoff.rounds > 0
+        if (
+            len(current) < target.workers
+            and not (probe and current)
+            and self.backoff.may_spawn(now, serving=bool(ready))
+        ):
+            self._spawn_missing(target, current, now, probe)
         elif len(current) > target.workers:
             extra = sorted(current, key=lambda w: w.slot)[target.workers :]
             self.drain(extra, DrainPolicy.from_config(config.server).kill_after_seconds)
 
-    def _spawn_missing(self, target: Target, current: list[WorkerHandle], now: float) -> None:
+    def _spawn_missing(
+        self, target: Target, current: list[WorkerHandle], now: float, probe: bool
+    ) -> None:
         used = {w.slot for w in current}
+        wanted = min(target.workers, len(current) + 1) if probe else target.workers
         for slot in range(target.workers):
-            if len(current) >= target.workers:
+            if len(current) >= wanted:
                 break
             if slot in used:
                 continue
@@ -222,7 +241,7 @@ class WorkerPool:
                 log.error("worker.spawn_failed", error=str(exc), slot=slot)  # noqa: TRY400 - expected condition
                 self.backoff.spawn_failed(now)
                 break
-            self.backoff.spawned()
+            self.backoff.spawned(probe)
             current.append(w)
             log.info("worker.spawned", pid=w.pid, generation=target.generation, slot=slot)
 

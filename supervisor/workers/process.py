@@ -37,6 +37,8 @@ class WorkerProcess:
         self.started_at = time.monotonic()
         self.last_heartbeat = self.started_at
         self.kill_deadline: float | None = None
+        self.stop_requested = False
+        self.became_ready = False
         self.error: str | None = None
         self.fatal_code: int | None = None
         self.returncode: int | None = None
@@ -144,6 +146,7 @@ class WorkerProcess:
         self.last_heartbeat = now
         if kind == "ready" and self.state is WorkerState.STARTING:
             self.state = WorkerState.READY
+            self.became_ready = True
         elif kind == "fatal":
             self.error = str(msg.get("error", "fatal error"))
             self.fatal_code = int(msg.get("code", ExitCode.CRASH))
@@ -168,7 +171,8 @@ class WorkerProcess:
             os.close(self._config_fd)
             self._config_fd = None
         if self.error is None and code != 0 and self.fatal_code is None:
-            self.error = f"exited with {describe_exit(code)} before it was ready"
+            when = "after it had been ready" if self.became_ready else "before it was ready"
+            self.error = f"exited with {describe_exit(code)} {when}"
         return True
 
     def signal(self, sig: int) -> None:
@@ -184,10 +188,12 @@ class WorkerProcess:
         if self.state in (WorkerState.EXITED, WorkerState.DRAINING):
             return
         self.state = WorkerState.DRAINING
+        self.stop_requested = True
         self.kill_deadline = time.monotonic() + timeout
         self.signal(signal.SIGTERM)
 
     def kill(self) -> None:
+        self.stop_requested = True
         self.kill_deadline = None
         self.signal(signal.SIGKILL)
 

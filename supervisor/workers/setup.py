@@ -1,6 +1,11 @@
 """What a worker receives from the supervisor besides its listening sockets: its config
 (the embedded Redis URL and the control socket path filled in) and its environment
-(the metrics multiprocess directory).
+(the supervisor's, without any ``REDIS_GATEWAY_*`` variable, plus the metrics
+multiprocess directory).
+
+The whole config, secrets included, reaches a worker over its private config pipe
+(``gateway_worker.contract``); a ``REDIS_GATEWAY_AUTH__JWT_SECRET`` left in its
+environment would only be readable in ``/proc/<pid>/environ`` (issue 8).
 
 Both may change with a reload: a reload may turn metrics on (the directory is created
 before the first worker that needs it), or switch to the ``dev`` profile without
@@ -16,6 +21,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from gateway_worker.config import Config
+from supervisor.config.schema import ENV_PREFIX
 from supervisor.embedded_redis import EmbeddedRedis
 
 if TYPE_CHECKING:
@@ -70,8 +76,9 @@ class WorkerSetup:
         )
 
     def env(self) -> dict[str, str]:
-        """The environment of a worker process."""
-        env = dict(os.environ)
+        """The environment of a worker process: no config variable (``REDIS_GATEWAY_*``,
+        secrets among them); the worker gets its whole config over the pipe."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
         if self.multiproc is not None:
             env.update(self.multiproc.env())
         return env

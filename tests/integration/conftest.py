@@ -16,7 +16,8 @@ Reuse them from any integration test:
     20 s (generous for a loaded machine; readiness-failure tests point redis.url at a
     closed port, which fails at once), JSON logs captured in ``gw.log_path``.
     ``wait=False`` returns before the first generation is ready (boot-failure tests);
-    ``extra_args`` are appended to the `run` command line. Every process is killed at
+    ``extra_args`` are appended to the `run` command line; ``env`` is added to the
+    supervisor's environment. Every process is killed at
     teardown (SIGKILL of the supervisor and of its workers).
 
 ``gateway`` is ``gateway_factory()`` with the defaults.
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -141,7 +143,9 @@ class Gateway:
         data = deep_merge(self.config, over or {})
         self.config_path.write_text(tomli_w.dumps(data))
 
-    def start(self, extra_args: tuple[str, ...] = (), wait: bool = True) -> Gateway:
+    def start(
+        self, extra_args: tuple[str, ...] = (), wait: bool = True, env: dict[str, str] | None = None
+    ) -> Gateway:
         """Start `redis-gateway run` (again, after the previous one exited)."""
         if self.proc is not None:
             assert self.proc.poll() is not None, "the previous supervisor still runs"
@@ -156,6 +160,7 @@ class Gateway:
             stdout=self._log,
             stderr=subprocess.PIPE,
             cwd=self.workdir,
+            env={**os.environ, **env} if env else None,
         )
         if wait:
             wait_until(self._ready, timeout=40, what="gateway ready")
@@ -284,7 +289,10 @@ def gateway_factory(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., Ga
     sockdirs: list[str] = []
 
     def start(
-        over: dict[str, Any] | None = None, extra_args: tuple[str, ...] = (), wait: bool = True
+        over: dict[str, Any] | None = None,
+        extra_args: tuple[str, ...] = (),
+        wait: bool = True,
+        env: dict[str, str] | None = None,
     ) -> Gateway:
         sockdir = tempfile.mkdtemp(prefix="rg-")
         sockdirs.append(sockdir)
@@ -293,7 +301,7 @@ def gateway_factory(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., Ga
         config = deep_merge(base_config(redis_url, Path(sockdir)), over or {})
         gw = Gateway(workdir, config)
         started.append(gw)
-        return gw.start(extra_args, wait)
+        return gw.start(extra_args, wait, env)
 
     try:
         yield start

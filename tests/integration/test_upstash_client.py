@@ -15,6 +15,7 @@ import redis
 from upstash_redis import Redis
 from upstash_redis.errors import UpstashError
 
+from gateway_worker.config import DANGEROUS_COMMANDS
 from tests.integration.conftest_gateway import make_config, running_gateway
 
 pytestmark = pytest.mark.integration
@@ -24,7 +25,10 @@ TOKEN = "upstash-test-token-0123456789"
 
 @pytest.fixture(scope="module")
 def gateway(redis_url: str) -> Iterator[str]:
-    with running_gateway(make_config(redis_url)) as base:
+    # Scripting is denied by default (issue 8); an operator may allow EVAL/EVALSHA back,
+    # as here, to check the client's eval() against the gateway.
+    denied = [c for c in DANGEROUS_COMMANDS if c not in ("EVAL", "EVALSHA")]
+    with running_gateway(make_config(redis_url, policy={"denied_commands": denied})) as base:
         yield base
 
 

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 T = TypeVar("T")
 
 
-def allow_all(args: list[bytes]) -> str | None:
+def allow_all(args: list[bytes], db: int | None = None) -> str | None:
     return None
 
 

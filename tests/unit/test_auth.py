@@ -155,6 +155,34 @@ def test_exp_is_required() -> None:
     assert "'exp'" in refused(make(), {"authorization": f"Bearer {no_exp}"}).message
 
 
+@pytest.mark.parametrize(
+    ("claims", "message"),
+    [
+        ({"iat": 3600}, "JWT iat is in the future"),
+        ({"nbf": 3600}, "JWT not valid yet (nbf is in the future)"),
+        ({"exp": "9999999999"}, "JWT exp must be a number"),
+        ({"exp": True}, "JWT exp must be a number"),
+        ({"iat": "now"}, "JWT iat must be a number"),
+        ({"nbf": [1]}, "JWT nbf must be a number"),
+    ],
+)
+def test_time_claims_say_what_is_wrong(claims: dict[str, Any], message: str) -> None:
+    now = int(time.time())
+    base: dict[str, Any] = {"sub": "a", "iat": now, "exp": now + 7200}
+    for name, value in claims.items():  # ints are offsets from now
+        base[name] = now + value if type(value) is int else value
+    error = refused(make(), {"authorization": f"Bearer {token(base)}"})
+    assert error.message.startswith(message), error.message
+
+
+def test_time_claims_within_the_leeway_are_accepted() -> None:
+    now = int(time.time())
+    skewed = token({"sub": "a", "iat": now + 20, "nbf": now + 20, "exp": now + 600})
+    assert make().authenticate({}, [("_token", skewed)], "ip").name == "jwt:a"
+    fractional = token({"sub": "a", "iat": now + 0.5, "exp": now + 600.5})
+    assert make().authenticate({}, [("_token", fractional)], "ip").name == "jwt:a"
+
+
 def test_lifetime_longer_than_jwt_expiry_hours_is_refused() -> None:
     now = int(time.time())
     long_lived = token({"sub": "a", "iat": now, "exp": now + 48 * 3600})

@@ -49,7 +49,7 @@ def answer(
     redis = OneReply(reply)
     guarded: list[list[bytes]] = []
 
-    def guard(args: Sequence[bytes]) -> str | None:
+    def guard(args: Sequence[bytes], db: int | None = None) -> str | None:
         guarded.append(list(args))
         return refuse
 

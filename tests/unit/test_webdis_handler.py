@@ -71,7 +71,9 @@ def run(
     max_arguments: int | None = None,
 ) -> tuple[Response, ScriptedRedis]:
     redis = redis or ScriptedRedis()
-    response = asyncio.run(handle(req, redis, lambda args: refuse, max_arguments=max_arguments))
+    response = asyncio.run(
+        handle(req, redis, lambda args, db=None: refuse, max_arguments=max_arguments)
+    )
     return response, redis
 
 
@@ -222,6 +224,28 @@ def test_empty_path_is_403_and_argument_limit_is_400() -> None:
     assert response.status == 400
     assert "server.max_arguments" in json.loads(response.body)["error"]
     assert redis.calls == []
+
+
+def test_an_empty_command_segment_before_more_path_is_a_malformed_path_400() -> None:
+    for path in ("//GET/k", "/0//GET/k", "//"):
+        response, redis = run(request("GET", path))
+        assert response.status == 400, path
+        assert "malformed path" in json.loads(response.body)["error"]
+        assert redis.calls == []
+
+
+def test_the_guard_is_asked_with_the_database_of_the_url() -> None:
+    asked: list[tuple[list[bytes], int | None]] = []
+
+    def guard(args: list[bytes], db: int | None = None) -> str | None:
+        asked.append((args, db))
+        return "database 3 is not yours" if db == 3 else None
+
+    redis = ScriptedRedis()
+    response = asyncio.run(handle(request("GET", "/3/GET/k"), redis, guard))
+    assert response.status == 403 and redis.calls == []
+    asyncio.run(handle(request("GET", "/GET/k"), redis, guard))
+    assert asked == [([b"GET", b"k"], 3), ([b"GET", b"k"], None)]
 
 
 _ARGS = st.lists(st.binary(max_size=24), max_size=6)

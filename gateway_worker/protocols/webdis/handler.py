@@ -29,7 +29,9 @@ Requests (Webdis's ``cmd_run``; parsed in ``requests``):
 Replies: 200 with the formatted reply (Redis errors included, as ``[false,"ERR ..."]``)
 and ``ETag: "<md5 hex of the body>"``; 304 (empty) when ``If-None-Match`` carries that
 ETag; 404 for nil in a bare-value format; 403 ``{"error": ...}`` for an empty command or
-a command refused by ``guard``; 400 for malformed requests; 503 ``{"error": ...}`` when
+a command refused by ``guard`` (asked with the request's database: a credential
+confined to a key prefix may not use another one); 400 for malformed requests
+(``//GET/k``: an empty command segment followed by more); 503 ``{"error": ...}`` when
 Redis cannot be reached.
 
 Hot path: a ``GET`` without query whose path needs no Webdis rule (no escape, ``+``,
@@ -137,7 +139,7 @@ async def _run(
     cmd: WebdisCommand,
     options: Options,
 ) -> Response:
-    reason = guard(cmd.args)
+    reason = guard(cmd.args, cmd.db)
     if reason is not None:
         return error_response(403, reason)
     render = _renderer(cmd, options)

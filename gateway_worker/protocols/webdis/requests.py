@@ -106,6 +106,12 @@ def parse_command(
             raise WebdisRequestError(400, f"database {db} is out of range (0-{MAX_DB})")
         segments = segments[1:]
     if not segments[0]:
+        if len(segments) > 1:  # "//GET/k": a path with an empty segment first
+            raise WebdisRequestError(
+                400,
+                "malformed path: empty segment where the command name belongs "
+                "(expected /[DB/]CMD/arg1/.../argN)",
+            )
         raise WebdisRequestError(403, "empty command: expected /CMD/arg1/.../argN")
     args = [segments[0], *[decode_arg(s) for s in segments[1:]]]
     if body:
