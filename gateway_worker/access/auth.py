@@ -81,13 +81,17 @@ class Authenticator:
         ]
         secret = auth.jwt_secret.get_secret_value() if auth.jwt_secret is not None else None
         self._jwt_secret: bytes | None = secret.encode() if secret is not None else None
+        #: The current secret first, then those of a rotation under way.
+        self._jwt_secrets: list[bytes] = (
+            [self._jwt_secret, *(s.get_secret_value().encode() for s in auth.jwt_previous_secrets)]
+            if self._jwt_secret is not None
+            else []
+        )
         self._leeway = auth.jwt_leeway_seconds
         self._max_lifetime = auth.jwt_expiry_hours * 3600.0
         # Short secrets are a configuration matter (the prod profile refuses them);
         # PyJWT's per-call warning would otherwise fire on every request.
-        self._quiet_short_secret = (
-            self._jwt_secret is not None and len(self._jwt_secret) < _MIN_HS256_SECRET_BYTES
-        )
+        self._quiet_short_secret = any(len(s) < _MIN_HS256_SECRET_BYTES for s in self._jwt_secrets)
 
     def authenticate(
         self, headers: Mapping[str, str], query: Sequence[tuple[str, str]], client_ip: str
@@ -136,25 +140,8 @@ class Authenticator:
         return found
 
     def _verify_jwt(self, token: str) -> Principal:
-        assert self._jwt_secret is not None
         try:
-            with warnings.catch_warnings():
-                if self._quiet_short_secret:
-                    warnings.simplefilter("ignore", jwt.InsecureKeyLengthWarning)
-                # The time claims are checked by _check_times, after the signature:
-                # PyJWT's messages cannot tell a future iat from a future nbf, and it
-                # reads exp "123" as a number.
-                claims = jwt.decode(
-                    token,
-                    self._jwt_secret,
-                    algorithms=["HS256"],
-                    options={
-                        "require": ["exp"],
-                        "verify_exp": False,
-                        "verify_nbf": False,
-                        "verify_iat": False,
-                    },
-                )
+            claims = self._decode(token)
         except jwt.MissingRequiredClaimError as exc:
             raise AuthError(401, f"JWT lacks the required {exc.claim!r} claim") from None
         except jwt.InvalidSignatureError:
@@ -167,6 +154,35 @@ class Authenticator:
             raise AuthError(401, f"invalid JWT ({type(exc).__name__})") from None
         self._check_times(claims)
         return self._principal_from_claims(claims)
+
+    def _decode(self, token: str) -> dict[str, object]:
+        """The verified claims, with the current secret or one of a rotation under way
+        (``auth.jwt_previous_secrets``); the last error when none signed it."""
+        last: jwt.InvalidSignatureError | None = None
+        for secret in self._jwt_secrets:
+            try:
+                with warnings.catch_warnings():
+                    if self._quiet_short_secret:
+                        warnings.simplefilter("ignore", jwt.InsecureKeyLengthWarning)
+                    # The time claims are checked by _check_times, after the signature:
+                    # PyJWT's messages cannot tell a future iat from a future nbf, and it
+                    # reads exp "123" as a number.
+                    claims: dict[str, object] = jwt.decode(
+                        token,
+                        secret,
+                        algorithms=["HS256"],
+                        options={
+                            "require": ["exp"],
+                            "verify_exp": False,
+                            "verify_nbf": False,
+                            "verify_iat": False,
+                        },
+                    )
+                    return claims
+            except jwt.InvalidSignatureError as exc:
+                last = exc
+        assert last is not None
+        raise last
 
     def _check_times(self, claims: Mapping[str, object]) -> None:
         """``exp`` (required), ``nbf`` and ``iat``: numbers, within the leeway, and a

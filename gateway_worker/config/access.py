@@ -64,11 +64,26 @@ class AuthConfig(Section):
     enabled: bool = Field(False, description="Require a JWT or an API key on every request.")
     jwt_secret: SecretStr | None = Field(None, description="HS256 signing secret for JWTs. Secret.")
 
+    jwt_previous_secrets: list[SecretStr] = Field(
+        default_factory=list,
+        max_length=8,
+        description="Earlier JWT secrets still accepted (never used to sign) while a "
+        "rotation is under way: add the old secret here when `jwt_secret` changes, remove "
+        "it once tokens signed with it have expired. Secret.",
+    )
+
     @field_validator("jwt_secret")
     @classmethod
     def _check_jwt_secret(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not value.get_secret_value().strip():
             raise ValueError("must not be empty or blank (unset it to turn JWTs off)")
+        return value
+
+    @field_validator("jwt_previous_secrets")
+    @classmethod
+    def _check_previous(cls, value: list[SecretStr]) -> list[SecretStr]:
+        if any(not v.get_secret_value().strip() for v in value):
+            raise ValueError("must not hold an empty or blank secret")
         return value
 
     jwt_expiry_hours: float = Field(
@@ -98,6 +113,8 @@ class AuthConfig(Section):
     def _check_credentials(self) -> AuthConfig:
         if self.enabled and self.jwt_secret is None and not self.api_keys:
             raise ValueError("auth.enabled needs auth.jwt_secret or at least one auth.api_keys")
+        if self.jwt_previous_secrets and self.jwt_secret is None:
+            raise ValueError("auth.jwt_previous_secrets needs auth.jwt_secret (the current one)")
         names = [k.name for k in self.api_keys]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

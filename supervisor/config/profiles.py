@@ -5,6 +5,7 @@
 | features.debug_mode is off                                |     |    x    |  x   |
 | auth.enabled is on                                        |     |         |  x   |
 | auth.jwt_secret, if set, is at least 32 bytes             |     |    x    |  x   |
+| auth.jwt_previous_secrets: each at least 32 bytes          |     |    x    |  x   |
 | CORS: no '*' origin together with allow_credentials       |     |    x    |  x   |
 | CORS: no '*' origin while auth is off                     |     |         |  x   |
 | features.admin_endpoints only with auth.enabled           |     |    x    |  x   |
@@ -73,6 +74,15 @@ RULES: tuple[_Rule, ...] = (
         lambda c: (
             c.auth.jwt_secret is not None
             and len(c.auth.jwt_secret.get_secret_value().encode()) < MIN_JWT_SECRET_BYTES
+        ),
+    ),
+    _Rule(
+        "auth.jwt_previous_secrets",
+        _STRICT,
+        f"each must be at least {MIN_JWT_SECRET_BYTES} bytes in {{profile}}",
+        lambda c: any(
+            len(s.get_secret_value().encode()) < MIN_JWT_SECRET_BYTES
+            for s in c.auth.jwt_previous_secrets
         ),
     ),
     _Rule(

@@ -228,3 +228,24 @@ def test_all_keys_are_compared(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("gateway_worker.access.auth.hmac.compare_digest", counting)
     make().authenticate({"x-api-key": KEY_A}, [], "ip")  # matches the first key
     assert len(calls) == 2  # ... and still compared with the second
+
+
+def test_a_rotation_accepts_previous_secrets_until_they_are_removed() -> None:
+    old, new = "o" * 40, "n" * 40
+    signed_old, signed_new = token(fresh(), secret=old), token(fresh(), secret=new)
+    rotating = make(jwt_secret=new, jwt_previous_secrets=[old])
+    for signed in (signed_old, signed_new):
+        assert rotating.authenticate({"authorization": f"Bearer {signed}"}, [], "1.2.3.4").name
+    done = make(jwt_secret=new)
+    error = refused(done, {"authorization": f"Bearer {signed_old}"})
+    assert "JWT signature does not match" in str(error)
+    stranger = token(fresh(), secret="x" * 40)
+    error = refused(rotating, {"authorization": f"Bearer {stranger}"})
+    assert "JWT signature does not match" in str(error)
+
+
+def test_previous_secrets_need_a_current_one_and_are_not_blank() -> None:
+    with pytest.raises(ValueError, match=r"jwt_previous_secrets needs auth\.jwt_secret"):
+        Config.model_validate({"auth": {"jwt_previous_secrets": ["o" * 40]}})
+    with pytest.raises(ValueError, match="must not hold an empty or blank secret"):
+        Config.model_validate({"auth": {"jwt_secret": "n" * 40, "jwt_previous_secrets": [" "]}})
