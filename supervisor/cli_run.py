@@ -48,14 +48,23 @@ def _control_path(control_socket: str | None, options: ConfigOptions) -> str:
     """--control-socket, else the path the config (same options as `run`) implies."""
     if control_socket:
         return control_socket
-    from supervisor.config import ConfigError, load_config
+    from supervisor.config import ConfigError, load_config, peek_section
     from supervisor.triggers.control import default_socket_path
 
+    inputs = inputs_from_options(**options)
     try:
-        loaded = load_config(inputs_from_options(**options))
+        loaded = load_config(inputs)
     except ConfigError as exc:
-        # The file may have just been broken on purpose (the reload will report it):
-        # a single supervisor socket in the default directory is unambiguous.
+        # The file may have just been broken on purpose (the reload will report it),
+        # or the rest needs what only the supervisor reads (the API source's Secret):
+        # the socket named by the config, else the one supervisor socket in the default
+        # directory, is unambiguous.
+        try:
+            named = peek_section(inputs, "supervisor.control_socket")
+        except ConfigError:
+            named = None
+        if named is not None and named.supervisor.control_socket:
+            return named.supervisor.control_socket
         found = sorted(Path(default_socket_path(0)).parent.glob("redis-gateway-*.sock"))
         if len(found) == 1:
             return str(found[0])

@@ -243,3 +243,20 @@ def test_no_api_url_outside_a_pod_is_a_settings_error(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="KUBERNETES_SERVICE_HOST"):
         start_if_enabled(inputs)
     assert not list(tmp_path.glob("redis-gateway-kubernetes-*"))
+
+
+def test_status_finds_the_named_socket_while_the_rest_is_invalid(tmp_path: Path) -> None:
+    # In a pod with the API source, the CLI cannot read the mirrored Secret: prod is
+    # invalid without it, but the socket the config names is still the supervisor's.
+    from click.testing import CliRunner
+
+    from supervisor.cli import main as cli
+
+    socket = tmp_path / "ctl.sock"
+    config = write(
+        tmp_path / "gateway.toml",
+        f'profile = "prod"\n[supervisor]\ncontrol_socket = "{socket}"\n',
+    )
+    result = CliRunner().invoke(cli, ["status", "-c", str(config)])
+    assert result.exit_code == 1
+    assert f"cannot reach the supervisor at {socket}" in result.output
