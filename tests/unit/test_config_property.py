@@ -188,10 +188,12 @@ def test_highest_layer_wins_for_any_assignment(assignments: dict[str, set[str]])
     """Each key set (to a valid value) in several layers: the highest one is the source."""
     import tomli_w
 
-    for key, layers in assignments.items():
-        if key.startswith(NOT_IN_DIRECTORIES):
-            layers -= DIRECTORY_LAYERS
-            layers.add("file")
+    assignments = {
+        key: (layers - DIRECTORY_LAYERS) | {"file"}
+        if key.startswith(NOT_IN_DIRECTORIES)
+        else layers
+        for key, layers in assignments.items()
+    }
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
