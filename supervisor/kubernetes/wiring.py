@@ -107,7 +107,6 @@ def start_if_enabled(
 
 
 def _start_and_sync(source: KubernetesSource, section: KubernetesConfig) -> None:
-    source.start()
     # Field names without "secret": the log redaction masks those, and a name is none.
     log.info(
         "kubernetes.started",
@@ -116,6 +115,7 @@ def _start_and_sync(source: KubernetesSource, section: KubernetesConfig) -> None
         objects=_objects(section),
         directory=str(source.directory),
     )
+    source.start()  # after the event: the threads' own events follow it
     if not source.wait_synced(section.sync_timeout_seconds):
         raise SyncError(
             f"kubernetes: the API at {source.api_url} did not list "
