@@ -32,9 +32,10 @@ CANARY_1 = "canary-kube-jwt-3f9a1c7e5b2d4068-first"
 CANARY_2 = "canary-kube-jwt-8d2e6b0a4c1f9375-second"
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def runtime_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """$RUNTIME_DIRECTORY of the supervisors started by the test (where mirrors go)."""
+    """$RUNTIME_DIRECTORY of the supervisors started by the test (where mirrors go; the
+    teardown's SIGKILL leaves them behind, in tmp_path rather than the temp dir)."""
     path = tmp_path / "run"
     path.mkdir()
     monkeypatch.setenv("RUNTIME_DIRECTORY", str(path))
