@@ -51,6 +51,11 @@ def ask(
     return reply
 
 
+if TYPE_CHECKING:
+    from supervisor.config import ConfigInputs
+    from supervisor.kubernetes.wiring import ApiSource
+
+
 def _ask(
     target: Target, cmd: str, timeout: float, failure: str, **options: object
 ) -> tuple[JSONObject, JSONObject]:
@@ -165,19 +170,43 @@ def run(
     \b
     Signals: HUP reload; TERM/INT graceful stop (INT twice: fast);
     QUIT fast stop; TTIN/TTOU one worker more/less; USR1 reopen logs.
-    Exit 1 if the config is invalid or the first workers cannot boot.
-    See docs/operations.md.
+    Exit 1 if the config is invalid, the first workers cannot boot, or (with
+    kubernetes.enabled) the Kubernetes API cannot be listed in time.
+    See docs/operations.md and docs/kubernetes.md.
     """
     from supervisor.config.cli import load_or_exit
     from supervisor.runtime import run_supervisor
 
     inputs = inputs_from_options(**options)
-    if not resume_last_good:
-        sys.exit(run_supervisor(inputs, load_or_exit(inputs), pidfile))
-    from supervisor.cli_resume import load_or_resume
+    api = _start_api_source(inputs)
+    try:
+        inputs = api.inputs if api is not None else inputs
+        if not resume_last_good:
+            sys.exit(run_supervisor(inputs, load_or_exit(inputs), pidfile))
+        from supervisor.cli_resume import load_or_resume
 
-    loaded, resumed = load_or_resume(inputs, state_dir)
-    sys.exit(run_supervisor(inputs, loaded, pidfile, resumed))
+        loaded, resumed = load_or_resume(inputs, state_dir)
+        sys.exit(run_supervisor(inputs, loaded, pidfile, resumed))
+    finally:
+        if api is not None:
+            api.close()
+
+
+def _start_api_source(inputs: ConfigInputs) -> ApiSource | None:
+    """The Kubernetes API source, started and synced when ``kubernetes.enabled``; exit 1
+    when its section is invalid or the API cannot be listed in time."""
+    from supervisor.config import ConfigError
+    from supervisor.config.cli import exit_invalid
+    from supervisor.kubernetes import KubernetesError
+    from supervisor.kubernetes.wiring import log_early, start_if_enabled
+
+    try:
+        return start_if_enabled(inputs, prepare=log_early)
+    except ConfigError as exc:
+        exit_invalid(exc)
+    except KubernetesError as exc:
+        click.echo(f"redis-gateway: cannot start: {exc}", err=True)
+        sys.exit(1)
 
 
 @click.command("reload")

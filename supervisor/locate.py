@@ -8,7 +8,9 @@ being valid (the file may have just been broken: the reload must say so).
    an error naming both.
 3. Else (e.g. a supervisor started with another ``$XDG_RUNTIME_DIR``) the socket the
    config implies (``supervisor.control_socket``, or the default path for
-   ``server.port``), if the config is valid; an invalid one is an error.
+   ``server.port``), if the config is valid, or if it names its socket in readable
+   layers while the rest is invalid (a pod whose Secret only the supervisor mirrors);
+   otherwise an error.
 
 Whichever way, the request says which supervisor it means (``expect``: the main config
 path, and the pid from a run file), the supervisor refuses if it is another one, and
@@ -23,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway_worker.control_socket import JSONObject
-from supervisor.config import ConfigError, ConfigInputs, load_config
+from supervisor.config import ConfigError, ConfigInputs, load_config, peek_section
 from supervisor.runtime_files import absolute_config_path, running, runtime_dir
 from supervisor.triggers.control import default_socket_path
 
@@ -66,9 +68,14 @@ def locate(control_socket: str | None, config: Path | None, env: Mapping[str, st
             f"run file {run.path}",
             {"config_path": config_path, "pid": run.pid},
         )
+    inputs = ConfigInputs(config_path=config, env=env)
     try:
-        loaded = load_config(ConfigInputs(config_path=config, env=env))
+        loaded = load_config(inputs)
     except ConfigError as exc:
+        named = _named_socket(inputs)
+        if named is not None:
+            how = "supervisor.control_socket of the (otherwise invalid) configuration"
+            return Target(named, how, {"config_path": config_path})
         raise LocateError(
             f"no supervisor of {_describe(config_path)} has a run file in {runtime_dir()}, "
             f"and the configuration is invalid ({len(exc.problems)} problem(s)), so its "
@@ -101,3 +108,12 @@ def mismatch(target: Target, reply: JSONObject) -> str | None:
                 f"not the one of {_describe(target.expect.get('config_path'))}"
             )
     return None
+
+
+def _named_socket(inputs: ConfigInputs) -> str | None:
+    """``supervisor.control_socket`` as the readable layers set it, or None."""
+    try:
+        section = peek_section(inputs, "supervisor.control_socket")
+    except ConfigError:
+        return None
+    return section.supervisor.control_socket if section is not None else None

@@ -30,6 +30,7 @@ from gateway_worker.config.fields import (
     PROFILES,
     Profile,
 )
+from gateway_worker.config.kubernetes import KubernetesConfig
 from gateway_worker.config.model import Config
 from gateway_worker.config.operations import (
     ApiConfig,
@@ -56,6 +57,7 @@ __all__ = [
     "Config",
     "CorsConfig",
     "FeaturesConfig",
+    "KubernetesConfig",
     "LoggingConfig",
     "MetricsConfig",
     "ObservabilityConfig",

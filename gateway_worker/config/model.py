@@ -6,6 +6,7 @@ from pydantic import Field, model_validator
 
 from gateway_worker.config.access import AuthConfig, PolicyConfig
 from gateway_worker.config.fields import Profile, Section
+from gateway_worker.config.kubernetes import KubernetesConfig
 from gateway_worker.config.operations import (
     ApiConfig,
     FeaturesConfig,
@@ -33,6 +34,9 @@ class Config(Section):
     features: FeaturesConfig = Field(default_factory=FeaturesConfig, description="Features.")
     supervisor: SupervisorConfig = Field(
         default_factory=SupervisorConfig, description="Supervisor process."
+    )
+    kubernetes: KubernetesConfig = Field(
+        default_factory=KubernetesConfig, description="Kubernetes API source (optional)."
     )
 
     @model_validator(mode="after")

@@ -15,6 +15,8 @@ Public API (used by the CLI, the arbiter and the watcher; keep it stable):
   reload (main file, profile file, ConfigMap dir, secrets dir, *_file targets).
 * ``fingerprint_inputs(inputs)``: cheap hash of the raw inputs for periodic re-checks.
 * ``overlay_candidates(main_path, profile)``: every name a profile overlay may have.
+* ``peek_section(inputs, "kubernetes")``: one section alone, before the whole config can
+  be loaded (the Kubernetes API source fills the directories the rest may need).
 * ``supervisor.config.cli.config_options`` / ``inputs_from_options``: the shared
   click options.
 
@@ -32,6 +34,7 @@ from supervisor.config.loader import (
     fingerprint_inputs,
     load_config,
     overlay_candidates,
+    peek_section,
 )
 
 __all__ = [
@@ -42,4 +45,5 @@ __all__ = [
     "fingerprint_inputs",
     "load_config",
     "overlay_candidates",
+    "peek_section",
 ]

@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypedDict, TypeVar, Unpack
+from typing import Any, NoReturn, TypedDict, TypeVar, Unpack
 
 import click
 
@@ -115,13 +115,18 @@ def load_or_exit(inputs: ConfigInputs) -> LoadedConfig:
     try:
         loaded = load_config(inputs)
     except ConfigError as exc:
-        click.echo(f"configuration invalid: {len(exc.problems)} problem(s)", err=True)
-        for problem in exc.problems:
-            click.echo(f"  {problem}", err=True)
-        sys.exit(1)
+        exit_invalid(exc)
     for warning in loaded.warnings:
         click.echo(f"warning: {warning}", err=True)
     return loaded
+
+
+def exit_invalid(exc: ConfigError) -> NoReturn:
+    """Print every problem to stderr and exit 1."""
+    click.echo(f"configuration invalid: {len(exc.problems)} problem(s)", err=True)
+    for problem in exc.problems:
+        click.echo(f"  {problem}", err=True)
+    sys.exit(1)
 
 
 def register(root: click.Group) -> None:

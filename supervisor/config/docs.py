@@ -36,6 +36,10 @@ _CROSS_FIELD_RULES = (
     "`features.admin_endpoints` needs an admin credential (an API key with `admin = true`, "
     "or a `jwt_secret`) when auth is off.",
     "`api.upstash_prefix` and `api.webdis_prefix` differ when both protocols are enabled.",
+    "`kubernetes.enabled = true` needs `kubernetes.configmap`, `kubernetes.secret` or both; "
+    "`kubernetes.backoff_initial_seconds` ≤ `kubernetes.backoff_max_seconds`.",
+    "`kubernetes.*` is set in the main file, a profile overlay, env or `--set`, never in a "
+    "ConfigMap or secrets directory (the API source is set up before they are read).",
 )
 
 

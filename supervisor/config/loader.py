@@ -36,6 +36,7 @@ from supervisor.config.sources import (
 from supervisor.config.state_paths import read_fingerprint_key, state_dir_of
 from supervisor.config.validation import (
     profile_problems_despite,
+    set_by_directories,
     source_of,
     unresolvable_hosts,
     validation_problems,
@@ -48,6 +49,7 @@ __all__ = [
     "fingerprint_inputs",
     "load_config",
     "overlay_candidates",
+    "peek_section",
 ]
 
 DEFAULT_PROFILE = "dev"
@@ -235,6 +237,7 @@ def load_config(inputs: ConfigInputs, fingerprint_key: bytes | None = None) -> L
         problems.extend(apply_restore(merged, inputs.restore, collected.profile))
     for layer in collected.layers:
         problems.extend(layer.problems)
+    problems.extend(set_by_directories(collected.layers))
     problems.extend(_profile_conflict(collected, merged, problems))
     merged.set(("profile",), collected.profile, collected.profile_origin)
     config: Config | None = None
@@ -266,6 +269,36 @@ def load_config(inputs: ConfigInputs, fingerprint_key: bytes | None = None) -> L
         warnings=tuple(dict.fromkeys(warnings)),
         inputs_fingerprint=fingerprint,
     )
+
+
+def peek_section(inputs: ConfigInputs, section: str) -> Config | None:
+    """A config of which only ``section`` (e.g. ``"kubernetes"``) was read from the
+    layers, the rest left at the defaults: what must be known before the whole config can
+    be (the Kubernetes API source fills the directories the rest may need).
+
+    None when a layer has problems of its own (a file that cannot be read may hold the
+    section; the full load reports them); ConfigError with the section's own problems.
+    """
+    collected = _collect(inputs)
+    if any(layer.problems for layer in collected.layers):
+        return None
+    merged = merge(collected.layers)
+    path = tuple(section.split("."))
+    node: object = merged.data
+    for part in path:
+        node = node.get(part, {}) if isinstance(node, dict) else {}
+    tree: dict[str, object] = {path[-1]: node}
+    for part in reversed(path[:-1]):
+        tree = {part: tree}
+    problems = [p for p in set_by_directories(collected.layers) if p.key.startswith(section)]
+    try:
+        config = Config.model_validate(tree)
+    except ValidationError as exc:
+        problems.extend(validation_problems(exc, merged))
+        config = None
+    if problems or config is None:
+        raise ConfigError(problems)
+    return config
 
 
 def fingerprint_inputs(inputs: ConfigInputs) -> str:

@@ -10,19 +10,86 @@
 | CORS: no '*' origin while auth is off                     |     |         |  x   |
 | features.admin_endpoints only with auth.enabled           |     |    x    |  x   |
 | redis.url is set explicitly (no embedded Redis)           |     |    x    |  x   |
+| no secret is a placeholder (REPLACE-ME, changeme, ...)    |     |    x    |  x   |
 
 docs/configuration-loading.md documents the same table; keep them together.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from pydantic import BaseModel, SecretStr
+
 from gateway_worker.config import Config
+from supervisor.config import schema
 from supervisor.config.errors import Problem, render_value
 
 MIN_JWT_SECRET_BYTES = 32
+
+#: Secrets refused in staging and prod as a whole value (case-insensitive, trimmed):
+#: what example files, quick starts and tutorials put where a secret goes.
+PLACEHOLDER_SECRETS = frozenset(
+    {
+        "changeme",
+        "change-me",
+        "change_me",
+        "placeholder",
+        "secret",
+        "password",
+        "passw0rd",
+        "replaceme",
+        "replace-me",
+        "replace_me",
+        "todo",
+        "fixme",
+        "example",
+        "dummy",
+        "default",
+        "test",
+        "xxx",
+        "...",
+        "<secret>",
+        "<password>",
+    }
+)
+#: ... and anywhere in a value ("REPLACE-ME-with-at-least-32-random-bytes").
+PLACEHOLDER_MARKS = ("replace-me", "replace_me", "replaceme", "changeme", "change-me")
+
+
+def is_placeholder(value: str) -> bool:
+    """A secret that was never filled in."""
+    text = value.strip().lower()
+    return text in PLACEHOLDER_SECRETS or any(mark in text for mark in PLACEHOLDER_MARKS)
+
+
+def secret_values(value: object, path: str = "") -> Iterator[tuple[str, str]]:
+    """Every secret set in a config: (dotted key, value); list items by index."""
+    if isinstance(value, SecretStr):
+        yield path, value.get_secret_value()
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from secret_values(getattr(value, name), f"{path}.{name}" if path else name)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from secret_values(item, f"{path}.{index}")
+
+
+def secret_keys(model: type[BaseModel] = Config, prefix: str = "") -> list[str]:
+    """Every key of the schema that holds a secret (``auth.api_keys[].key``)."""
+    keys = []
+    for name, field in model.model_fields.items():
+        for member in schema.members(field.annotation):
+            item = schema.item_type(member)
+            inner = schema.model_in(item if item is not None else member)
+            key = f"{prefix}{name}" + ("[]" if item is not None else "")
+            if member is SecretStr:
+                keys.append(key)
+            elif inner is not None:
+                keys.extend(secret_keys(inner, f"{key}."))
+    return keys
+
 
 #: Defaults that depend on the profile, applied below every layer (so any file, env
 #: var or --set overrides them). `dev` serves on loopback only: README command 1
@@ -43,6 +110,8 @@ class _Rule:
     rule: str
     broken: Callable[[Config], bool]
     show_value: Callable[[Config], object] | None = None
+    #: For a rule over several keys: the keys that break it (``key`` names them all).
+    broken_keys: Callable[[Config], list[str]] | None = None
 
 
 def _wildcard_cors(c: Config) -> bool:
@@ -112,6 +181,13 @@ RULES: tuple[_Rule, ...] = (
         "must be set explicitly in {profile} (the embedded Redis is for dev only)",
         lambda c: c.redis.url is None,
     ),
+    _Rule(
+        ", ".join(secret_keys()),
+        _STRICT,
+        "must not be a placeholder (such as REPLACE-ME or changeme) in {profile}",
+        lambda c: False,
+        broken_keys=lambda c: [k for k, v in secret_values(c) if is_placeholder(v)],
+    ),
 )
 
 
@@ -119,13 +195,18 @@ def check_profile(config: Config, source_of: SourceOf) -> list[Problem]:
     """Every profile rule `config` breaks, as problems naming key, source and rule."""
     problems = []
     for rule in RULES:
-        if config.profile not in rule.profiles or not rule.broken(config):
+        if config.profile not in rule.profiles:
             continue
-        source, secret = source_of(rule.key)
-        value = None if rule.show_value is None or secret else render_value(rule.show_value(config))
-        problems.append(
-            Problem(
-                rule.key, source, rule.rule.format(profile=config.profile), value, secret=secret
+        if rule.broken_keys is not None:
+            keys = rule.broken_keys(config)
+        else:
+            keys = [rule.key] if rule.broken(config) else []
+        for key in keys:
+            source, secret = source_of(key)
+            value = None
+            if rule.show_value is not None and not secret:
+                value = render_value(rule.show_value(config))
+            problems.append(
+                Problem(key, source, rule.rule.format(profile=config.profile), value, secret=secret)
             )
-        )
     return problems

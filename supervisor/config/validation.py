@@ -17,6 +17,7 @@ from gateway_worker.config import Config
 from supervisor.config import schema
 from supervisor.config.errors import Problem, render_value
 from supervisor.config.formats import Data
+from supervisor.config.layers import Layer
 from supervisor.config.merge import Merged
 from supervisor.config.profiles import SourceOf, check_profile
 
@@ -159,4 +160,32 @@ def unresolvable_hosts(config: Config, merged: Merged) -> list[Problem]:
                     secret=secret,
                 )
             )
+    return problems
+
+
+#: Layers that may be filled by the Kubernetes API source (sources.py names them so).
+DIRECTORY_LAYERS = ("configmap dir", "secrets dir")
+#: Sections read before those layers: `run` needs them to fill the directories.
+READ_BEFORE_DIRECTORIES = ("kubernetes",)
+
+
+def set_by_directories(layers: list[Layer]) -> list[Problem]:
+    """Keys of ``READ_BEFORE_DIRECTORIES`` set by a ConfigMap or secrets directory: refused,
+    because the API source is configured before those directories are read (they may be
+    its own mirrors), so such a value could never take effect."""
+    problems = []
+    for layer in layers:
+        if layer.name not in DIRECTORY_LAYERS:
+            continue
+        for path, (_value, origin) in layer.values.items():
+            if path[0] in READ_BEFORE_DIRECTORIES:
+                problems.append(
+                    Problem(
+                        ".".join(path),
+                        origin.source,
+                        f"the {path[0]} section is read before the ConfigMap and secrets "
+                        "directories (the Kubernetes API source may fill them): set it in "
+                        "the main file, a profile overlay, env or --set",
+                    )
+                )
     return problems

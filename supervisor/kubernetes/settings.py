@@ -1,4 +1,5 @@
-"""Settings of the Kubernetes API source (the future config section ``kubernetes``).
+"""Settings of the Kubernetes API source, built from the config section ``kubernetes``
+(``gateway_worker.config.kubernetes``: its defaults and rules are the only ones).
 
 Defaults are the in-cluster service account: the API at
 ``https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT``, the token and CA that
@@ -11,26 +12,25 @@ source is built, not when the settings are.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import ValidationError
+
+from gateway_worker.config import KubernetesConfig
+from gateway_worker.config import kubernetes as section
 from supervisor.kubernetes.errors import SettingsError
 
-SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
-DEFAULT_TOKEN_PATH = SERVICE_ACCOUNT_DIR / "token"
-DEFAULT_CA_PATH = SERVICE_ACCOUNT_DIR / "ca.crt"
-DEFAULT_NAMESPACE_PATH = SERVICE_ACCOUNT_DIR / "namespace"
-
-# RFC 1123: a namespace is a DNS label, a ConfigMap or Secret name a DNS subdomain.
-_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
-_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?\Z")
+SERVICE_ACCOUNT_DIR = Path(section.SERVICE_ACCOUNT_DIR)
+DEFAULT_TOKEN_PATH = Path(section.DEFAULT_TOKEN_PATH)
+DEFAULT_CA_PATH = Path(section.DEFAULT_CA_PATH)
+DEFAULT_NAMESPACE_PATH = Path(section.DEFAULT_NAMESPACE_PATH)
 
 
 @dataclass(frozen=True)
 class KubernetesSettings:
-    """What to mirror and how to reach the API.
+    """What to mirror and how to reach the API (the section ``kubernetes``, with paths).
 
     ``namespace`` None: the pod's own (service account ``namespace`` file).
     ``api_url`` None: in-cluster, from ``KUBERNETES_SERVICE_HOST``/``_PORT``.
@@ -41,6 +41,7 @@ class KubernetesSettings:
     stay silent for ``watch_timeout_seconds`` (the server-side ``timeoutSeconds``,
     after which the server ends the stream) plus this.
     Reconnects wait ``backoff_initial_seconds``, doubling up to ``backoff_max_seconds``.
+    Raises ``SettingsError`` for what the config section refuses.
     """
 
     namespace: str | None = None
@@ -55,32 +56,51 @@ class KubernetesSettings:
     backoff_max_seconds: float = 30.0
 
     def __post_init__(self) -> None:
-        if self.configmap is None and self.secret is None:
-            raise SettingsError("kubernetes: name a configmap, a secret or both")
-        if self.namespace is not None:
-            _check_name("namespace", self.namespace, _DNS_LABEL, 63)
-        for field, value in (("configmap", self.configmap), ("secret", self.secret)):
-            if value is not None:
-                _check_name(field, value, _DNS_SUBDOMAIN, 253)
-        if not self.timeout_seconds > 0:
-            raise SettingsError("kubernetes.timeout_seconds must be > 0")
-        if self.watch_timeout_seconds < 1:
-            raise SettingsError("kubernetes.watch_timeout_seconds must be >= 1")
-        if not 0 < self.backoff_initial_seconds <= self.backoff_max_seconds:
-            raise SettingsError(
-                "kubernetes: need 0 < backoff_initial_seconds <= backoff_max_seconds"
+        self.section()
+
+    def section(self) -> KubernetesConfig:
+        """These settings as the (enabled) config section; its rules decide."""
+        try:
+            return KubernetesConfig(
+                enabled=True,
+                namespace=self.namespace,
+                configmap=self.configmap,
+                secret=self.secret,
+                api_url=self.api_url,
+                token_path="" if self.token_path is None else str(self.token_path),
+                ca_path="" if self.ca_path is None else str(self.ca_path),
+                timeout_seconds=self.timeout_seconds,
+                watch_timeout_seconds=self.watch_timeout_seconds,
+                backoff_initial_seconds=self.backoff_initial_seconds,
+                backoff_max_seconds=self.backoff_max_seconds,
             )
+        except ValidationError as exc:
+            raise SettingsError(_describe(exc)) from None
 
-
-def _check_name(field: str, value: str, pattern: re.Pattern[str], limit: int) -> None:
-    # The name goes into the URL path: a strict pattern also rules out injection.
-    if len(value) > limit or not pattern.match(value):
-        raise SettingsError(
-            f"kubernetes.{field} has value {value!r}: not a valid "
-            f"Kubernetes name (lowercase letters, digits, '-'"
-            f"{', ' + repr('.') if pattern is _DNS_SUBDOMAIN else ''}; "
-            f"at most {limit} characters)"
+    @classmethod
+    def from_config(cls, section: KubernetesConfig) -> KubernetesSettings:
+        """The settings of the config section ``kubernetes`` (empty paths: none)."""
+        return cls(
+            namespace=section.namespace,
+            configmap=section.configmap,
+            secret=section.secret,
+            api_url=section.api_url,
+            token_path=Path(section.token_path) if section.token_path else None,
+            ca_path=Path(section.ca_path) if section.ca_path else None,
+            timeout_seconds=section.timeout_seconds,
+            watch_timeout_seconds=section.watch_timeout_seconds,
+            backoff_initial_seconds=section.backoff_initial_seconds,
+            backoff_max_seconds=section.backoff_max_seconds,
         )
+
+
+def _describe(exc: ValidationError) -> str:
+    """pydantic's errors as one line per key (the section hides inputs in errors)."""
+    parts = []
+    for err in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in ("kubernetes", *err["loc"]))
+        parts.append(f"{where}: {str(err['msg']).removeprefix('Value error, ')}")
+    return "; ".join(parts)
 
 
 def resolve_api_url(settings: KubernetesSettings, env: Mapping[str, str]) -> str:
@@ -113,5 +133,7 @@ def resolve_namespace(
             f"kubernetes.namespace is not set and {namespace_path} "
             f"cannot be read ({os.strerror(exc.errno or 0)})"
         ) from None
-    _check_name("namespace", value, _DNS_LABEL, 63)
-    return value
+    try:
+        return section.check_name("namespace", value)
+    except ValueError as exc:
+        raise SettingsError(f"kubernetes.namespace read from {namespace_path}: {exc}") from None

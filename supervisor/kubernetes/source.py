@@ -78,6 +78,7 @@ class KubernetesSource:
         namespace_path: Path = DEFAULT_NAMESPACE_PATH,
     ) -> None:
         api_url = resolve_api_url(settings, os.environ if env is None else env)
+        self.api_url = api_url
         self.namespace = resolve_namespace(settings, namespace_path)
         self.settings = settings
         self.directory = directory
@@ -133,6 +134,14 @@ class KubernetesSource:
                 return False
         return True
 
+    def unsynced(self) -> list[str]:
+        """The objects not listed yet, each with the last error met (never a value)."""
+        return [
+            f"{w.kind.kind} {w.name}" + (f" (last error: {w.last_error})" if w.last_error else "")
+            for w in self._watchers
+            if not w.synced.is_set()
+        ]
+
     def stop(self, timeout: float | None = None) -> None:
         """Stop the threads and wait for them (at most ``timeout`` seconds each;
         default: the request timeout, which bounds a connect in progress)."""
@@ -164,6 +173,8 @@ class ObjectWatcher:
         self.mirror = mirror
         self.backoff = backoff
         self.synced = threading.Event()
+        #: The last failure (as logged), for a caller that gives up waiting.
+        self.last_error: str | None = None
         self._stop = stop
         self._context = {"kind": kind.kind, "namespace": namespace, "object": name}
         #: The last resourceVersion seen; None: list (again) before watching.
@@ -205,6 +216,7 @@ class ObjectWatcher:
             if self._stop.is_set():
                 break
             if error is not None:
+                self.last_error = error
                 delay = self.backoff.next_delay()
                 self._log.warning(
                     "kubernetes.reconnect",

@@ -20,7 +20,7 @@ import enum
 import time
 from dataclasses import dataclass, field
 
-from gateway_worker.config import SECRET_MASK, dump_redacted
+from gateway_worker.config import SECRET_MASK, KubernetesConfig, dump_redacted
 from supervisor.config import LoadedConfig
 from supervisor.config.layers import flatten
 from supervisor.reload.outcome import ReloadOutcome, ReloadResult
@@ -30,6 +30,10 @@ from supervisor.reload.transaction import config_diff
 RESTART_ONLY: dict[str, str] = {
     "supervisor.control_socket": "the control socket is bound once, at start",
     "supervisor.state_dir": "the state directory is opened once, at start",
+    **{
+        f"kubernetes.{name}": "the Kubernetes API source is set up once, at start"
+        for name in KubernetesConfig.model_fields
+    },
 }
 
 

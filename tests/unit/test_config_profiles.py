@@ -129,3 +129,69 @@ def test_invalid_profile_in_main_file_reported_once(tmp_path: Path) -> None:
     assert [str(p) for p in info.value.problems] == [
         f"profile: must be one of ['dev', 'staging', 'prod'] (got 'production'; from file {main}:1)"
     ]
+
+
+PLACEHOLDERS = (
+    "REPLACE-ME",
+    "changeme",
+    "Change-Me",
+    "PLACEHOLDER",
+    "secret",
+    " Password ",
+    "...",
+    "REPLACE-ME-with-at-least-32-random-bytes-0000",
+    "prefix-replace_me-0123456789abcdef",
+)
+RULE = "must not be a placeholder (such as REPLACE-ME or changeme) in {}"
+
+
+def placeholder_problems(
+    profile: str, *overrides: str, secrets_dir: Path | None = None
+) -> list[str]:
+    try:
+        load_config(
+            ConfigInputs(
+                profile=profile,
+                overrides=(*PROD_OK, *overrides),
+                secrets_dir=secrets_dir,
+                env={},
+            )
+        )
+    except ConfigError as exc:
+        return [p for p in exc.problems if "not be a placeholder" in p]
+    return []
+
+
+@pytest.mark.parametrize("profile", ["staging", "prod"])
+@pytest.mark.parametrize("placeholder", PLACEHOLDERS)
+def test_placeholder_secrets_refused(profile: str, placeholder: str, tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "redis.default_password").write_text(placeholder)
+    (secrets / "redis.default_password").chmod(0o600)
+    found = placeholder_problems(profile, f"auth.jwt_secret={placeholder}", secrets_dir=secrets)
+    rule = RULE.format(profile)
+    assert found == [
+        f"redis.default_password: {rule} (value hidden: secret; from secret file "
+        f"{secrets / 'redis.default_password'})",
+        f"auth.jwt_secret: {rule} (value hidden: secret; from --set auth.jwt_secret)",
+    ]
+
+
+@pytest.mark.parametrize("profile", ["staging", "prod"])
+def test_placeholder_api_keys_refused(profile: str) -> None:
+    keys = (
+        '[{"name": "ok", "key": "a-real-key-8c1d2e3f4a5b"}, '
+        '{"name": "bad", "key": "REPLACE-ME-0123456789abcdef"}]'
+    )
+    assert placeholder_problems(profile, f"auth.api_keys={keys}") == [
+        f"auth.api_keys.1.key: {RULE.format(profile)} (value hidden: secret; "
+        "from --set auth.api_keys)"
+    ]
+
+
+def test_placeholder_secrets_are_fine_in_dev_and_real_ones_everywhere() -> None:
+    assert problems("dev", "auth.jwt_secret=changeme", "redis.default_password=REPLACE-ME") == []
+    # Values that merely contain "secret" or "password" are not placeholders.
+    real = ("redis.default_password=my-password-is-7f3a91c2", "auth.jwt_secret=" + "s3cret" * 6)
+    assert placeholder_problems("prod", *real) == []
