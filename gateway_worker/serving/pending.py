@@ -25,8 +25,9 @@ and its removal when the first head is complete. A later request whose head arri
 read (the common case) is never registered.
 
 Each engine's connection owns a ``HeadWatch`` (``None`` when its server keeps no
-registry, e.g. a plain ``uvicorn.Server`` in tests) and calls it at the points named in
-its methods.
+registry, e.g. a plain ``uvicorn.Server`` in tests) and calls ``after_read`` after each
+read that may have begun or completed a head (``lost`` when it closes). Stray bytes
+between requests count as the start of the next one.
 """
 
 from __future__ import annotations
@@ -166,13 +167,15 @@ class HeadWatch:
     """One connection in the registry: whether it is pending, and how many bytes its
     incomplete head has taken so far."""
 
-    __slots__ = ("_conn", "_registry", "head_bytes", "registered")
+    __slots__ = ("_conn", "_registry", "head_bytes", "max_head_bytes", "registered")
 
     def __init__(self, registry: PendingConnections, conn: PendingConnection) -> None:
         self._registry = registry
         self._conn = conn
         self.registered = False
         self.head_bytes = 0
+        #: ``server.max_header_bytes`` (an attribute: read on every request)
+        self.max_head_bytes = registry.policy.max_head_bytes
 
     def incomplete(self, nbytes: int) -> bool:
         """A read left a request head incomplete; ``nbytes`` of it count towards the
@@ -181,12 +184,22 @@ class HeadWatch:
         if not self.registered:
             self._registry.register(self)
         self.head_bytes += nbytes
-        return self.head_bytes <= self._registry.policy.max_head_bytes
+        return self.head_bytes <= self.max_head_bytes
 
     def complete(self) -> None:
-        """The head is complete (the caller checked ``registered``)."""
+        """A head is complete (the caller checked ``registered``)."""
         self.head_bytes = 0
         self._registry.unregister(self)
+
+    def after_read(self, *, arrived: bool, pending: bool, nbytes: int) -> bool:
+        """After a read: ``arrived``, a head was completed in it; ``pending``, a head
+        is now incomplete, or the read held only stray bytes (CRLFs between requests:
+        the first bytes of the next one; or a client could hold a keep-alive connection
+        forever with a byte now and then); ``nbytes`` of the read count towards that
+        head. False when it is larger than ``server.max_header_bytes``."""
+        if arrived and self.registered:
+            self.complete()
+        return not pending or self.incomplete(nbytes)
 
     def lost(self) -> None:
         """The connection is closed."""
@@ -197,7 +210,3 @@ class HeadWatch:
         """Taken out of the registry by its timeout or the cap: close the connection."""
         self.registered = False
         self._conn.close_pending(status, message)
-
-    @property
-    def max_head_bytes(self) -> int:
-        return self._registry.policy.max_head_bytes

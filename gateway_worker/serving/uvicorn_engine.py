@@ -53,8 +53,6 @@ if HAVE_HTTPTOOLS:
 
         _drain: ConnectionDrain | None = None
         _head: HeadWatch | None = None  # None: pending connections are not tracked
-        _in_head = False  # a request head has begun and is not complete
-        _in_body = False  # a head is complete, its message is not
         _in_last_chunk = False  # a chunk header without data yet: maybe the trailers
         _trailer_bytes = 0  # bytes read within the trailers of a chunked body
 
@@ -74,6 +72,7 @@ if HAVE_HTTPTOOLS:
             super().connection_lost(exc)
             if self._head is not None:
                 self._head.lost()
+                self._head = None  # watch <-> protocol: a cycle the GC would have to find
 
         def eof_received(self) -> bool:  # type: ignore[override]
             if keep_open_after_eof(self.cycle):
@@ -95,22 +94,40 @@ if HAVE_HTTPTOOLS:
                 self._drain.begin()
 
         def data_received(self, data: bytes) -> None:
+            cycle = self.cycle
             # A read that begins inside a body holds the end of that body first: it
             # does not count towards the size of a head that begins in it.
-            head_counts = not self._in_body
+            head_counts = cycle is None or not cycle.more_body
             in_trailers = self._in_last_chunk
             super().data_received(data)
-            if in_trailers and self._in_last_chunk:  # a read with no body data: trailers
-                self._trailer_bytes += len(data)
             head = self._head
-            if head is not None and (
-                (self._in_head and not head.incomplete(len(data) if head_counts else 0))
-                or self._trailer_bytes > head.max_head_bytes
-            ):
-                self._refuse_head(head)  # (refuse() does nothing if uvicorn closed already)
-                return
+            if head is not None:
+                arrived = self.cycle is not cycle
+                if arrived:
+                    if self._trailer_bytes:
+                        self._trailer_bytes = 0
+                elif in_trailers and self._in_last_chunk:  # no body data: trailers
+                    self._trailer_bytes += len(data)
+                pending = self._head_begun() or (head_counts and not arrived)
+                if (
+                    (pending or (arrived and head.registered))
+                    and not head.after_read(
+                        arrived=arrived,
+                        pending=pending,
+                        nbytes=len(data) if head_counts and not arrived else 0,
+                    )
+                ) or self._trailer_bytes > head.max_head_bytes:
+                    self._refuse_head(head)  # (refuse() does nothing if uvicorn closed already)
+                    return
             if self._drain is not None:
                 self._drain.after_data()
+
+        def _head_begun(self) -> bool:
+            """A request head has begun and is not complete. uvicorn's state is read
+            instead of overriding its parser callbacks (a frame each per request):
+            on_message_begin makes a new scope, on_headers_complete a cycle holding it."""
+            scope, latest = self.scope, self.cycle
+            return scope is not None and (latest is None or latest.scope is not scope)
 
         def _refuse_head(self, head: HeadWatch) -> None:
             self.logger.warning("Request head too large.")
@@ -135,24 +152,7 @@ if HAVE_HTTPTOOLS:
 
         def close_pending(self, status: int, message: str) -> None:
             """Taken out by the pending registry (header timeout, or the cap)."""
-            self._refuse(status, message, asked=self._in_head)
-
-        def on_message_begin(self) -> None:
-            self._in_head = True
-            self._trailer_bytes = 0
-            super().on_message_begin()
-
-        def on_headers_complete(self) -> None:
-            self._in_head = False
-            self._in_body = True
-            head = self._head
-            if head is not None and head.registered:
-                head.complete()
-            super().on_headers_complete()
-
-        def on_message_complete(self) -> None:
-            self._in_body = False
-            super().on_message_complete()
+            self._refuse(status, message, asked=self._head_begun())
 
         def on_chunk_header(self) -> None:
             # (uvicorn has none; httptools calls it if the protocol has it.) Data
@@ -170,7 +170,8 @@ if HAVE_HTTPTOOLS:
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
-            if not self.pipeline and request_left_unread(self.cycle):
+            cycle = self.cycle  # (more_body first: the common case decides in one read)
+            if cycle.more_body and not self.pipeline and request_left_unread(cycle):
                 self.transport.close()
                 return
             if self._drain is not None:
@@ -198,6 +199,7 @@ class DrainingH11Protocol(H11Protocol):
         super().connection_lost(exc)
         if self._head is not None:
             self._head.lost()
+            self._head = None  # watch <-> protocol: a cycle the GC would have to find
 
     def eof_received(self) -> bool:  # type: ignore[override]
         return keep_open_after_eof(self.cycle)

@@ -324,3 +324,49 @@ def test_an_answer_before_the_whole_body_closes_the_connection(engine: str) -> N
             writer.close()
 
     run(scenario)
+
+
+def test_stray_bytes_between_requests_start_the_header_timeout(engine: str) -> None:
+    # A CRLF every 0.1 s used to hold a keep-alive connection forever: every read
+    # restarted the keep-alive timer, and no request head ever began.
+    async def scenario() -> None:
+        async with serving(
+            engine, request_header_timeout_seconds=0.4, keepalive_timeout_seconds=0.3
+        ) as (_, port):
+            reader, writer = await connect(port)
+            writer.write(GET)
+            assert (await response(reader))[1] == b"/"
+            loop = asyncio.get_running_loop()
+            began = loop.time()
+
+            async def stray() -> None:
+                while True:
+                    await asyncio.sleep(0.1)
+                    writer.write(b"\r\n")
+
+            straying = asyncio.create_task(stray())
+            answer = await read_all(reader)
+            straying.cancel()
+            # Closed (408, or h11's 400 for bytes that are no request line).
+            assert answer in (b"", b"<reset>") or answer.startswith(b"HTTP/1.1 40"), answer
+            assert loop.time() - began <= 2.0
+            writer.close()
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("engine", ["uvicorn", "native"])
+def test_a_whole_large_request_and_the_start_of_the_next_in_one_read(engine: str) -> None:
+    async def scenario() -> None:
+        async with serving(engine, max_header_bytes=2048) as (_, port):
+            reader, writer = await connect(port)
+            body = b"b" * 100_000
+            post = b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
+            writer.write(post + body + b"GET /next HTTP/1.1\r\n")  # not a 100 KB head
+            await asyncio.sleep(0.05)
+            writer.write(b"Host: x\r\n\r\n")
+            assert (await response(reader))[1] == b"/p"
+            assert (await response(reader))[1] == b"/next"
+            writer.close()
+
+    run(scenario)

@@ -158,17 +158,25 @@ class NativeHttpProtocol(asyncio.Protocol):
         self._wake_drainers()
         if self._head is not None:
             self._head.lost()
+            self._head = None  # watch <-> protocol: a cycle the GC would have to find
         if self._keepalive_timer is not None:
             self._keepalive_timer.cancel()
             self._keepalive_timer = None
         if exc is None:
             self.transport.close()
+        # The parser holds this protocol's bound methods, a cycle holds it as its
+        # connection: without these cycles the connection is freed at once, not by
+        # the cyclic GC (uvicorn drops its parser too).
+        self.parser = None  # type: ignore[assignment]
+        self.cycle = None
+        self.pipeline.clear()
 
     def eof_received(self) -> bool:
         return keep_open_after_eof(self.cycle)
 
     def data_received(self, data: bytes) -> None:
         self._idle_since = None
+        cycle = self.cycle
         # A read that begins inside a body holds the end of that body first: it does
         # not count towards the size of a head that begins in it.
         head_counts = not self._in_body
@@ -182,17 +190,27 @@ class NativeHttpProtocol(asyncio.Protocol):
             self._refuse(400, "Invalid HTTP request received.")
             return
         head = self._head
-        if in_trailers and self._in_last_chunk:  # a read with no body data: trailers
-            self._trailer_bytes += len(data)
-        if head is not None and (
-            (self._in_head and not head.incomplete(len(data) if head_counts else 0))
-            or self._trailer_bytes > head.max_head_bytes
-        ):
-            log.warning("Request head too large.")
-            self._refuse(
-                431, f"request head larger than server.max_header_bytes={head.max_head_bytes}"
-            )
-            return
+        if head is not None:
+            arrived = self.cycle is not cycle
+            if arrived:
+                if self._trailer_bytes:
+                    self._trailer_bytes = 0
+            elif in_trailers and self._in_last_chunk:  # a read with no body data: trailers
+                self._trailer_bytes += len(data)
+            pending = self._in_head or (head_counts and not arrived)
+            if (
+                (pending or (arrived and head.registered))
+                and not head.after_read(
+                    arrived=arrived,
+                    pending=pending,
+                    nbytes=len(data) if head_counts and not arrived else 0,
+                )
+            ) or self._trailer_bytes > head.max_head_bytes:
+                log.warning("Request head too large.")
+                self._refuse(
+                    431, f"request head larger than server.max_header_bytes={head.max_head_bytes}"
+                )
+                return
         if self._drain is not None:
             self._drain.after_data()
 
@@ -245,7 +263,6 @@ class NativeHttpProtocol(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self._in_head = True
-        self._trailer_bytes = 0
         self._url = b""
         self._expect_100 = False
         self._forwarded = False
@@ -278,9 +295,6 @@ class NativeHttpProtocol(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._in_body = True
-        head = self._head
-        if head is not None and head.registered:
-            head.complete()
         parser = self.parser
         scope = self._scope
         version = parser.get_http_version()
@@ -352,7 +366,7 @@ class NativeHttpProtocol(asyncio.Protocol):
         self.server_state.total_requests += 1
         if self.transport.is_closing():
             return
-        if request_left_unread(self.cycle):
+        if self._in_body and request_left_unread(self.cycle):  # (_in_body: a cheap first test)
             self.transport.close()
             return
         self.resume_reading()
