@@ -77,6 +77,7 @@ async def serve(
     from gateway_worker.app import BootError, build_app
     from gateway_worker.observability.logging import reopen_logs
     from gateway_worker.serving.drain import DrainPolicy
+    from gateway_worker.serving.pending import PendingPolicy
     from gateway_worker.serving.server import WorkerServer, uvicorn_config
 
     log = structlog.get_logger("redis_gateway.worker")
@@ -102,6 +103,7 @@ async def serve(
         on_draining=on_draining,
         on_reopen_logs=reopen_logs,
         idle_grace=DrainPolicy.from_config(config.server).idle_grace_seconds,
+        pending=PendingPolicy.from_config(config.server),
     )
 
     def on_supervisor_gone() -> None:

@@ -8,6 +8,9 @@
   running after it; the app then answers 504 (JSON error).
 * ``server.max_connections``: uvicorn's ``limit_concurrency`` (set by
   ``gateway_worker.serving.server``) answers 503 beyond it.
+
+Before the app: the request head (its timeout, size, and the pending connections per
+worker) is bounded by the connection layer, ``gateway_worker.serving.pending``.
 """
 
 from __future__ import annotations

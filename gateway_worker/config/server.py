@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from gateway_worker.config.fields import (
     HeaderName,
@@ -88,6 +88,29 @@ class ServerConfig(Section):
     keepalive_timeout_seconds: PositiveFloat = Field(
         5.0, description="Idle keep-alive connections are closed after this long."
     )
+    request_header_timeout_seconds: PositiveFloat = Field(
+        10.0,
+        description="A connection must send a complete request head (request line and "
+        "headers) within this long of being accepted, and a keep-alive connection within "
+        "this long of the first byte of its next request (between requests it may stay "
+        "idle for keepalive_timeout_seconds); past it the connection is closed (408 when "
+        "part of a request had arrived). The body is bounded by request_timeout_seconds.",
+    )
+    max_pending_connections: int | None = Field(
+        None,
+        ge=1,
+        description="Connections per worker that have not sent a complete request head "
+        "yet (idle or slow clients); one more closes the oldest of them. Must be less "
+        "than max_connections. Default (unset): half of max_connections.",
+        examples=[250],
+    )
+    max_header_bytes: int = Field(
+        65_536,
+        ge=1_024,
+        le=16_777_216,
+        description="Largest request head (request line and headers, and the trailers "
+        "of a chunked body) accepted while it arrives; 431 beyond.",
+    )
     max_body_bytes: int = Field(
         1_048_576, ge=1, description="Largest request body accepted (413 beyond)."
     )
@@ -100,3 +123,14 @@ class ServerConfig(Section):
         "`native` (gateway_worker.serving.native: the same behaviour with less CPU per request).",
     )
     cors: CorsConfig = Field(default_factory=CorsConfig, description="CORS settings.")
+
+    @model_validator(mode="after")
+    def _pending_below_connections(self) -> ServerConfig:
+        pending = self.max_pending_connections
+        if pending is not None and pending >= self.max_connections:
+            # At the cap, idle connections would again hold every slot (the 503s).
+            raise ValueError(
+                f"server.max_pending_connections ({pending}) must be less than "
+                f"server.max_connections ({self.max_connections})"
+            )
+        return self

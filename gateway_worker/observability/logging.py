@@ -7,6 +7,10 @@
   values of keys whose name says they are secret, in every event, recursively.
 * Hot reload: call ``configure_logging`` again with the new settings; the stream is
   only reopened when the output changed.
+* Lines a client can trigger at will (uvicorn's "Invalid HTTP request received." and
+  its other per-request warnings, in both engines) are throttled: at most one per
+  message every ``REPEAT_INTERVAL_SECONDS``, the next one carrying ``similar_suppressed``
+  (``Throttle``, ``RepeatedWarnings``), so a flood of garbage cannot flood the logs.
 
 The stdlib root logger (uvicorn, redis-py, watchdog) is routed into the same sink at
 the same level, so every line a process writes has the same format.
@@ -18,6 +22,8 @@ import logging
 import re
 import sys
 import threading
+import time
+from collections.abc import Callable, Hashable
 from typing import TextIO
 
 import structlog
@@ -106,6 +112,56 @@ class _StreamLogger:
     log = debug = info = warn = warning = error = critical = exception = fatal = msg
 
 
+#: At most one line per repeated client-triggered message in this many seconds.
+REPEAT_INTERVAL_SECONDS = 10.0
+
+
+class Throttle:
+    """At most one event per key every ``interval`` seconds.
+
+    ``admit(key)`` returns None for an event to drop, else how many events of that key
+    were dropped since the last one admitted (so the line that is written can say so).
+    """
+
+    __slots__ = ("_clock", "_interval", "_state")
+
+    def __init__(
+        self, interval: float = REPEAT_INTERVAL_SECONDS, clock: Callable[[], float] | None = None
+    ) -> None:
+        self._interval = interval
+        self._clock = clock or time.monotonic
+        #: key -> (when the last event was admitted, events dropped since)
+        self._state: dict[Hashable, tuple[float, int]] = {}
+
+    def admit(self, key: Hashable) -> int | None:
+        now = self._clock()
+        last = self._state.get(key)
+        if last is not None and now - last[0] < self._interval:
+            self._state[key] = (last[0], last[1] + 1)
+            return None
+        self._state[key] = (now, 0)
+        return 0 if last is None else last[1]
+
+
+class RepeatedWarnings(logging.Filter):
+    """Throttles the warnings of uvicorn's loggers (``uvicorn.error``, also used by the
+    native engine), which are per request and client-triggered: "Invalid HTTP request
+    received.", "Exceeded concurrency limit.", "Unsupported upgrade request."..."""
+
+    def __init__(self, throttle: Throttle | None = None) -> None:
+        super().__init__()
+        self._throttle = throttle or Throttle()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.WARNING or not record.name.startswith("uvicorn"):
+            return True
+        suppressed = self._throttle.admit((record.name, record.msg))
+        if suppressed is None:
+            return False
+        record.similar_suppressed = suppressed
+        return True
+
+
 class _Handler(logging.Handler):
     """Routes stdlib logging (uvicorn, libraries) into structlog."""
 
@@ -115,6 +171,9 @@ class _Handler(logging.Handler):
         except Exception:  # a broken format string in a library must not crash us
             message = str(record.msg)
         fields: dict[str, object] = {"message": message}
+        suppressed = getattr(record, "similar_suppressed", None)
+        if suppressed is not None:
+            fields["similar_suppressed"] = suppressed
         if record.exc_info and record.exc_info[0] is not None:
             fields["exception"] = logging.Formatter().formatException(record.exc_info)
         structlog.get_logger(record.name).log(record.levelno, "library.log", **fields)
@@ -153,7 +212,9 @@ def configure_logging(settings: LoggingConfig, **context: object) -> None:
         cache_logger_on_first_use=False,
     )
     root = logging.getLogger()
-    root.handlers = [_Handler()]
+    handler = _Handler()
+    handler.addFilter(RepeatedWarnings())
+    root.handlers = [handler]
     root.setLevel(level)
     # uvicorn's own loggers propagate to root; its access log stays off.
     for name in ("uvicorn", "uvicorn.error"):

@@ -7,6 +7,12 @@
   report and drain) and ``uvicorn_config``, which both engines run under.
 * ``connection_drain``: ``ConnectionDrain``, the race-free drain of one connection,
   owned by every protocol of both engines.
+* ``pending``: connections that have not sent a complete request head (header
+  timeout, per-worker cap, head size limit), one registry per worker.
+* ``connection_end``: how a connection ends early (a half-closed client still gets its
+  answer; refusals wait for the answers owed before them).
+* ``state``: ``WorkerServerState``, uvicorn's shared state plus the drain grace and
+  the pending registry.
 * ``uvicorn_engine``: uvicorn's httptools (or h11) protocol with that drain.
 * ``native/``: the native engine, a leaner httptools protocol.
 * ``write_coalescing``: one ``send`` per response for uvicorn's protocol.

@@ -14,8 +14,9 @@ instead:
 
 A protocol holds ``None`` until its server drains, then a ``ConnectionDrain`` it creates
 in ``shutdown()`` (called by ``Server.shutdown``) or in ``connection_made`` when the
-server already drains (a connection accepted just before the listener closed); it tells
-it about every ``data_received`` and completed response from then on.
+server already drains (``serving.state.draining_grace``: a connection accepted just
+before the listener closed); it tells it about every ``data_received`` and completed
+response from then on.
 """
 
 from __future__ import annotations
@@ -24,8 +25,6 @@ import asyncio
 from collections.abc import Callable
 from typing import Protocol
 
-from uvicorn.server import ServerState
-
 
 class Exchange(Protocol):
     """What the drain reads and changes of a connection's current request (uvicorn's
@@ -33,20 +32,6 @@ class Exchange(Protocol):
 
     response_complete: bool
     keep_alive: bool
-
-
-class DrainingServerState(ServerState):
-    """uvicorn's state shared by a server and its connections, plus the idle grace
-    once the server drains (``None`` before)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.drain_grace: float | None = None
-
-
-def draining_grace(state: ServerState) -> float | None:
-    """The idle grace if ``state``'s server is draining, else None."""
-    return state.drain_grace if isinstance(state, DrainingServerState) else None
 
 
 class ConnectionDrain:

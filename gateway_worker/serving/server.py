@@ -12,6 +12,9 @@ to see the stock behaviour):
 * ``shutdown()`` publishes the idle grace on the shared server state before uvicorn
   asks every connection to drain, so that each one (and any accepted just before the
   listener closed) drains without races (``serving.connection_drain``).
+* The shared server state (``serving.state.WorkerServerState``) also holds the
+  worker's registry of pending connections (``serving.pending``), which both engines
+  use.
 
 The engine (``server.http_engine``) is the protocol class given to uvicorn:
 ``serving.uvicorn_engine`` or ``serving.native``. The drain's deadlines come from
@@ -35,10 +38,11 @@ import uvicorn
 from uvicorn.server import Server
 
 from gateway_worker.asgi import ASGIApp
-from gateway_worker.config import Config
-from gateway_worker.serving.connection_drain import DrainingServerState
+from gateway_worker.config import Config, ServerConfig
 from gateway_worker.serving.drain import MAX_IDLE_GRACE_SECONDS, DrainPolicy
 from gateway_worker.serving.native.connection import NativeHttpProtocol
+from gateway_worker.serving.pending import PendingConnections, PendingPolicy
+from gateway_worker.serving.state import WorkerServerState
 from gateway_worker.serving.uvicorn_engine import uvicorn_protocol
 
 #: uvicorn's fixed pauses between the drain request and its graceful wait: its main
@@ -96,10 +100,14 @@ class WorkerServer(Server):
         on_draining: Callable[[], None] | None = None,
         on_reopen_logs: Callable[[], None] | None = None,
         idle_grace: float = MAX_IDLE_GRACE_SECONDS,
+        pending: PendingPolicy | None = None,
     ) -> None:
         super().__init__(config)
-        # uvicorn's shared state, plus the idle grace every connection reads on drain.
-        self._drain_state = DrainingServerState()
+        # uvicorn's shared state, plus the idle grace every connection reads on drain
+        # and the pending connections (``pending``: the config defaults if not given).
+        policy = pending or PendingPolicy.from_config(ServerConfig())
+        self.pending = PendingConnections(policy)
+        self._drain_state = WorkerServerState(self.pending)
         self.server_state = self._drain_state
         self._on_started = on_started
         self._on_draining = on_draining

@@ -1,10 +1,20 @@
 """The "uvicorn" HTTP engine (``server.http_engine = "uvicorn"``, the default):
-uvicorn's own protocols, with the race-free drain and one write per response.
+uvicorn's own protocols, with the race-free drain, one write per response, bounded
+pending connections and answers to half-closed clients.
 
 Subclassing the protocol classes is uvicorn's extension point (``uvicorn.Config(http=...)``
-takes a class). Each subclass owns a ``ConnectionDrain`` once its server drains
-(``gateway_worker.serving.connection_drain``) and, for httptools, wraps its transport in
-a ``CoalescingTransport`` (``gateway_worker.serving.write_coalescing``).
+takes a class). Each subclass owns
+
+* a ``ConnectionDrain`` once its server drains (``serving.connection_drain``);
+* a ``HeadWatch`` (``serving.pending``): stock uvicorn has no timeout before the first
+  request of a connection, no bound on connections that never send one, and no bound
+  on the size of a request head with httptools;
+* an ``eof_received`` that keeps a half-closed connection open for its answer, and a
+  400 for garbage pipelined behind requests that waits for their answers
+  (``serving.connection_end``; stock uvicorn loses them);
+
+and, for httptools, wraps its transport in a ``CoalescingTransport``
+(``serving.write_coalescing``).
 """
 
 from __future__ import annotations
@@ -12,10 +22,19 @@ from __future__ import annotations
 import asyncio
 from typing import cast
 
+import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from gateway_worker.serving.connection_drain import ConnectionDrain, draining_grace
+from gateway_worker.serving.connection_drain import ConnectionDrain
+from gateway_worker.serving.connection_end import (
+    answers_owed,
+    keep_open_after_eof,
+    refuse,
+    request_left_unread,
+)
 from gateway_worker.serving.drain import MAX_IDLE_GRACE_SECONDS
+from gateway_worker.serving.pending import HeadWatch
+from gateway_worker.serving.state import draining_grace, pending_connections
 from gateway_worker.serving.write_coalescing import CoalescingTransport
 
 try:
@@ -29,18 +48,40 @@ except ImportError:  # pragma: no cover - httptools ships with uvicorn[standard]
 if HAVE_HTTPTOOLS:
 
     class DrainingHttpToolsProtocol(HttpToolsProtocol):
-        """httptools protocol with a race-free drain and one write per response."""
+        """httptools protocol with a race-free drain, one write per response, bounded
+        pending connections and answers to half-closed clients."""
 
         _drain: ConnectionDrain | None = None
+        _head: HeadWatch | None = None  # None: pending connections are not tracked
+        _in_last_chunk = False  # a chunk header without data yet: maybe the trailers
+        _trailer_bytes = 0  # bytes read within the trailers of a chunked body
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             # One send() per response instead of two (status+headers, then body): see
             # gateway_worker.serving.write_coalescing. pause/resume_reading, is_closing
             # and get_extra_info pass through; close() flushes what is buffered first.
             super().connection_made(cast(asyncio.Transport, CoalescingTransport(transport)))
+            pending = pending_connections(self.server_state)
+            if pending is not None:
+                self._head = pending.watch(self)
             grace = draining_grace(self.server_state)
             if grace is not None:
                 self._start_drain(grace)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            super().connection_lost(exc)
+            if self._head is not None:
+                self._head.lost()
+                self._head = None  # watch <-> protocol: a cycle the GC would have to find
+
+        def eof_received(self) -> bool:  # type: ignore[override]
+            if keep_open_after_eof(self.cycle):
+                return True
+            # asyncio closes the *inner* transport after this: close through the
+            # coalescing one first, so that a reply written in this loop iteration is
+            # flushed before the close instead of dropped.
+            self.transport.close()
+            return False
 
         def shutdown(self) -> None:
             """Start draining this connection (called by ``Server.shutdown``)."""
@@ -53,26 +94,115 @@ if HAVE_HTTPTOOLS:
                 self._drain.begin()
 
         def data_received(self, data: bytes) -> None:
+            cycle = self.cycle
+            # A read that begins inside a body holds the end of that body first: it
+            # does not count towards the size of a head that begins in it.
+            head_counts = cycle is None or not cycle.more_body
+            in_trailers = self._in_last_chunk
             super().data_received(data)
+            head = self._head
+            if head is not None:
+                arrived = self.cycle is not cycle
+                if arrived:
+                    if self._trailer_bytes:
+                        self._trailer_bytes = 0
+                elif in_trailers and self._in_last_chunk:  # no body data: trailers
+                    self._trailer_bytes += len(data)
+                pending = self._head_begun() or (head_counts and not arrived)
+                if (
+                    (pending or (arrived and head.registered))
+                    and not head.after_read(
+                        arrived=arrived,
+                        pending=pending,
+                        nbytes=len(data) if head_counts and not arrived else 0,
+                    )
+                ) or self._trailer_bytes > head.max_head_bytes:
+                    self._refuse_head(head)  # (refuse() does nothing if uvicorn closed already)
+                    return
             if self._drain is not None:
                 self._drain.after_data()
 
+        def _head_begun(self) -> bool:
+            """A request head has begun and is not complete. uvicorn's state is read
+            instead of overriding its parser callbacks (a frame each per request):
+            on_message_begin makes a new scope, on_headers_complete a cycle holding it."""
+            scope, latest = self.scope, self.cycle
+            return scope is not None and (latest is None or latest.scope is not scope)
+
+        def _refuse_head(self, head: HeadWatch) -> None:
+            self.logger.warning("Request head too large.")
+            self._refuse(
+                431, f"request head larger than server.max_header_bytes={head.max_head_bytes}"
+            )
+
+        def send_400_response(self, msg: str) -> None:
+            # uvicorn's parse-error answer, which would overtake answers still owed.
+            self._refuse(400, msg)
+
+        def _refuse(self, status: int, message: str, asked: bool = True) -> None:
+            refuse(
+                self.transport,
+                self.cycle,
+                status=status,
+                message=message,
+                asked=asked,
+                default_headers=self.server_state.default_headers,
+                pause_reading=self.flow.pause_reading,
+            )
+
+        def close_pending(self, status: int, message: str) -> None:
+            """Taken out by the pending registry (header timeout, or the cap)."""
+            self._refuse(status, message, asked=self._head_begun())
+
+        def on_chunk_header(self) -> None:
+            # (uvicorn has none; httptools calls it if the protocol has it.) Data
+            # follows, or, for the last, empty chunk, the trailers (which uvicorn would
+            # append to the scope's headers without bound): told apart by whether
+            # on_body comes before on_chunk_complete.
+            self._in_last_chunk = True
+
+        def on_chunk_complete(self) -> None:
+            self._in_last_chunk = False
+
+        def on_body(self, body: bytes) -> None:
+            self._in_last_chunk = False
+            super().on_body(body)
+
         def on_response_complete(self) -> None:
             super().on_response_complete()
+            cycle = self.cycle  # (more_body first: the common case decides in one read)
+            if cycle.more_body and not self.pipeline and request_left_unread(cycle):
+                self.transport.close()
+                return
             if self._drain is not None:
                 self._drain.after_response()
 
 
 class DrainingH11Protocol(H11Protocol):
-    """h11 protocol with a race-free drain (fallback when httptools is missing)."""
+    """h11 protocol with a race-free drain, bounded pending connections and answers to
+    half-closed clients (fallback when httptools is missing; h11 bounds the size of an
+    incomplete head itself)."""
 
     _drain: ConnectionDrain | None = None
+    _head: HeadWatch | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        pending = pending_connections(self.server_state)
+        if pending is not None:
+            self._head = pending.watch(self)
         grace = draining_grace(self.server_state)
         if grace is not None:
             self._start_drain(grace)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self._head is not None:
+            self._head.lost()
+            self._head = None  # watch <-> protocol: a cycle the GC would have to find
+
+    def eof_received(self) -> bool:  # type: ignore[override]
+        return keep_open_after_eof(self.cycle)
 
     def shutdown(self) -> None:
         """Start draining this connection (called by ``Server.shutdown``)."""
@@ -86,11 +216,39 @@ class DrainingH11Protocol(H11Protocol):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
+        head = self._head
+        if head is not None and not self.transport.is_closing():
+            if self.conn.their_state is h11.IDLE:
+                head.incomplete(0)  # h11 refuses a head over its own size limit
+            elif head.registered:
+                head.complete()
         if self._drain is not None:
             self._drain.after_data()
 
+    def close_pending(self, status: int, message: str) -> None:
+        """Taken out by the pending registry (header timeout, or the cap)."""
+        refuse(
+            self.transport,
+            self.cycle,
+            status=status,
+            message=message,
+            asked=bool(self.conn.trailing_data[0]),
+            default_headers=self.server_state.default_headers,
+            pause_reading=self.flow.pause_reading,
+        )
+
+    def send_400_response(self, msg: str) -> None:
+        if answers_owed(self.cycle):  # answer the requests before the garbage first
+            self.cycle.keep_alive = False
+            self.flow.pause_reading()
+        else:
+            super().send_400_response(msg)
+
     def on_response_complete(self) -> None:
         super().on_response_complete()
+        if request_left_unread(self.cycle):
+            self.transport.close()
+            return
         if self._drain is not None:
             self._drain.after_response()
 

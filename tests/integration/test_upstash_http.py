@@ -84,6 +84,21 @@ def test_malformed_requests(http: httpx.Client) -> None:
     assert r.json() == {"error": "ERR too many arguments (9 > server.max_arguments=8)"}
 
 
+def test_deeply_nested_body_is_400_not_500(http: httpx.Client) -> None:
+    # 2,000 levels: past the JSON parser's recursion limit (a RecursionError, 500, before).
+    deep = b"[" * 2000 + b"]" * 2000
+    for path in ("/", "/pipeline", "/multi-exec"):
+        r = http.post(path, content=deep)
+        assert r.status_code == 400, (path, r.text)
+        assert r.json()["error"] == (
+            "ERR request body nests arrays or objects more than 32 levels deep (a command "
+            "is an array of strings and numbers, a pipeline an array of commands)"
+        )
+    # Brackets inside strings are not nesting.
+    r = http.post("/", content=json.dumps(["ECHO", "[" * 100]))
+    assert r.json() == {"result": "[" * 100}
+
+
 def test_method_not_allowed_and_sync_token(http: httpx.Client) -> None:
     r = http.delete("/get/k")
     assert r.status_code == 405

@@ -7,7 +7,8 @@
 
 JSON numbers keep their exact text (``1.50`` stays ``1.50``). Booleans, nulls and
 nested values are refused with ``BadRequest`` (400): their meaning as a Redis argument
-is unclear.
+is unclear. A body nested deeper than ``json_bodies.MAX_JSON_DEPTH`` is refused before
+it is parsed (400, instead of the parser's ``RecursionError``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import NoReturn
 from urllib.parse import unquote_to_bytes
 
 from gateway_worker.exchange import Request
+from gateway_worker.protocols.json_bodies import MAX_JSON_DEPTH, nested_deeper_than
 
 
 class BadRequest(Exception):
@@ -35,6 +37,11 @@ def parse_json(body: bytes) -> object:
     """The JSON body, numbers kept as their source text; ``BadRequest`` if unreadable."""
     if not body.strip():
         raise BadRequest("ERR empty body: expected a JSON array")
+    if nested_deeper_than(body):
+        raise BadRequest(
+            f"ERR request body nests arrays or objects more than {MAX_JSON_DEPTH} levels deep "
+            "(a command is an array of strings and numbers, a pipeline an array of commands)"
+        )
     try:
         return json.loads(
             body,
@@ -44,6 +51,8 @@ def parse_json(body: bytes) -> object:
         )
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"ERR request body is not valid JSON: {exc}") from None
+    except RecursionError:  # cannot happen below MAX_JSON_DEPTH; never a 500 if it does
+        raise BadRequest("ERR request body nests too deeply to be parsed") from None
 
 
 def command_from_json(value: object, max_arguments: int, where: str = "") -> list[bytes]:

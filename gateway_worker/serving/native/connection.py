@@ -23,7 +23,10 @@ app that fails before answering gives 500. It runs under
 ``server_state.connections``/``tasks``, ``shutdown()``) and owns the same drain as the
 uvicorn engine (``ConnectionDrain``): in-flight requests finish, the next reply on a
 keep-alive connection carries ``Connection: close``, an idle connection is closed after
-the grace.
+the grace. Like the uvicorn engine, and unlike stock uvicorn, it bounds pending
+connections (header timeout, per-worker cap, head size: ``serving.pending``) and answers
+a client that half-closed after its request, and refuses garbage pipelined behind
+requests only after answering them (``serving.connection_end``).
 """
 
 from __future__ import annotations
@@ -42,9 +45,16 @@ from uvicorn.protocols.utils import get_local_addr, get_remote_addr, is_ssl
 from uvicorn.server import ServerState
 
 from gateway_worker.asgi import ASGIApp, Scope
-from gateway_worker.serving.connection_drain import ConnectionDrain, draining_grace
+from gateway_worker.serving.connection_drain import ConnectionDrain
+from gateway_worker.serving.connection_end import (
+    keep_open_after_eof,
+    refuse,
+    request_left_unread,
+)
 from gateway_worker.serving.drain import MAX_IDLE_GRACE_SECONDS
-from gateway_worker.serving.native.cycle import STATUS_LINE, Cycle
+from gateway_worker.serving.native.cycle import Cycle
+from gateway_worker.serving.pending import HeadWatch
+from gateway_worker.serving.state import draining_grace, pending_connections
 
 log = logging.getLogger("uvicorn.error")
 
@@ -98,6 +108,11 @@ class NativeHttpProtocol(asyncio.Protocol):
         self._expect_100 = False
         self._scope: Scope = {}
         self._drain: ConnectionDrain | None = None
+        self._head: HeadWatch | None = None  # None: pending connections are not tracked
+        self._in_head = False  # a request head has begun and is not complete
+        self._in_body = False  # a head is complete, its message is not
+        self._in_last_chunk = False  # a chunk header without data yet: maybe the trailers
+        self._trailer_bytes = 0  # bytes read within the trailers of a chunked body
 
     # -- connection -------------------------------------------------------------------
 
@@ -113,6 +128,9 @@ class NativeHttpProtocol(asyncio.Protocol):
             host = self.client_addr[0] if self.client_addr else None
             if host not in self._proxy.trusted_hosts:
                 self.app = self.bare_app  # the middleware would change nothing
+        pending = pending_connections(self.server_state)
+        if pending is not None:
+            self._head = pending.watch(self)
         grace = draining_grace(self.server_state)
         if grace is not None:
             self._start_drain(grace)
@@ -138,39 +156,78 @@ class NativeHttpProtocol(asyncio.Protocol):
             pending.disconnected = True
         self.write_paused = False
         self._wake_drainers()
+        if self._head is not None:
+            self._head.lost()
+            self._head = None  # watch <-> protocol: a cycle the GC would have to find
         if self._keepalive_timer is not None:
             self._keepalive_timer.cancel()
             self._keepalive_timer = None
         if exc is None:
             self.transport.close()
+        # The parser holds this protocol's bound methods, a cycle holds it as its
+        # connection: without these cycles the connection is freed at once, not by
+        # the cyclic GC (uvicorn drops its parser too).
+        self.parser = None  # type: ignore[assignment]
+        self.cycle = None
+        self.pipeline.clear()
 
-    def eof_received(self) -> None:
-        pass
+    def eof_received(self) -> bool:
+        return keep_open_after_eof(self.cycle)
 
     def data_received(self, data: bytes) -> None:
         self._idle_since = None
+        cycle = self.cycle
+        # A read that begins inside a body holds the end of that body first: it does
+        # not count towards the size of a head that begins in it.
+        head_counts = not self._in_body
+        in_trailers = self._in_last_chunk
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             log.warning("Unsupported upgrade request.")
         except httptools.HttpParserError:
             log.warning("Invalid HTTP request received.")
-            self._send_400(b"Invalid HTTP request received.")
+            self._refuse(400, "Invalid HTTP request received.")
             return
+        head = self._head
+        if head is not None:
+            arrived = self.cycle is not cycle
+            if arrived:
+                if self._trailer_bytes:
+                    self._trailer_bytes = 0
+            elif in_trailers and self._in_last_chunk:  # a read with no body data: trailers
+                self._trailer_bytes += len(data)
+            pending = self._in_head or (head_counts and not arrived)
+            if (
+                (pending or (arrived and head.registered))
+                and not head.after_read(
+                    arrived=arrived,
+                    pending=pending,
+                    nbytes=len(data) if head_counts and not arrived else 0,
+                )
+            ) or self._trailer_bytes > head.max_head_bytes:
+                log.warning("Request head too large.")
+                self._refuse(
+                    431, f"request head larger than server.max_header_bytes={head.max_head_bytes}"
+                )
+                return
         if self._drain is not None:
             self._drain.after_data()
 
-    def _send_400(self, msg: bytes) -> None:
-        parts = [STATUS_LINE[400]]
-        for name, value in self.server_state.default_headers:
-            parts += (name, b": ", value, b"\r\n")
-        parts += (
-            b"content-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n"
-            b"connection: close\r\n\r\n" % len(msg),
-            msg,
+    def _refuse(self, status: int, message: str, asked: bool = True) -> None:
+        refuse(
+            self.transport,
+            self.cycle,
+            status=status,
+            message=message,
+            asked=asked,
+            default_headers=self.server_state.default_headers,
+            pause_reading=self.pause_reading,
         )
-        self.transport.write(b"".join(parts))
-        self.transport.close()
+
+    def close_pending(self, status: int, message: str) -> None:
+        """Taken out by the pending registry (header timeout, or the cap)."""
+        self._refuse(status, message, asked=self._in_head)
 
     # -- flow control -----------------------------------------------------------------
 
@@ -205,6 +262,7 @@ class NativeHttpProtocol(asyncio.Protocol):
     # -- parser callbacks ---------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        self._in_head = True
         self._url = b""
         self._expect_100 = False
         self._forwarded = False
@@ -225,6 +283,8 @@ class NativeHttpProtocol(asyncio.Protocol):
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if not self._in_head:
+            return  # a trailer of a chunked body: ASGI has no request trailers
         name = name.lower()
         if name[0] == 120 and name in (b"x-forwarded-for", b"x-forwarded-proto"):  # b"x"
             self._forwarded = True
@@ -233,6 +293,8 @@ class NativeHttpProtocol(asyncio.Protocol):
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._in_body = True
         parser = self.parser
         scope = self._scope
         version = parser.get_http_version()
@@ -267,7 +329,16 @@ class NativeHttpProtocol(asyncio.Protocol):
             self.pause_reading()
             self.pipeline.appendleft((cycle, app))
 
+    def on_chunk_header(self) -> None:
+        # Data follows, or (for the last, empty chunk) the trailers: told apart by
+        # whether on_body comes before on_chunk_complete.
+        self._in_last_chunk = True
+
+    def on_chunk_complete(self) -> None:
+        self._in_last_chunk = False
+
     def on_body(self, body: bytes) -> None:
+        self._in_last_chunk = False
         cycle = self.cycle
         if cycle is None or cycle.response_complete:
             return
@@ -277,6 +348,7 @@ class NativeHttpProtocol(asyncio.Protocol):
         cycle.wake()
 
     def on_message_complete(self) -> None:
+        self._in_body = False
         cycle = self.cycle
         if cycle is None or cycle.response_complete:
             return
@@ -293,6 +365,9 @@ class NativeHttpProtocol(asyncio.Protocol):
     def on_response_complete(self) -> None:
         self.server_state.total_requests += 1
         if self.transport.is_closing():
+            return
+        if self._in_body and request_left_unread(self.cycle):  # (_in_body: a cheap first test)
+            self.transport.close()
             return
         self.resume_reading()
         if self.pipeline:

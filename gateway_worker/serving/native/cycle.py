@@ -101,6 +101,8 @@ class Cycle:
                 self.conn.transport.close()
         else:
             if not self.response_started:
+                if self.disconnected:
+                    return  # as uvicorn: the client left, the app rightly did not answer
                 log.error("ASGI callable returned without starting response.")
                 await self._send_500()
             elif not self.response_complete and not self.disconnected:
@@ -172,6 +174,11 @@ class Cycle:
             self.head = None
             out = head + out
         if out:
+            if conn.transport.is_closing():
+                # Closed under the app (its client's EOF while streaming, a refused
+                # connection): as for a disconnect, the rest is dropped.
+                self.disconnected = True
+                return
             conn.transport.write(out)
         if not more:
             self.response_complete = True

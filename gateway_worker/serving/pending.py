@@ -1,0 +1,212 @@
+"""Connections that have not sent a complete request head yet: the header timeout, the
+per-worker cap and the head size limit (slow and idle clients, "slowloris").
+
+Without them a connection that connects and sends nothing, or a byte now and then, is
+kept forever: 2,150 of them filled ``server.max_connections`` and made a quarter of the
+honest requests 503. A connection is *pending* from its accept until its first request
+head is complete, and again from the first byte of each later request until that head is
+complete (idle between requests it is not pending: ``keepalive_timeout_seconds`` governs
+it). The body is not part of the head: ``request_timeout_seconds`` bounds it.
+
+* ``server.request_header_timeout_seconds``: a pending connection is closed this long
+  after it became pending (with a 408 if part of the request had arrived).
+* ``server.max_pending_connections``: one pending connection more than this in a worker
+  closes the *oldest* pending one (with a 503 if part of its request had arrived). The
+  oldest, not the newcomer: honest clients send their head right after connecting, so
+  the connection that has been pending longest is the likeliest idle or trickling one,
+  and each of an attacker's connections lives only until ``cap`` newer ones arrived;
+  refusing newcomers instead would hand the worker to whoever holds the cap.
+* ``server.max_header_bytes``: an incomplete head (and chunked trailers) may not grow
+  past this (431); otherwise one client could make the parser buffer gigabytes.
+
+Cost: one timer per *worker* (``PendingConnections``), not per connection, re-armed at
+the deadline of the oldest pending connection; per connection, one registration at accept
+and its removal when the first head is complete. A later request whose head arrives in one
+read (the common case) is never registered.
+
+Each engine's connection owns a ``HeadWatch`` (``None`` when its server keeps no
+registry, e.g. a plain ``uvicorn.Server`` in tests) and calls ``after_read`` after each
+read that may have begun or completed a head (``lost`` when it closes). Stray bytes
+between requests count as the start of the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
+
+from gateway_worker.config import ServerConfig
+from gateway_worker.observability.logging import Throttle
+
+log = structlog.get_logger("gateway_worker.serving")
+
+#: Seconds between two log lines about closed pending connections (counts in between).
+LOG_INTERVAL_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class PendingPolicy:
+    """The limits on pending connections, decided once from ``server``."""
+
+    header_timeout: float
+    max_pending: int
+    max_head_bytes: int
+
+    @classmethod
+    def from_config(cls, server: ServerConfig) -> PendingPolicy:
+        cap = server.max_pending_connections
+        return cls(
+            header_timeout=server.request_header_timeout_seconds,
+            max_pending=cap if cap is not None else max(1, server.max_connections // 2),
+            max_head_bytes=server.max_header_bytes,
+        )
+
+
+class PendingConnection(Protocol):
+    """What the registry needs of a connection (each engine's protocol)."""
+
+    def close_pending(self, status: int, message: str) -> None:
+        """Close the connection, answering ``status`` if part of a request arrived."""
+
+
+class PendingConnections:
+    """The pending connections of one worker, oldest first, and the one timer that
+    closes them at their deadline."""
+
+    __slots__ = ("_log", "_loop", "_since", "_timer", "evicted", "policy", "timed_out")
+
+    def __init__(
+        self,
+        policy: PendingPolicy,
+        throttle: Throttle | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        self.policy = policy
+        # A dict keeps insertion order: the first key is the oldest pending connection.
+        self._since: dict[HeadWatch, float] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop = loop  # the running loop, found at the first connection
+        self._log = throttle or Throttle(LOG_INTERVAL_SECONDS)
+        self.timed_out = 0
+        self.evicted = 0
+
+    def __len__(self) -> int:
+        return len(self._since)
+
+    def watch(self, conn: PendingConnection) -> HeadWatch:
+        """The ``HeadWatch`` of a new connection (registered: its first head is pending)."""
+        watch = HeadWatch(self, conn)
+        self.register(watch)
+        return watch
+
+    def register(self, watch: HeadWatch) -> None:
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        watch.registered = True
+        self._since[watch] = loop.time()
+        if len(self._since) > self.policy.max_pending:
+            oldest = next(iter(self._since))
+            del self._since[oldest]
+            self.evicted += 1
+            self._report("evicted")
+            oldest.expire(
+                503,
+                "too many connections waiting for their request head "
+                f"(server.max_pending_connections={self.policy.max_pending})",
+            )
+        if self._timer is None:
+            self._timer = loop.call_at(
+                next(iter(self._since.values())) + self.policy.header_timeout, self._sweep
+            )
+
+    def unregister(self, watch: HeadWatch) -> None:
+        watch.registered = False
+        self._since.pop(watch, None)
+
+    def _sweep(self) -> None:
+        self._timer = None
+        loop = self._loop
+        assert loop is not None
+        timeout = self.policy.header_timeout
+        # A timer may fire a little early (uvloop rounds to milliseconds).
+        now = loop.time() + 0.001
+        while self._since:
+            watch, since = next(iter(self._since.items()))
+            if since + timeout > now:
+                self._timer = loop.call_at(since + timeout, self._sweep)
+                return
+            del self._since[watch]
+            self.timed_out += 1
+            self._report("timed_out")
+            watch.expire(
+                408,
+                "request head not received within "
+                f"server.request_header_timeout_seconds={timeout:g}",
+            )
+
+    def _report(self, reason: str) -> None:
+        suppressed = self._log.admit(reason)
+        if suppressed is not None:
+            # Evictions mean the cap is reached (an attack, or a cap set too low);
+            # timeouts also come from honest clients that connect and never ask.
+            emit = log.warning if reason == "evicted" else log.info
+            emit(
+                "http.pending_connection_closed",
+                reason=reason,
+                similar_suppressed=suppressed,
+                pending=len(self._since),
+                max_pending=self.policy.max_pending,
+            )
+
+
+class HeadWatch:
+    """One connection in the registry: whether it is pending, and how many bytes its
+    incomplete head has taken so far."""
+
+    __slots__ = ("_conn", "_registry", "head_bytes", "max_head_bytes", "registered")
+
+    def __init__(self, registry: PendingConnections, conn: PendingConnection) -> None:
+        self._registry = registry
+        self._conn = conn
+        self.registered = False
+        self.head_bytes = 0
+        #: ``server.max_header_bytes`` (an attribute: read on every request)
+        self.max_head_bytes = registry.policy.max_head_bytes
+
+    def incomplete(self, nbytes: int) -> bool:
+        """A read left a request head incomplete; ``nbytes`` of it count towards the
+        head (0 when the read began inside the previous request's body). False when the
+        head is now larger than ``server.max_header_bytes``."""
+        if not self.registered:
+            self._registry.register(self)
+        self.head_bytes += nbytes
+        return self.head_bytes <= self.max_head_bytes
+
+    def complete(self) -> None:
+        """A head is complete (the caller checked ``registered``)."""
+        self.head_bytes = 0
+        self._registry.unregister(self)
+
+    def after_read(self, *, arrived: bool, pending: bool, nbytes: int) -> bool:
+        """After a read: ``arrived``, a head was completed in it; ``pending``, a head
+        is now incomplete, or the read held only stray bytes (CRLFs between requests:
+        the first bytes of the next one; or a client could hold a keep-alive connection
+        forever with a byte now and then); ``nbytes`` of the read count towards that
+        head. False when it is larger than ``server.max_header_bytes``."""
+        if arrived and self.registered:
+            self.complete()
+        return not pending or self.incomplete(nbytes)
+
+    def lost(self) -> None:
+        """The connection is closed."""
+        if self.registered:
+            self._registry.unregister(self)
+
+    def expire(self, status: int, message: str) -> None:
+        """Taken out of the registry by its timeout or the cap: close the connection."""
+        self.registered = False
+        self._conn.close_pending(status, message)
