@@ -45,9 +45,9 @@ import redis
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.gateway_process import Gateway, render, wait_for  # noqa: E402
 from benchmarks.load_clients import KA_KEY, NEW_KEY, keepalive_client, new_connection_client  # noqa: E402
 from benchmarks.reload_report import Measurements, passed, summarize  # noqa: E402
-from gateway_worker.control_socket import request as control_request  # noqa: E402
 from supervisor.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
 
 EXPECTED = {
@@ -56,120 +56,6 @@ EXPECTED = {
     "readiness": "readiness_failed",
     "unchanged": "unchanged",
 }
-
-
-# -- the supervisor under test ---------------------------------------------------------
-
-
-def toml_value(value: Any) -> str:
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def render(config: dict[str, dict[str, Any]]) -> str:
-    lines = []
-    for section, values in config.items():
-        lines.append(f"[{section}]")
-        lines.extend(f"{k} = {toml_value(v)}" for k, v in values.items())
-        lines.append("")
-    return "\n".join(lines)
-
-
-class Gateway:
-    def __init__(
-        self, workdir: Path, redis_url: str, workers: int, loop: str, watch: bool = False
-    ) -> None:
-        self.workdir = workdir
-        self.port = free_port()
-        self.control = str(workdir / "control.sock")
-        self.config_path = workdir / "gateway.toml"
-        self.base: dict[str, dict[str, Any]] = {
-            "server": {
-                "host": "127.0.0.1",
-                "port": self.port,
-                "workers": workers,
-                "graceful_shutdown_timeout_seconds": 10,
-                "reload_readiness_timeout_seconds": 10,
-            },
-            "redis": {"url": redis_url},
-            "observability.logging": {"level": "INFO", "format": "json"},
-            "observability.metrics": {"port": free_port()},
-            # Reloads come from the control socket only, so each one is attributable
-            # (--fast: from the watcher, as in production with a mounted ConfigMap).
-            "supervisor": {
-                "control_socket": self.control,
-                "watch_config": watch,
-                "watch_debounce_ms": 100,
-                "watch_settle_ms": 50,
-            },
-        }
-        self.write(self.base)
-        self.log = (workdir / "supervisor.log").open("wb")
-        self.proc = subprocess.Popen(
-            [
-                str(Path(sys.executable).with_name("redis-gateway")),
-                "run",
-                "--config",
-                str(self.config_path),
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            env={**os.environ, "GATEWAY_WORKER_LOOP": loop},
-        )
-
-    def write(self, config: dict[str, dict[str, Any]] | str) -> None:
-        text = config if isinstance(config, str) else render(config)
-        tmp = self.config_path.with_suffix(".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, self.config_path)
-
-    def status(self) -> dict[str, Any]:
-        reply = control_request(self.control, {"cmd": "status"}, timeout=5)
-        return reply["status"]  # type: ignore[no-any-return]
-
-    def serving(self, workers: int) -> bool:
-        if self.proc.poll() is not None:
-            log = (self.workdir / "supervisor.log").read_text()[-2000:]
-            raise RuntimeError(f"the supervisor exited with {self.proc.returncode}:\n{log}")
-        try:
-            st = self.status()
-        except Exception:
-            return False
-        ready = [
-            w
-            for w in st["workers"]
-            if w["state"] == "ready" and w["generation"] == st["generation"]
-        ]
-        return len(ready) == workers and not st["reload_in_progress"]
-
-    def reload(self) -> tuple[dict[str, Any], float]:
-        started = time.monotonic()
-        reply = control_request(self.control, {"cmd": "reload"}, timeout=60)
-        return reply["reload"], time.monotonic() - started
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        return self.proc.returncode
-
-
-def wait_for(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
 
 
 def rss_mb(pid: int, serving: set[int]) -> tuple[float, list[float], list[float]]:

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from gateway_worker.errors import GatewayError
@@ -65,10 +66,16 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class EmbeddedRedis:
-    """A private Redis server process on 127.0.0.1."""
+    """A private Redis server process on 127.0.0.1.
 
-    def __init__(self, port: int | None = None) -> None:
+    ``extra_args`` are appended to the server's command line (a later option wins:
+    ``("--appendonly", "yes", "--requirepass", pw)``). ``stop(keep_data=True)`` then
+    ``start()`` restarts it on the same port and directory (with the data, if it was
+    persisted)."""
+
+    def __init__(self, port: int | None = None, extra_args: Sequence[str] = ()) -> None:
         self.port = port or free_port()
+        self.extra_args = tuple(extra_args)
         self._dir = tempfile.mkdtemp(prefix="redis-gateway-embedded-")
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -94,6 +101,7 @@ class EmbeddedRedis:
             "",
             "--loglevel",
             "warning",
+            *self.extra_args,
         ]
         self.proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -110,16 +118,17 @@ class EmbeddedRedis:
         raise EmbeddedRedisError(f"embedded Redis did not answer within {timeout}s")
 
     def ping(self) -> bool:
-        """True when the server answers PING."""
+        """True when the server answers PING (or asks for the password it was given)."""
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
                 s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
+                return s.recv(16).startswith((b"+PONG", b"-NOAUTH"))
         except OSError:
             return False
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop the server (SIGTERM, then SIGKILL) and remove its directory."""
+    def stop(self, timeout: float = 5.0, keep_data: bool = False) -> None:
+        """Stop the server (SIGTERM, then SIGKILL) and remove its directory (unless
+        ``keep_data``: a later ``start()`` finds what the server persisted there)."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -129,4 +138,5 @@ class EmbeddedRedis:
                 self.proc.wait()
         if self.proc is not None and self.proc.stderr is not None:
             self.proc.stderr.close()
-        shutil.rmtree(self._dir, ignore_errors=True)
+        if not keep_data:
+            shutil.rmtree(self._dir, ignore_errors=True)
