@@ -100,8 +100,9 @@ class ServerConfig(Section):
         None,
         ge=1,
         description="Connections per worker that have not sent a complete request head "
-        "yet (idle or slow clients); one more closes the oldest of them. Must be less "
-        "than max_connections. Default (unset): half of max_connections.",
+        "yet, or whose request body is still arriving (idle or slow clients); one more "
+        "closes the oldest of them. Must be less than max_connections. Default (unset): "
+        "half of max_connections.",
         examples=[250],
     )
     max_header_bytes: int = Field(

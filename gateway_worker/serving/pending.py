@@ -1,4 +1,4 @@
-"""Connections that have not sent a complete request head yet: the header timeout, the
+"""Connections that have not sent a complete request yet: the header timeout, the
 per-worker cap and the head size limit (slow and idle clients, "slowloris").
 
 Without them a connection that connects and sends nothing, or a byte now and then, is
@@ -6,12 +6,16 @@ kept forever: 2,150 of them filled ``server.max_connections`` and made a quarter
 honest requests 503. A connection is *pending* from its accept until its first request
 head is complete, and again from the first byte of each later request until that head is
 complete (idle between requests it is not pending: ``keepalive_timeout_seconds`` governs
-it). The body is not part of the head: ``request_timeout_seconds`` bounds it.
+it). It is pending again, for the cap only, while the body of its request is still
+arriving (``body_pending``): whole heads followed by a body a byte at a time filled
+``server.max_connections`` the same way (2,200 of them: every honest request 503). The
+body has no timeout here: ``request_timeout_seconds`` bounds it.
 
 * ``server.request_header_timeout_seconds``: a pending connection is closed this long
   after it became pending (with a 408 if part of the request had arrived).
 * ``server.max_pending_connections``: one pending connection more than this in a worker
-  closes the *oldest* pending one (with a 503 if part of its request had arrived). The
+  closes the *oldest* pending one, head or body (with a 503 if part of its request head
+  had arrived; one whose body was arriving is closed). The
   oldest, not the newcomer: honest clients send their head right after connecting, so
   the connection that has been pending longest is the likeliest idle or trickling one,
   and each of an attacker's connections lives only until ``cap`` newer ones arrived;
@@ -22,12 +26,14 @@ it). The body is not part of the head: ``request_timeout_seconds`` bounds it.
 Cost: one timer per *worker* (``PendingConnections``), not per connection, re-armed at
 the deadline of the oldest pending connection; per connection, one registration at accept
 and its removal when the first head is complete. A later request whose head arrives in one
-read (the common case) is never registered.
+read (the common case) is never registered, nor a body that arrives with its head.
 
 Each engine's connection owns a ``HeadWatch`` (``None`` when its server keeps no
 registry, e.g. a plain ``uvicorn.Server`` in tests) and calls ``after_read`` after each
-read that may have begun or completed a head (``lost`` when it closes). Stray bytes
-between requests count as the start of the next one.
+read that may have begun or completed a head (``lost`` when it closes), and
+``body_pending(waiting)`` after a read that left the latest request's body incomplete
+or completed it (``waiting`` differs from ``watch.in_body``). Stray bytes between
+requests count as the start of the next one.
 """
 
 from __future__ import annotations
@@ -76,7 +82,9 @@ class PendingConnections:
     """The pending connections of one worker, oldest first, and the one timer that
     closes them at their deadline."""
 
-    __slots__ = ("_log", "_loop", "_since", "_timer", "evicted", "policy", "timed_out")
+    __slots__ = (
+        "_bodies", "_log", "_loop", "_since", "_timer", "evicted", "policy", "timed_out",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -87,6 +95,7 @@ class PendingConnections:
         self.policy = policy
         # A dict keeps insertion order: the first key is the oldest pending connection.
         self._since: dict[HeadWatch, float] = {}
+        self._bodies: dict[HeadWatch, float] = {}  # whose body is arriving: no timer
         self._timer: asyncio.TimerHandle | None = None
         self._loop = loop  # the running loop, found at the first connection
         self._log = throttle or Throttle(LOG_INTERVAL_SECONDS)
@@ -94,7 +103,7 @@ class PendingConnections:
         self.evicted = 0
 
     def __len__(self) -> int:
-        return len(self._since)
+        return len(self._since) + len(self._bodies)
 
     def watch(self, conn: PendingConnection) -> HeadWatch:
         """The ``HeadWatch`` of a new connection (registered: its first head is pending)."""
@@ -103,29 +112,58 @@ class PendingConnections:
         return watch
 
     def register(self, watch: HeadWatch) -> None:
-        loop = self._loop
-        if loop is None:
-            loop = self._loop = asyncio.get_running_loop()
         watch.registered = True
-        self._since[watch] = loop.time()
-        if len(self._since) > self.policy.max_pending:
-            oldest = next(iter(self._since))
-            del self._since[oldest]
-            self.evicted += 1
-            self._report("evicted")
-            oldest.expire(
-                503,
-                "too many connections waiting for their request head "
-                f"(server.max_pending_connections={self.policy.max_pending})",
-            )
-        if self._timer is None:
-            self._timer = loop.call_at(
+        self._since[watch] = self._now()
+        self._cap()
+        if self._timer is None and self._since:
+            self._timer = self._now_loop().call_at(
                 next(iter(self._since.values())) + self.policy.header_timeout, self._sweep
             )
+
+    def register_body(self, watch: HeadWatch) -> None:
+        """``watch``'s head is complete, its body still arriving: pending for the cap."""
+        watch.in_body = True
+        self._bodies[watch] = self._now()
+        self._cap()
 
     def unregister(self, watch: HeadWatch) -> None:
         watch.registered = False
         self._since.pop(watch, None)
+
+    def unregister_body(self, watch: HeadWatch) -> None:
+        watch.in_body = False
+        self._bodies.pop(watch, None)
+
+    def _now_loop(self) -> asyncio.AbstractEventLoop:
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
+
+    def _now(self) -> float:
+        return self._now_loop().time()
+
+    def _cap(self) -> None:
+        """Beyond the cap, close the oldest pending connection (head or body)."""
+        if len(self._since) + len(self._bodies) <= self.policy.max_pending:
+            return
+        heads = next(iter(self._since.items()), None)
+        bodies = next(iter(self._bodies.items()), None)
+        if heads is None or (bodies is not None and bodies[1] < heads[1]):
+            assert bodies is not None
+            oldest = bodies[0]
+            self.unregister_body(oldest)
+        else:
+            oldest = heads[0]
+            del self._since[oldest]
+            oldest.registered = False
+        self.evicted += 1
+        self._report("evicted")
+        oldest.expire(
+            503,
+            "too many connections waiting for their request "
+            f"(server.max_pending_connections={self.policy.max_pending})",
+        )
 
     def _sweep(self) -> None:
         self._timer = None
@@ -167,12 +205,14 @@ class HeadWatch:
     """One connection in the registry: whether it is pending, and how many bytes its
     incomplete head has taken so far."""
 
-    __slots__ = ("_conn", "_registry", "head_bytes", "max_head_bytes", "registered")
+    __slots__ = ("_conn", "_registry", "head_bytes", "in_body", "max_head_bytes", "registered")
 
     def __init__(self, registry: PendingConnections, conn: PendingConnection) -> None:
         self._registry = registry
         self._conn = conn
         self.registered = False
+        #: In the registry because the body of its request is arriving.
+        self.in_body = False
         self.head_bytes = 0
         #: ``server.max_header_bytes`` (an attribute: read on every request)
         self.max_head_bytes = registry.policy.max_head_bytes
@@ -201,10 +241,20 @@ class HeadWatch:
             self.complete()
         return not pending or self.incomplete(nbytes)
 
+    def body_pending(self, waiting: bool) -> None:
+        """After a read: the latest request's body is still arriving (``waiting``), or
+        no longer (complete, or the request answered); called when it changed."""
+        if waiting:
+            self._registry.register_body(self)
+        else:
+            self._registry.unregister_body(self)
+
     def lost(self) -> None:
         """The connection is closed."""
         if self.registered:
             self._registry.unregister(self)
+        if self.in_body:
+            self._registry.unregister_body(self)
 
     def expire(self, status: int, message: str) -> None:
         """Taken out of the registry by its timeout or the cap: close the connection."""

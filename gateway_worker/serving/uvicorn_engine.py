@@ -119,6 +119,10 @@ if HAVE_HTTPTOOLS:
                 ) or self._trailer_bytes > head.max_head_bytes:
                     self._refuse_head(head)  # (refuse() does nothing if uvicorn closed already)
                     return
+                latest = self.cycle
+                waiting = latest is not None and latest.more_body and not latest.response_complete
+                if waiting is not head.in_body:
+                    head.body_pending(waiting)
             if self._drain is not None:
                 self._drain.after_data()
 
@@ -222,6 +226,10 @@ class DrainingH11Protocol(H11Protocol):
                 head.incomplete(0)  # h11 refuses a head over its own size limit
             elif head.registered:
                 head.complete()
+            latest = self.cycle
+            waiting = latest is not None and latest.more_body and not latest.response_complete
+            if waiting is not head.in_body:
+                head.body_pending(waiting)
         if self._drain is not None:
             self._drain.after_data()
 

@@ -11,85 +11,21 @@ on both engines (``server.http_engine``).
 
 from __future__ import annotations
 
-import contextlib
 import json
-import select
 import socket
-import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import redis
 
+from benchmarks.slowloris import Attack
 from tests.helpers import wait_until
 from tests.integration.conftest import Gateway, http_get
 
 pytestmark = pytest.mark.integration
 
 ENGINES = pytest.mark.parametrize("engine", ["uvicorn", "native"])
-
-
-class Attack:
-    """Idle and trickling connections: half send nothing, half a partial request head
-    and then one byte every 0.2 s, for as long as the server keeps them."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.sockets: dict[socket.socket, float] = {}  # -> when it was opened
-        self.closed_after: list[float] = []  # seconds from open to the server's close
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._dribbler = threading.Thread(target=self._dribble, daemon=True)
-
-    def open(self, count: int) -> None:
-        for i in range(count):
-            sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
-            if i % 2:
-                sock.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-            sock.setblocking(False)
-            with self._lock:
-                self.sockets[sock] = time.monotonic()
-        if not self._dribbler.is_alive():
-            self._dribbler.start()
-
-    def _dribble(self) -> None:
-        while not self._stop.wait(0.2):
-            with self._lock:
-                socks = list(self.sockets)
-            for sock in socks[1::2]:
-                with contextlib.suppress(OSError):
-                    sock.send(b"a")
-
-    def reap(self) -> int:
-        """Notice the sockets the server closed (EOF or reset, after any 408/503);
-        return how many are still open."""
-        with self._lock:
-            by_fd = {sock.fileno(): sock for sock in self.sockets}
-        poller = select.poll()  # select() cannot watch descriptors above 1024
-        for fd in by_fd:
-            poller.register(fd, select.POLLIN)
-        for fd, _ in poller.poll(0):
-            sock = by_fd[fd]
-            try:
-                while sock.recv(65536):
-                    pass
-            except BlockingIOError:
-                continue  # an answer came, the close not yet
-            except OSError:
-                pass
-            with self._lock:
-                opened = self.sockets.pop(sock)
-            self.closed_after.append(time.monotonic() - opened)
-            sock.close()
-        return len(self.sockets)
-
-    def stop(self) -> None:
-        self._stop.set()
-        with self._lock:
-            for sock in self.sockets:
-                sock.close()
 
 
 @ENGINES
@@ -130,6 +66,37 @@ def test_idle_and_trickling_connections_do_not_starve_honest_clients(
     closes = [json.loads(line) for line in logs.splitlines() if "pending_connection_closed" in line]
     assert 1 <= len(closes) <= 8  # throttled: not one line per closed connection
     assert {c["reason"] for c in closes} <= {"evicted", "timed_out"}
+
+
+@ENGINES
+def test_slow_bodies_do_not_starve_honest_clients(
+    gateway_factory: Callable[..., Gateway], engine: str
+) -> None:
+    """Whole heads, then a body a byte at a time (found by the fault suite: 2,200 of
+    them made every honest request 503 for as long as they trickled; the pending cap
+    counted only connections whose head was incomplete)."""
+    gw = gateway_factory(
+        {
+            "server": {
+                "http_engine": engine,
+                "max_connections": 200,
+                "max_pending_connections": 50,
+            }
+        }
+    )
+    attack = Attack(gw.port)
+    try:
+        attack.open_slow_bodies(600)  # 300 per worker: beyond max_connections
+        honest: list[Any] = []
+        for _ in range(4):
+            attack.open_slow_bodies(50)
+            honest += [http_get(gw.port, "/ping") for _ in range(10)]
+        assert honest == [(200, {"result": "PONG"})] * 40
+        # Each worker keeps at most max_pending_connections of them (the newest).
+        wait_until(lambda: attack.reap() <= 100, what=f"{len(attack.sockets)} still open")
+    finally:
+        attack.stop()
+    assert "Traceback" not in gw.logs()
 
 
 @ENGINES

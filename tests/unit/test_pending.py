@@ -1,7 +1,7 @@
 """The registry of pending connections (gateway_worker.serving.pending), with a fake loop.
 
 Deadlines, the cap (the oldest pending connection goes), one timer per worker, and
-the head-size count. The engines on real sockets: tests/unit/test_slow_clients.py.
+the head-size count. The engines on real sockets: tests/integration/test_slow_clients.py.
 """
 
 from __future__ import annotations
@@ -102,6 +102,28 @@ def test_beyond_the_cap_the_oldest_pending_connection_is_closed() -> None:
     assert len(pending) == 2 and pending.evicted == 1
     first.lost()  # its connection_lost later: nothing to do
     assert len(pending) == 2
+
+
+def test_a_body_still_arriving_counts_for_the_cap_but_has_no_header_deadline() -> None:
+    """Whole heads, then a body a byte at a time, filled max_connections: a connection
+    whose body is arriving is pending for the cap (found by the fault suite)."""
+    pending, loop, closed = registry(timeout=10.0, cap=2)
+    slow = pending.watch(Conn("slow", closed))
+    slow.complete()
+    slow.body_pending(True)  # head done, body arriving
+    assert slow.in_body and len(pending) == 1
+    loop.advance(60.0)  # no header deadline for a body: request_timeout_seconds bounds it
+    assert closed == []
+    pending.watch(Conn("b", closed))
+    pending.watch(Conn("c", closed))  # one over the cap: the oldest, the slow body, goes
+    assert closed == [("slow", 503)] and not slow.in_body and len(pending) == 2
+    slow.lost()
+    assert len(pending) == 2
+    done = pending.watch(Conn("done", closed))  # evicts b, the oldest head now
+    done.complete()
+    done.body_pending(True)
+    done.body_pending(False)  # its body arrived: not pending any more
+    assert closed == [("slow", 503), ("b", 503)] and len(pending) == 1
 
 
 def test_the_head_size_counts_across_reads_and_restarts_with_each_head() -> None:

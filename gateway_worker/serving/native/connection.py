@@ -211,6 +211,8 @@ class NativeHttpProtocol(asyncio.Protocol):
                     431, f"request head larger than server.max_header_bytes={head.max_head_bytes}"
                 )
                 return
+            if self._in_body is not head.in_body:
+                head.body_pending(self._in_body)
         if self._drain is not None:
             self._drain.after_data()
 
