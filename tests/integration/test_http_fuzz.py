@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from benchmarks.http_fuzz import format_report, parse_statuses, run_http_fuzz, scan_log
-from benchmarks.http_fuzz_cases import CATEGORIES, generate
+from benchmarks.http_fuzz_cases import CATEGORIES, _body_missing, generate
 from tests.integration.conftest import Gateway
 
 pytestmark = pytest.mark.integration
@@ -41,3 +41,16 @@ def test_the_fuzz_is_reproducible_and_its_parser_sees_every_response() -> None:
     )
     assert parse_statuses(two) == ([200, 503], True)
     assert parse_statuses(b"HTTP/1.1 400 Bad\r\ncontent-length: 5\r\n\r\nab") == ([400], False)
+
+
+def test_a_case_kept_open_is_a_whole_request_never_one_awaiting_its_body() -> None:
+    """A head announcing a body that never comes, sent without a half-close, made the
+    server rightly wait for it (until server.request_timeout_seconds): the fuzz reported
+    it as a hang (seed 8, case 835; found by the fault suite)."""
+    cases = generate(3000, seed=8)
+    kept_open = [c for c in cases if not c.half_close]
+    assert kept_open, "some cases are sent without a half-close"
+    assert not [c.data for c in kept_open if _body_missing(c.data)]
+    assert cases[835].half_close and _body_missing(cases[835].data)
+    assert _body_missing(b"POST / HTTP/1.1\r\nContent-Length:  5\r\n\r\n")
+    assert not _body_missing(b'POST / HTTP/1.1\r\nContent-Length: 8\r\n\r\n["PING"]')
