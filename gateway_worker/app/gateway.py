@@ -21,7 +21,7 @@ Order of the steps for one HTTP request (each may answer on its own):
 9. The protocol handler, with the principal's command guard.
 10. CORS response headers.
 Steps 2-9 run under ``server.request_timeout_seconds`` (504, JSON; see
-``limits.RequestDeadlines``); Redis being
+``limits.RequestDeadlines``; 408 if the body was still arriving); Redis being
 unreachable is 503 ``{"error": "Redis unavailable: ..."}``; a script stopped (or that
 could not be stopped) past ``redis.command_timeout_seconds`` is 504 with what happened
 (``gateway_worker.redis.scripts``); an unexpected exception is
@@ -253,6 +253,17 @@ class GatewayApp:
                 body = await read_body(receive, self.max_body, headers.get("content-length"))
             except BodyTooLarge as exc:
                 return error_response(413, str(exc)), "none"
+            except asyncio.CancelledError:
+                # The deadline passed while the client was still sending: its fault (408),
+                # not the gateway's (504).
+                task = asyncio.current_task()
+                if task is None or not self.deadlines.timed_out(task):
+                    raise
+                return error_response(
+                    408,
+                    "request body not received within server.request_timeout_seconds="
+                    f"{self.request_timeout:g}",
+                ), "none"
         client = scope.get("client")
         client_ip = client[0] if client else ""
         qs: bytes = scope.get("query_string", b"")

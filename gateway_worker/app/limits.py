@@ -5,7 +5,8 @@
   (413, JSON error). Bodies are never buffered beyond the limit.
 * ``server.max_arguments``: checked by the protocols while parsing (400).
 * ``server.request_timeout_seconds``: ``RequestDeadlines`` cancels a request still
-  running after it; the app then answers 504 (JSON error).
+  running after it; the app then answers 504 (JSON error), or 408 when the request's
+  body had not all arrived (the client's delay, not the gateway's).
 * ``server.max_connections``: uvicorn's ``limit_concurrency`` (set by
   ``gateway_worker.serving.server``) answers 503 beyond it.
 

@@ -74,7 +74,9 @@ class ServerConfig(Section):
         1000, ge=1, description="Open HTTP connections per worker before new ones get 503."
     )
     request_timeout_seconds: PositiveFloat = Field(
-        30.0, description="A request still running after this long gets 504."
+        30.0,
+        description="A request still running after this long gets 504 (408 if its body "
+        "had not all arrived).",
     )
     graceful_shutdown_timeout_seconds: PositiveFloat = Field(
         30.0,

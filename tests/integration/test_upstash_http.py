@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -225,6 +227,26 @@ def test_request_timeout_is_504(http: httpx.Client) -> None:
     assert r.json() == {"error": "request did not complete within server.request_timeout_seconds=1"}
     assert time.monotonic() - started < 3
     assert http.get("/ping").status_code == 200
+
+
+def test_a_body_that_does_not_arrive_in_time_is_408_not_504(gateway: str) -> None:
+    """The client's fault, not the gateway's: a 5xx would page whoever watches the
+    error rate (found by the fault suite: a slow-body attack was all 504s)."""
+    port = int(gateway.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n["PI')
+        started = time.monotonic()
+        received = b""
+        while not re.search(rb"\r\n\r\n.*}$", received, re.S):  # the whole JSON answer
+            chunk = sock.recv(65536)
+            assert chunk, received
+            received += chunk
+    assert time.monotonic() - started < 3
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 "), received
+    assert json.loads(body) == {
+        "error": "request body not received within server.request_timeout_seconds=1"
+    }
 
 
 def test_prefix_mount_and_404(redis_url: str, clean_redis: redis.Redis) -> None:
