@@ -47,6 +47,7 @@ from supervisor.reload.lifecycle import Lifecycle, Resumed
 from supervisor.reload.transaction import Loader
 from supervisor.services import ServiceError
 from supervisor.services.exposure import ExposureWarning
+from supervisor.services.leftovers import LeftoversService, clean_leftovers
 from supervisor.services.logs import LogService
 from supervisor.services.memory import MemoryTrim
 from supervisor.services.metrics import MetricsService
@@ -179,13 +180,6 @@ def _listeners(config: Config) -> list[Listener]:
         raise StartupError(str(exc)) from exc
 
 
-def _clean_leftovers() -> None:
-    """What supervisors that died without a teardown (SIGKILL) left behind."""
-    removed = runtime_files.clean_dead()
-    if removed:
-        log.info("supervisor.leftovers_removed", paths=removed)
-
-
 def _control_server(
     inputs: ConfigInputs,
     path: str,
@@ -239,7 +233,7 @@ def build(inputs: ConfigInputs, loaded: LoadedConfig, resumed: Resumed | None = 
     ``resumed``: ``loaded`` is the last good config, not the sources
     (``run --resume-last-good``)."""
     config = loaded.config
-    _clean_leftovers()
+    clean_leftovers()  # what supervisors that died without a teardown (SIGKILL) left
     state = open_state(loaded, inputs.env)
     loaded, version, loader = state.loaded, state.version, state.loader
     lifecycle = Lifecycle(inputs, loaded, loader, state.store, resumed=resumed)
@@ -260,7 +254,10 @@ def build(inputs: ConfigInputs, loaded: LoadedConfig, resumed: Resumed | None = 
         exposure = ExposureWarning(listeners)
         exposure.check(config)
         # Logging first: the others then log under a reloaded logging config.
-        hooks = FanOut(LogService(), watcher, metrics, systemd, recorder, MemoryTrim(), exposure)
+        hooks = FanOut(
+            LogService(), watcher, metrics, systemd, recorder, MemoryTrim(), exposure,
+            LeftoversService(),
+        )  # fmt: skip
         standby = StandbyWorkers(setup, hooks)
         core = assemble(
             inputs,

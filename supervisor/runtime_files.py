@@ -15,7 +15,9 @@ A supervisor that was SIGKILLed (or OOM-killed) ran no teardown. ``clean_dead`` 
 next start removes only what is provably dead: a run file whose pid is gone (or a
 zombie), with its control socket if connecting to it is refused; a metrics dir whose
 supervisor and every worker that wrote into it are gone. A reused pid only keeps a
-leftover longer; it never removes a live one's.
+leftover longer; it never removes a live one's. While ``orphans_draining`` (a dead
+supervisor's metrics dir kept for its live workers), the next supervisor looks again
+(``supervisor.services.leftovers``).
 """
 
 from __future__ import annotations
@@ -164,12 +166,24 @@ def _refused(path: str) -> bool:
     return False
 
 
-def _dead_metrics_dir(path: Path) -> bool:
+def _metrics_dir_state(path: Path) -> str:
+    """``live`` (its supervisor runs, or not ours), ``orphans`` (its supervisor is dead,
+    some worker that wrote into it is not: it may still drain) or ``dead``."""
     match = _METRICS_DIR.match(path.name)
     if match is None or pid_alive(int(match.group(1))):
-        return False
+        return "live"
     pids = {int(m.group(1)) for f in path.glob("*.db") if (m := _SAMPLE_FILE.search(f.name))}
-    return not any(pid_alive(pid) for pid in pids)  # orphaned workers may still drain
+    return "orphans" if any(pid_alive(pid) for pid in pids) else "dead"
+
+
+def _metrics_dirs() -> list[Path]:
+    parent = Path(metrics_parent() or tempfile.gettempdir())
+    return [p for p in parent.glob(f"{METRICS_DIR_PREFIX}*") if _ours(p) and p.is_dir()]
+
+
+def orphans_draining() -> bool:
+    """Whether a dead supervisor's metrics dir is kept because its workers still run."""
+    return any(_metrics_dir_state(path) == "orphans" for path in _metrics_dirs())
 
 
 def clean_dead() -> list[str]:
@@ -186,9 +200,8 @@ def clean_dead() -> list[str]:
         with contextlib.suppress(OSError):
             path.unlink()
             removed.append(str(path))
-    parent = Path(metrics_parent() or tempfile.gettempdir())
-    for path in parent.glob(f"{METRICS_DIR_PREFIX}*"):
-        if _ours(path) and path.is_dir() and _dead_metrics_dir(path):
+    for path in _metrics_dirs():
+        if _metrics_dir_state(path) == "dead":
             shutil.rmtree(path, ignore_errors=True)
             removed.append(str(path))
     return removed

@@ -6,7 +6,9 @@ the lifecycle events it cares about (the others are no-ops for it).
 * ``metrics.MetricsService``: the Prometheus endpoint and the supervisor's series;
 * ``systemd.SystemdService``: sd_notify (READY, RELOADING, STOPPING, STATUS, watchdog);
 * ``memory.MemoryTrim``: hands freed heap back to the OS after boot and reloads;
-* ``exposure.ExposureWarning``: warns when auth is off beyond loopback (start, commit).
+* ``exposure.ExposureWarning``: warns when auth is off beyond loopback (start, commit);
+* ``leftovers.LeftoversService``: removes a dead supervisor's metrics dir once its
+  orphaned workers are gone (the builder removes the rest at start).
 
 The builder (``supervisor.builder``) creates them and fans the hooks out to them in
 that order. Watcher and metrics are hot-reloadable like the rest of the config.

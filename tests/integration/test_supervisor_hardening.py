@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import psutil
+import redis
 
 from tests.helpers import free_port, wait_until
 from tests.integration.conftest import Gateway, pid_alive
@@ -89,5 +91,39 @@ def test_a_sigkilled_supervisors_leftovers_are_removed_at_the_next_start(
         assert not any(p.exists() for p in leftovers), [p for p in leftovers if p.exists()]
         assert "supervisor.leftovers_removed" in second.logs()
         assert len(list(rundir.glob("redis-gateway-run-*.json"))) == 1  # the second's own
+    finally:
+        shutil.rmtree(rundir, ignore_errors=True)
+
+
+def test_a_dead_supervisors_metrics_dir_goes_once_its_orphans_have_drained(
+    gateway_factory: Callable[..., Gateway], clean_redis: redis.Redis
+) -> None:
+    """Restarted at once (as systemd's Restart= does), the new supervisor found the dead
+    one's orphaned workers still draining, kept their metrics dir (rightly: they may
+    still write into it), and never looked again: it outlived even its clean stop
+    (found by the fault suite)."""
+    rundir = Path(tempfile.mkdtemp(prefix="rg-rt-"))
+    try:
+        env = {"XDG_RUNTIME_DIR": str(rundir), "RUNTIME_DIRECTORY": str(rundir)}
+        metrics = {"observability": {"metrics": {"enabled": True, "port": free_port()}}}
+        first = gateway_factory(metrics, env=env)
+        [metrics_dir] = rundir.glob("redis-gateway-metrics-*")
+        orphans = [p.pid for p in _children(first)]
+        # A request that keeps an orphan draining for ~2 s after its supervisor died.
+        blpop = threading.Thread(target=lambda: first.get("/blpop/never-pushed/2", timeout=10))
+        blpop.start()
+        assert first.proc is not None
+        wait_until(lambda: clean_redis.info("clients")["blocked_clients"] == 1, what="BLPOP")
+        first.proc.kill()
+        first.proc.wait()
+        second = gateway_factory(
+            {"observability": {"metrics": {"enabled": True, "port": free_port()}}}, env=env
+        )
+        assert any(pid_alive(pid) for pid in orphans), "an orphan still drains"
+        assert metrics_dir.exists()  # kept while an orphan may write into it
+        blpop.join(10)
+        wait_until(lambda: not any(pid_alive(pid) for pid in orphans), what="orphans gone")
+        wait_until(lambda: not metrics_dir.exists(), timeout=15, what="its metrics dir removed")
+        assert "supervisor.leftovers_removed" in second.logs()
     finally:
         shutil.rmtree(rundir, ignore_errors=True)

@@ -17,6 +17,7 @@ from supervisor.runtime_files import (
     METRICS_DIR_PREFIX,
     RunFile,
     clean_dead,
+    orphans_draining,
     pid_alive,
     running,
 )
@@ -109,3 +110,32 @@ def test_the_identity_refuses_a_request_meant_for_another_supervisor() -> None:
     )
     assert "not pid 7" in (me.mismatch({"config_path": "/etc/gw/a.toml", "pid": 7}) or "")
     assert "not of no config file" in (me.mismatch({"config_path": None}) or "")
+
+
+def test_a_dead_supervisors_dir_kept_for_its_orphans_is_looked_at_again(rundir: Path) -> None:
+    """Restarted at once, a supervisor finds the dead one's workers draining: their dir
+    stays, and ``LeftoversService`` removes it once they are gone (then stops looking)."""
+    from supervisor.services.leftovers import CHECK_SECONDS, LeftoversService
+
+    dead = _dead_pid()
+    orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        kept = rundir / f"{METRICS_DIR_PREFIX}{dead}-abc"
+        kept.mkdir()
+        (kept / f"counter_{orphan.pid}.db").write_bytes(b"x" * 16)
+        assert clean_dead() == [] and orphans_draining()
+        now = [0.0]
+        service = LeftoversService(clock=lambda: now[0])
+        assert service.waiting
+        service.tick([])
+        assert kept.exists()  # not yet: every CHECK_SECONDS
+        orphan.kill()
+        orphan.wait()
+        service.tick([])
+        assert kept.exists()
+        now[0] = CHECK_SECONDS
+        service.tick([])
+        assert not kept.exists() and not service.waiting and not orphans_draining()
+    finally:
+        orphan.kill()
+        orphan.wait()
