@@ -5,7 +5,8 @@ At start the builder removes what supervisors killed without a teardown left beh
 theirs may still write into: restarted at once (systemd's ``Restart=``), a supervisor
 finds them draining. Those exit by themselves within their drain deadline, so while any
 such dir is left, ``tick`` looks again every ``CHECK_SECONDS`` and removes it once they
-are gone; then it stops looking (a bool test per main-loop iteration).
+are gone, and so does ``stopping``; then it stops looking (a bool test per main-loop
+iteration).
 """
 
 from __future__ import annotations
@@ -43,8 +44,14 @@ class LeftoversService:
         self.waiting = runtime_files.orphans_draining()
 
     def tick(self, workers: Sequence[WorkerHandle]) -> None:
-        if not self.waiting or self._clock() < self._next:
-            return
+        if self.waiting and self._clock() >= self._next:
+            self._look()
+
+    def stopping(self) -> None:
+        if self.waiting:
+            self._look()
+
+    def _look(self) -> None:
         self._next = self._clock() + CHECK_SECONDS
         clean_leftovers()
         self.waiting = runtime_files.orphans_draining()
@@ -62,9 +69,6 @@ class LeftoversService:
         pass
 
     def reload_finished(self, outcome: ReloadOutcome, status: str) -> None:
-        pass
-
-    def stopping(self) -> None:
         pass
 
     def worker_exited(self, pid: int) -> None:

@@ -133,9 +133,16 @@ def test_a_dead_supervisors_dir_kept_for_its_orphans_is_looked_at_again(rundir: 
         orphan.wait()
         service.tick([])
         assert kept.exists()
+        service.stopping()  # a stop looks at once
+        assert not kept.exists() and not service.waiting and not orphans_draining()
+        again = rundir / f"{METRICS_DIR_PREFIX}{dead}-def"  # (as if) kept once more
+        again.mkdir()
+        service.waiting = True
+        service.tick([])
+        assert again.exists()  # the next look is CHECK_SECONDS after the last one
         now[0] = CHECK_SECONDS
         service.tick([])
-        assert not kept.exists() and not service.waiting and not orphans_draining()
+        assert not again.exists() and not service.waiting
     finally:
         orphan.kill()
         orphan.wait()
