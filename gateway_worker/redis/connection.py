@@ -154,7 +154,13 @@ class RespConnection(asyncio.Protocol):
             self._sent_at.popleft()
             # A future whose request timed out or was cancelled is skipped: its reply
             # still arrives and must be consumed to keep the FIFO aligned.
-            if not fut.done():
+            if fut.done():
+                continue
+            if isinstance(reply, ReplyError) and reply.startswith("LOADING"):
+                # Restarted, Redis refuses every command (it did not run) until its data
+                # is loaded: an outage (503, reads retried), not the request's error (400).
+                fut.set_exception(RedisUnavailable(f"Redis at {self.where}: {reply}"))
+            else:
                 fut.set_result(reply)
 
     def connection_lost(self, exc: Exception | None) -> None:

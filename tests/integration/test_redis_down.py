@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
+import redis
 
 from supervisor.embedded_redis import EmbeddedRedis
 from tests.helpers import wait_until
@@ -66,3 +69,45 @@ def test_redis_down_then_back(own_redis: EmbeddedRedis) -> None:
             assert http.get("/get/k").json() == {"result": "again"}
         finally:
             back.stop()
+
+
+def test_a_redis_loading_its_dataset_is_503_not_400() -> None:
+    """Restarted, Redis answers -LOADING to every command until its dataset is in memory:
+    the gateway said 400, as if the request were wrong (found by the fault suite's Redis
+    restart: clients such as the Upstash SDK do not retry a 400)."""
+    # key-load-delay (µs per key, a test knob of Redis and valkey): 20,000 SETs in the AOF
+    # load in ~4 s, and clients are answered (-LOADING) every 1,024 of them.
+    server = EmbeddedRedis(extra_args=("--appendonly", "yes", "--key-load-delay", "200"))
+    server.start()
+    loading = threading.Thread(target=server.start)
+    try:
+        with redis.Redis(port=server.port).pipeline(transaction=False) as fill:
+            for i in range(20_000):
+                fill.set(f"fill:{i}", "x")
+            fill.execute()
+        config = make_config(server.url, redis={"max_retries": 1, "retry_delay_ms": 50})
+        with running_gateway(config) as base, httpx.Client(base_url=base, timeout=10) as http:
+            server.stop(keep_data=True)
+            loading.start()  # returns once the dataset is loaded
+            wait_until(lambda: _answers(server.port, b"-LOADING"), what="Redis loading")
+            for path in ("/incr/n", "/get/n", "/webdis/INCR/n"):
+                r = http.get(path)
+                assert r.status_code == 503, (path, r.text)
+                assert "LOADING" in r.text and "Redis unavailable" in r.text, r.text
+            r = http.post("/pipeline", content=b'[["GET","n"],["INCR","n"]]')
+            assert r.status_code == 503, r.text
+            loading.join(30)
+            wait_until(lambda: http.get("/incr/n").status_code == 200, what="served again")
+    finally:
+        if loading.is_alive():
+            loading.join(30)
+        server.stop()
+
+
+def _answers(port: int, prefix: bytes) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(prefix)
+    except OSError:
+        return False
