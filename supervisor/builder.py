@@ -10,8 +10,9 @@
                      ▼
                   WorkerPool ─ spawns ─► ProcessFactory ─► StandbyWorkers, WorkerProcess
                      │
-                  Hooks = FanOut(LogService, WatcherService, MetricsService,
-                                 SystemdService, MemoryTrim, ExposureWarning)
+                  Hooks = FanOut(LogService, EmbeddedRedisService, WatcherService,
+                                 MetricsService, SystemdService, StateService,
+                                 MemoryTrim, ExposureWarning)
 
 ``assemble`` builds the core (inbox, pool, generations, arbiter) from its edges (worker
 factory, hooks, config preparer, loader, clock): the unit tests pass fakes for those.
@@ -46,6 +47,7 @@ from supervisor.reload.generations import ConfigPreparer, Generations
 from supervisor.reload.lifecycle import Lifecycle, Resumed
 from supervisor.reload.transaction import Loader
 from supervisor.services import ServiceError
+from supervisor.services.embedded_redis import EmbeddedRedisService
 from supervisor.services.exposure import ExposureWarning
 from supervisor.services.logs import LogService
 from supervisor.services.memory import MemoryTrim
@@ -192,13 +194,17 @@ def _control_server(
     core: Core,
     recorder: StateService,
     stack: contextlib.ExitStack,
+    *,
+    setup: WorkerSetup,
 ) -> ControlServer:
     """The control socket, and the run file that lets `reload -c FILE` find it."""
     identity = SupervisorIdentity(
         os.getpid(), runtime_files.absolute_config_path(inputs.main_path), path
     )
     try:
-        commands = ControlCommands(core.arbiter, core.inbox, identity, core.generations, recorder)
+        commands = ControlCommands(
+            core.arbiter, core.inbox, identity, core.generations, recorder, embedded=setup
+        )
         control = ControlServer(path, commands, identity)
     except ControlError as exc:
         raise StartupError(str(exc)) from exc
@@ -260,7 +266,10 @@ def build(inputs: ConfigInputs, loaded: LoadedConfig, resumed: Resumed | None = 
         exposure = ExposureWarning(listeners)
         exposure.check(config)
         # Logging first: the others then log under a reloaded logging config.
-        hooks = FanOut(LogService(), watcher, metrics, systemd, recorder, MemoryTrim(), exposure)
+        embedded = EmbeddedRedisService(setup, loaded)
+        hooks = FanOut(
+            LogService(), embedded, watcher, metrics, systemd, recorder, MemoryTrim(), exposure
+        )
         standby = StandbyWorkers(setup, hooks)
         core = assemble(
             inputs,
@@ -275,7 +284,7 @@ def build(inputs: ConfigInputs, loaded: LoadedConfig, resumed: Resumed | None = 
             lifecycle=lifecycle,
             version=version,
         )
-        control = _control_server(inputs, control_path, core, recorder, stack)
+        control = _control_server(inputs, control_path, core, recorder, stack, setup=setup)
         stack.callback(core.pool.close)
         stack.callback(metrics.close)
         stack.callback(watcher.close)  # also when a reload turns the watcher on
