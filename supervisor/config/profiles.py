@@ -95,8 +95,13 @@ def secret_keys(model: type[BaseModel] = Config, prefix: str = "") -> list[str]:
 #: var or --set overrides them). `dev` serves on loopback only: README command 1
 #: starts an unauthenticated gateway with raw commands, which must not face a network
 #: unless someone says so (`server.host = "0.0.0.0"`).
+#: `dev` also logs in the console format (JSON stays the default of staging and prod,
+#: where logs go to a collector).
 PROFILE_DEFAULTS: dict[str, dict[tuple[str, ...], object]] = {
-    "dev": {("server", "host"): "127.0.0.1"},
+    "dev": {
+        ("server", "host"): "127.0.0.1",
+        ("observability", "logging", "format"): "pretty",
+    },
 }
 
 # dotted key -> (source description, value is secret)
