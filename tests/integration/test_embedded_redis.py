@@ -98,6 +98,13 @@ def test_a_killed_embedded_redis_is_logged_restarted_and_reported(dev_gateway: D
     assert again["url"] == first["url"]  # same port: the workers reconnect by themselves
     wait_until(lambda: http_get(dev_gateway.port, "/set/k/v")[0] == 200, what="serving again")
     assert dev_gateway.events("embedded_redis.restarted")
+    # Every line names its writer: the supervisor's own, a worker's with its slot and
+    # generation, never a worker's pid as the supervisor's.
+    ready = dev_gateway.events("worker.ready")[0]
+    assert (ready["process"], ready["generation"], ready["slot"]) == ("worker", 1, 0)
+    supervisor_pid = dev_gateway.proc.pid
+    assert {e["pid"] for e in dev_gateway.events("worker.spawned")} <= {supervisor_pid}
+    assert exited["process"] == "supervisor" and exited["pid"] == supervisor_pid
 
 
 def test_the_embedded_redis_dies_with_a_sigkilled_supervisor(dev_gateway: DevGateway) -> None:
