@@ -214,7 +214,9 @@ class GatewayApp:
         if span is not None:
             self.tracing.finish_request(span, response.status, response.command)
         elapsed = time.perf_counter() - start
-        self.metrics.observe(protocol, response.command, response.status, elapsed)
+        self.metrics.observe(
+            protocol, response.command, response.status, elapsed, response.batch_size
+        )
         if self.access_log:
             client = scope.get("client")
             log.info(
@@ -222,6 +224,7 @@ class GatewayApp:
                 method=scope["method"],
                 protocol=protocol,
                 command=metrics.command_label(response.command),
+                commands=response.batch_size,
                 status=response.status,
                 duration_ms=round(elapsed * 1000, 3),
                 client_ip=client[0] if client else None,
