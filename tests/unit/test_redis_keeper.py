@@ -126,3 +126,18 @@ def test_metrics_show_the_embedded_redis_only_once_there_is_one() -> None:
     text = generate_latest(registry).decode()
     assert "redis_gateway_embedded_redis_up 0.0" in text
     assert "redis_gateway_embedded_redis_restarts_total 2.0" in text
+
+
+def test_every_status_option_has_help() -> None:
+    from click.testing import CliRunner
+
+    from supervisor.cli_run import status
+
+    result = CliRunner().invoke(status, ["--help"])
+    assert result.exit_code == 0
+    assert (
+        "--timeout FLOAT  Seconds to wait for the supervisor's answer"
+        in " ".join(result.output.split("\n"))
+        or "Seconds to wait for the supervisor's answer" in result.output
+    )
+    assert all(p.help for p in status.params if not p.hidden and p.name != "help")  # type: ignore[attr-defined]
