@@ -135,9 +135,5 @@ def test_every_status_option_has_help() -> None:
 
     result = CliRunner().invoke(status, ["--help"])
     assert result.exit_code == 0
-    assert (
-        "--timeout FLOAT  Seconds to wait for the supervisor's answer"
-        in " ".join(result.output.split("\n"))
-        or "Seconds to wait for the supervisor's answer" in result.output
-    )
+    assert "Seconds to wait for the supervisor's answer" in result.output
     assert all(p.help for p in status.params if not p.hidden and p.name != "help")  # type: ignore[attr-defined]
