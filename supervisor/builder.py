@@ -41,7 +41,7 @@ from supervisor.config import ConfigInputs, LoadedConfig, load_config
 from supervisor.config.state_paths import state_dir_of
 from supervisor.config.store import StateStore
 from supervisor.embedded_redis import EmbeddedRedisError
-from supervisor.hooks import FanOut, Hooks
+from supervisor.hooks import FanOut, Hooks, Listeners
 from supervisor.loop import MainLoop
 from supervisor.reload.generations import ConfigPreparer, Generations
 from supervisor.reload.lifecycle import Lifecycle, Resumed
@@ -227,6 +227,35 @@ def _write_run_file(identity: SupervisorIdentity, stack: contextlib.ExitStack) -
     stack.callback(run.remove)
 
 
+def _listeners_of(
+    *,
+    logs: LogService,
+    embedded: EmbeddedRedisService,
+    watcher: WatcherService,
+    metrics: MetricsService,
+    systemd: SystemdService,
+    recorder: StateService,
+    exposure: ExposureWarning,
+) -> Listeners:
+    """Who hears which lifecycle event, in order: logging is reconfigured first (the
+    others then log under the new config); memory is trimmed last, after systemd heard
+    the outcome (trimming must not delay READY)."""
+    memory = MemoryTrim()
+    return Listeners(
+        ready=[systemd, recorder, memory],
+        reloading=[systemd],
+        inputs_read=[watcher],
+        committed=[logs, embedded, watcher, metrics, recorder, exposure],
+        reload_finished=[metrics, systemd, recorder, memory],
+        stopping=[systemd],
+        worker_exited=[metrics],
+        worker_restarted=[metrics],
+        reopen_logs=[logs],
+        drift_changed=[metrics],
+        tick=[embedded, metrics, systemd],
+    )
+
+
 def _worker_setup(config: Config, control_path: str) -> WorkerSetup:
     """What workers receive besides their sockets; the embedded Redis started if needed."""
     setup = WorkerSetup(control_path)
@@ -265,10 +294,17 @@ def build(inputs: ConfigInputs, loaded: LoadedConfig, resumed: Resumed | None = 
         metrics = MetricsService(setup, loaded, version, state_ok=lambda: recorder.ok)
         exposure = ExposureWarning(listeners)
         exposure.check(config)
-        # Logging first: the others then log under a reloaded logging config.
         embedded = EmbeddedRedisService(setup, loaded)
         hooks = FanOut(
-            LogService(), embedded, watcher, metrics, systemd, recorder, MemoryTrim(), exposure
+            _listeners_of(
+                logs=LogService(),
+                embedded=embedded,
+                watcher=watcher,
+                metrics=metrics,
+                systemd=systemd,
+                recorder=recorder,
+                exposure=exposure,
+            )
         )
         standby = StandbyWorkers(setup, hooks)
         core = assemble(

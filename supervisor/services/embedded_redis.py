@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from supervisor.config import LoadedConfig
-from supervisor.reload.outcome import ReloadOutcome
 from supervisor.workers.handle import WorkerHandle
 from supervisor.workers.setup import WorkerSetup
 
@@ -27,30 +26,3 @@ class EmbeddedRedisService:
 
     def committed(self, loaded: LoadedConfig, version: int) -> None:
         self._cap = loaded.config.supervisor.restart_backoff_max_seconds
-
-    def ready(self, status: str) -> None:
-        pass
-
-    def reloading(self) -> None:
-        pass
-
-    def inputs_read(self, fingerprint: str, settled: bool) -> None:
-        pass
-
-    def reload_finished(self, outcome: ReloadOutcome, status: str) -> None:
-        pass
-
-    def stopping(self) -> None:
-        pass
-
-    def worker_exited(self, pid: int) -> None:
-        pass
-
-    def worker_restarted(self) -> None:
-        pass
-
-    def reopen_logs(self) -> None:
-        pass
-
-    def drift_changed(self, state: str) -> None:
-        pass

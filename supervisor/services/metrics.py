@@ -132,21 +132,6 @@ class MetricsService:
         if self.server is not None:
             self.server.stop()
 
-    def ready(self, status: str) -> None:
-        pass
-
-    def reloading(self) -> None:
-        pass
-
-    def inputs_read(self, fingerprint: str, settled: bool) -> None:
-        pass
-
-    def stopping(self) -> None:
-        pass
-
-    def reopen_logs(self) -> None:
-        pass
-
     def drift_changed(self, state: str) -> None:
         self._drift = state
         if self.metrics is not None:
