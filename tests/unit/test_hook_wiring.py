@@ -33,6 +33,7 @@ def test_every_implemented_event_is_wired() -> None:
     wired_objects = {id(h): h for event in EVENTS for h in getattr(listeners, event)}
     # Every service handed over (and the memory trim) hears something.
     assert len(wired_objects) == 8
+    assert any(isinstance(h, MemoryTrim) for h in wired_objects.values())
     for service in wired_objects.values():
         for event in EVENTS:
             implemented = callable(getattr(type(service), event, None))
