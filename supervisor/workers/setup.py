@@ -31,7 +31,8 @@ log = structlog.get_logger("redis_gateway.supervisor")
 
 
 def wants_embedded_redis(config: Config) -> bool:
-    return config.profile == "dev" and config.redis.url is None and config.supervisor.embedded_redis
+    redis = config.redis
+    return config.profile == "dev" and redis.uses_embedded and config.supervisor.embedded_redis
 
 
 class WorkerSetup:
