@@ -93,7 +93,7 @@ def test_sentinel_password_is_a_secret_never_shown() -> None:
             mode="sentinel",
             nodes=["s:1"],
             sentinel_master="m",
-            sentinel_password="hunter2-secret",  # type: ignore[arg-type]
+            sentinel_password="hunter2-secret",
         )
     )
     assert "hunter2" not in str(dump_redacted(cfg))
