@@ -59,8 +59,13 @@ class RedisBackend(RedisExecutor, Protocol):
     """What the app owns: a ``RedisExecutor`` for one topology (``redis.mode``), with
     its lifecycle and readiness (built by ``gateway_worker.redis.topology``)."""
 
-    healthy: bool
-    last_error: str | None
+    @property
+    def healthy(self) -> bool:
+        """Whether Redis answered last time anyone looked (logged on every change)."""
+
+    @property
+    def last_error(self) -> str | None:
+        """The last Redis failure, for ``/readyz`` and logs."""
 
     @property
     def where(self) -> str:

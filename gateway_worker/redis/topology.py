@@ -15,10 +15,13 @@ from gateway_worker.config import RedisConfig
 from gateway_worker.redis.client import RedisClient
 from gateway_worker.redis.cluster.client import ClusterClient
 from gateway_worker.redis.executor import ErrorHook, RedisBackend
+from gateway_worker.redis.sentinel.client import SentinelClient
 
 
 def build_backend(cfg: RedisConfig, on_error: ErrorHook | None = None) -> RedisBackend:
     """The backend for ``cfg.mode`` (see the module docstring)."""
     if cfg.mode == "cluster":
         return ClusterClient(cfg, on_error=on_error)
+    if cfg.mode == "sentinel":
+        return SentinelClient(cfg, on_error=on_error)
     return RedisClient(cfg, on_error=on_error)
