@@ -49,7 +49,6 @@ class Job:
 
 Route = int | Job | ReplyError
 
-_FIRST_KEY = frozenset(n.encode() for n, kind in KEY_SPECS.items() if kind == "first")
 _ANY_NODE = frozenset({b"PING", b"ECHO", b"TIME", b"COMMAND", b"LOLWUT", b"RANDOMKEY"})
 
 _ONE_NODE = (
@@ -79,6 +78,12 @@ _REFUSED: dict[bytes, str] = {
     b"READWRITE": "the gateway manages its cluster connections itself",
     b"ASKING": "the gateway follows ASK redirects itself",
 }
+
+
+# Checked first on the hot path: the commands whose key is args[1] (refused ones aside).
+_FIRST_KEY = frozenset(
+    n.encode() for n, kind in KEY_SPECS.items() if kind == "first" and n.encode() not in _REFUSED
+)
 
 
 def refused(name: bytes, reason: str) -> ReplyError:
