@@ -265,8 +265,13 @@ class LocalCluster(_Topology):
             return sorted({int(r[2][1]) for r in c.execute_command("CLUSTER", "SLOTS")})
 
     def move_slot(self, slot: int, to_port: int) -> None:
-        """Reshard ``slot`` (with its keys) to the primary at ``to_port``: SETSLOT
-        IMPORTING/MIGRATING, MIGRATE the keys, SETSLOT NODE on every primary."""
+        """Reshard ``slot`` (with its keys) to the primary at ``to_port``."""
+        self.begin_migration(slot, to_port)
+        self.finish_migration(slot, to_port)
+
+    def begin_migration(self, slot: int, to_port: int, keys: list[bytes] | None = None) -> None:
+        """SETSLOT IMPORTING/MIGRATING, then MIGRATE ``keys`` (default: every key of the
+        slot): until ``finish_migration`` the old owner answers ASK for keys it lost."""
         source = self.server(self.owner_of_slot(slot))
         target = self.server(to_port)
         with source.client() as src, target.client() as dst:
@@ -274,11 +279,18 @@ class LocalCluster(_Topology):
             target_id = dst.execute_command("CLUSTER", "MYID").decode()
             dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
             src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
-            while keys := src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
-                src.execute_command("MIGRATE", "127.0.0.1", to_port, "", 0, 5000, "KEYS", *keys)
-            for port in self.primary_ports():
-                with self.server(port).client() as c:
-                    c.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+            while batch := keys or src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+                src.execute_command("MIGRATE", "127.0.0.1", to_port, "", 0, 5000, "KEYS", *batch)
+                if keys:
+                    break
+
+    def finish_migration(self, slot: int, to_port: int) -> None:
+        """SETSLOT NODE on every primary: ``to_port`` owns ``slot`` now."""
+        with self.server(to_port).client() as dst:
+            target_id = dst.execute_command("CLUSTER", "MYID").decode()
+        for port in self.primary_ports():
+            with self.server(port).client() as c:
+                c.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
 
 
 SENTINEL_CONF = """port {port}

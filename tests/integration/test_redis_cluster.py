@@ -234,28 +234,40 @@ def test_pubsub_streams_through_the_cluster(
         _kill_subscribers(cluster)
 
 
-def test_moved_after_resharding_and_ask_during_it(
+def test_ask_during_a_resharding_and_moved_after_it(
     http: httpx.Client, cluster: LocalCluster
 ) -> None:
-    assert http.post("/", json=["SET", "moving", "before"]).json() == {"result": "OK"}
-    slot = key_slot(b"moving")
+    assert http.post("/", json=["MSET", "{mv}gone", "1", "{mv}stays", "2"]).json() == {
+        "result": "OK"
+    }
+    slot = key_slot(b"{mv}")
     source = cluster.owner_of_slot(slot)
     target = next(p for p in cluster.primary_ports() if p != source)
-    cluster.move_slot(slot, target)
-    with cluster.server(source).client() as src:
-        rejected_before = _rejected_gets(src)
-    # The gateway's slot map still names the old owner: it gets MOVED and follows it.
-    assert http.get("/get/moving").json() == {"result": "before"}
-    with cluster.server(source).client() as src:
-        assert _rejected_gets(src) == rejected_before + 1
-    assert http.post("/", json=["SET", "moving", "after"]).json() == {"result": "OK"}
-    with cluster.server(target).client() as dst:
-        assert dst.get("moving") == b"after"
+    src, dst = cluster.server(source).client(), cluster.server(target).client()
+    try:
+        cluster.begin_migration(slot, target, keys=[b"{mv}gone"])
+        asking = _calls(dst, "asking")
+        # The source still owns the slot but lost that key: ASK, then ASKING + GET there.
+        assert http.get("/get/{mv}gone").json() == {"result": "1"}
+        assert _calls(dst, "asking") == asking + 1
+        assert http.get("/get/{mv}stays").json() == {"result": "2"}  # still at the source
+        cluster.move_slot(slot, target)  # the rest of the slot, and the new owner
+        rejected = _calls(src, "get", "rejected_calls")
+        # The gateway's map still names the old owner: it gets MOVED and follows it.
+        assert http.get("/get/{mv}stays").json() == {"result": "2"}
+        assert _calls(src, "get", "rejected_calls") == rejected + 1
+        assert http.get("/set/{mv}stays/3").json() == {"result": "OK"}
+        assert dst.get("{mv}stays") == b"3"
+        assert http.get("/get/{mv}stays").json() == {"result": "3"}
+        assert _calls(src, "get", "rejected_calls") == rejected + 1  # the map learnt it
+    finally:
+        src.close()
+        dst.close()
 
 
-def _rejected_gets(node: redis.Redis) -> int:
-    stats = node.info("commandstats").get("cmdstat_get", {})
-    return int(stats.get("rejected_calls", 0))
+def _calls(node: redis.Redis, command: str, field: str = "calls") -> int:
+    stats = node.info("commandstats").get(f"cmdstat_{command}", {})
+    return int(stats.get(field, 0))
 
 
 def test_a_primary_killed_under_load_fails_over(

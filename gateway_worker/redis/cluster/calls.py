@@ -160,7 +160,9 @@ class Caller:
                 if reply.startswith("MOVED"):
                     self._keeper.map.moved(*moved)
                     self._keeper.refresh_soon()
-                    target = target if isinstance(target, int) else moved[1]
+                    # A fan-out part follows to that node; anything else (ANY too:
+                    # a command we could not route) to that slot, now mapped there.
+                    target = moved[1] if isinstance(target, tuple) else moved[0]
                 else:
                     asking = moved[1]
                 continue

@@ -200,9 +200,9 @@ class ClusterClient:
 
     @contextlib.asynccontextmanager
     async def dedicated(self, db: int | None = None) -> AsyncIterator[DedicatedConnection]:
-        if db:
-            raise RedisUnavailable(str(_only_db0(db)))
         conn = RoutedConnection(self.exclusive, self.caller, self._route_dedicated)
+        if db:
+            conn.refusal = _only_db0(db)
         clean = False
         try:
             yield conn

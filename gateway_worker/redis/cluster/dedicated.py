@@ -60,9 +60,9 @@ class Exclusive:
     def release(self, address: Address, conn: RespConnection, clean: bool) -> None:
         self._links.pool(address).release(address, conn, clean)
 
-    def follow(self, reply: RespValue, address: Address) -> tuple[Address | None, bool] | None:
-        """Where to go after ``reply``: (node or None for the map's, asking), or None
-        when ``reply`` is the answer."""
+    def follow(self, reply: RespValue, address: Address) -> tuple[Address, bool] | None:
+        """Where to send the command again after ``reply`` (the node, and whether with
+        ASKING), or None when ``reply`` is the answer. A MOVED updates the map."""
         if not isinstance(reply, ReplyError) or not reply.startswith(("MOVED ", "ASK ")):
             return None
         moved = redirect(reply, address)
@@ -71,17 +71,17 @@ class Exclusive:
         if reply.startswith("MOVED"):
             self._keeper.map.moved(*moved)
             self._keeper.refresh_soon()
-            return None, False
+            return moved[1], False
         return moved[1], True
 
     async def call(self, target: Target, args: Sequence[bytes], name: bytes) -> RespValue:
-        asking: Address | None = None
+        step: tuple[Address, bool] | None = None
         for _ in range(MAX_HOPS):
-            address = asking or self._caller.node_for(target)
+            address = step[0] if step else self._caller.node_for(target)
             conn = await self.acquire(address)
             clean = False
             try:
-                if asking is not None:
+                if step and step[1]:
                     await conn.execute([b"ASKING"], self._timeout)
                 await conn.send(args)
                 if name in SCRIPTS:
@@ -94,20 +94,20 @@ class Exclusive:
             step = self.follow(reply, address)
             if step is None:
                 return reply
-            asking = step[0]
         raise self._failed(RedisUnavailable(f"redirected {MAX_HOPS} times: {reply!r}"), True)
 
     async def transaction(
         self, target: Target, commands: Sequence[Sequence[bytes]]
     ) -> list[RespValue] | ReplyError:
-        asking: Address | None = None
+        step: tuple[Address, bool] | None = None
         for _ in range(MAX_HOPS):
-            address = asking or self._caller.node_for(target)
+            address = step[0] if step else self._caller.node_for(target)
             conn = await self.acquire(address)
             clean = False
             try:
+                asking = bool(step and step[1])
                 result = await transaction_on(
-                    conn, commands, self._links.guard(address), self._timeout, bool(asking)
+                    conn, commands, self._links.guard(address), self._timeout, asking
                 )
                 clean = True
             finally:
@@ -117,7 +117,6 @@ class Exclusive:
             step = self.follow(ReplyError(queued), address) if queued else None
             if step is None:
                 return result
-            asking = step[0]
         return ReplyError(f"EXECABORT the slot kept moving ({MAX_HOPS} redirects)")
 
 
@@ -134,7 +133,8 @@ class RoutedConnection:
         self._address: Address | None = None
         self._first: Sequence[bytes] | None = None
         self._moves = 0
-        self.clean = False
+        #: Answered to the first read instead of running anything (a /DB/ prefix).
+        self.refusal: ReplyError | None = None
 
     async def _place(self, args: Sequence[bytes], address: Address | None = None) -> RespConnection:
         address = address or self._caller.node_for(self._route(args))
@@ -143,6 +143,8 @@ class RoutedConnection:
         return self._conn
 
     async def send(self, args: Sequence[bytes]) -> None:
+        if self.refusal is not None:
+            return
         conn = self._conn
         if conn is None:
             self._first = args
@@ -150,6 +152,9 @@ class RoutedConnection:
         await conn.send(args)
 
     async def read(self, timeout: float | None = None) -> RespValue:
+        if self.refusal is not None:
+            refusal, self.refusal = self.refusal, None
+            return refusal
         if self._conn is None or self._address is None:
             raise RedisUnavailable("nothing was sent on this dedicated connection")
         reply = await self._conn.read(timeout)

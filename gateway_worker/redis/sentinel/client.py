@@ -93,6 +93,7 @@ class SentinelClient:
 
     async def close(self) -> None:
         tasks = [*self._tasks, *([self._search] if self._search else [])]
+        self._tasks = []  # no search starts while closing
         for task in tasks:
             task.cancel()
         for task in tasks:
