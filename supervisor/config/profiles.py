@@ -9,7 +9,7 @@
 | CORS: no '*' origin together with allow_credentials       |     |    x    |  x   |
 | CORS: no '*' origin while auth is off                     |     |         |  x   |
 | features.admin_endpoints only with auth.enabled           |     |    x    |  x   |
-| redis.url is set explicitly (no embedded Redis)           |     |    x    |  x   |
+| redis.url set, or redis.mode cluster/sentinel (no embedded) |     |    x    |  x   |
 | no secret is a placeholder (REPLACE-ME, changeme, ...)    |     |    x    |  x   |
 
 docs/configuration-loading.md documents the same table; keep them together.
@@ -184,7 +184,7 @@ RULES: tuple[_Rule, ...] = (
         "redis.url",
         _STRICT,
         "must be set explicitly in {profile} (the embedded Redis is for dev only)",
-        lambda c: c.redis.url is None,
+        lambda c: c.redis.uses_embedded,
     ),
     _Rule(
         ", ".join(secret_keys()),

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 
 def wants_embedded_redis(config: Config) -> bool:
-    return config.profile == "dev" and config.redis.url is None and config.supervisor.embedded_redis
+    redis = config.redis
+    return config.profile == "dev" and redis.uses_embedded and config.supervisor.embedded_redis
 
 
 class WorkerSetup:
