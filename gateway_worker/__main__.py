@@ -26,7 +26,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from gateway_worker.config import Config
-from gateway_worker.contract import ExitCode
+from gateway_worker.contract import ExitCode, decode_config
 from gateway_worker.pipes import (
     ConfigPipeWatch,
     Heartbeat,
@@ -156,7 +156,8 @@ def run_supervised(listen_fds: Sequence[int], config_fd: int, status_fd: int) ->
     if raw is None:
         return int(ExitCode.ORPHANED)
     try:
-        config = parse_config(raw)
+        message = decode_config(raw)
+        config = parse_config(message["config"])
     except ValidationError as exc:
         return status.fatal(
             f"invalid config from supervisor: {format_validation_error(exc)}",
@@ -164,16 +165,24 @@ def run_supervised(listen_fds: Sequence[int], config_fd: int, status_fd: int) ->
         )
     except ValueError as exc:
         return status.fatal(f"unreadable config from supervisor: {exc}", ExitCode.CONFIG_ERROR)
-    return _run(config, [socket.socket(fileno=fd) for fd in listen_fds], status, config_fd)
+    sockets = [socket.socket(fileno=fd) for fd in listen_fds]
+    who = {"generation": message["generation"], "slot": message["slot"]}
+    return _run(config, sockets, status, config_fd, who)
 
 
 def _run(
-    config: Config, sockets: list[socket.socket], status: StatusChannel, config_fd: int | None
+    config: Config,
+    sockets: list[socket.socket],
+    status: StatusChannel,
+    config_fd: int | None,
+    who: Mapping[str, object] | None = None,
 ) -> int:
     from gateway_worker.observability.logging import configure_logging
 
     try:
-        configure_logging(config.observability.logging, process="worker", pid=os.getpid())
+        configure_logging(
+            config.observability.logging, process="worker", pid=os.getpid(), **(who or {})
+        )
     except OSError as exc:
         return status.fatal(
             f"observability.logging.output {config.observability.logging.output!r}: "

@@ -8,8 +8,10 @@ A worker is a fresh interpreter started by the supervisor as::
 with those fds inherited (``pass_fds``); nothing secret is in argv or the environment.
 
 Config pipe (supervisor → worker, fd C)
-    The supervisor writes ONE line: the JSON of ``config.dump_with_secrets()``
-    (secrets in clear, this pipe is private to the two processes), then keeps the
+    The supervisor writes ONE line, a ``ConfigMessage``: ``{"generation": G, "slot":
+    N, "config": <config.dump_with_secrets()>}`` (secrets in clear, this pipe is
+    private to the two processes; generation and slot name the worker in its logs),
+    then keeps the
     write end open for the worker's whole life. EOF on it means the supervisor is
     gone: the worker then drains and exits by itself (no orphans, even after
     SIGKILL of the supervisor). The line may come long after the start: a worker
@@ -62,6 +64,32 @@ class ExitCode(enum.IntEnum):
     BOOT_ERROR = 4
     #: The supervisor went away (EOF on the config pipe).
     ORPHANED = 5
+
+
+class ConfigMessage(TypedDict):
+    """The one line on the config pipe."""
+
+    generation: int
+    slot: int
+    config: dict[str, Any]
+
+
+def encode_config(generation: int, slot: int, config: dict[str, Any]) -> bytes:
+    """The config-pipe line."""
+    message: ConfigMessage = {"generation": generation, "slot": slot, "config": config}
+    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
+
+
+def decode_config(line: bytes) -> ConfigMessage:
+    """Parse the config-pipe line; raises ValueError when it is not a ConfigMessage."""
+    data = json.loads(line)
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("config"), dict)
+        or not all(isinstance(data.get(k), int) for k in ("generation", "slot"))
+    ):
+        raise ValueError("not a config message: expected generation, slot and config")
+    return data  # type: ignore[return-value]
 
 
 class StatusMessage(TypedDict, total=False):

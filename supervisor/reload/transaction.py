@@ -277,7 +277,7 @@ class ReloadTransaction:
         log.info(
             "generation.draining",
             generation=gens.serving,
-            pids=[w.pid for w in self.old_workers],
+            worker_pids=[w.pid for w in self.old_workers],
             timeout=timeout,
         )
         gens.switch(self.generation, self.loaded, self.listeners, self.worker_config)

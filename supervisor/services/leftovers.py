@@ -17,8 +17,6 @@ from collections.abc import Callable, Sequence
 import structlog
 
 from supervisor import runtime_files
-from supervisor.config import LoadedConfig
-from supervisor.reload.outcome import ReloadOutcome
 from supervisor.workers.handle import WorkerHandle
 
 log = structlog.get_logger("redis_gateway.supervisor")
@@ -55,30 +53,3 @@ class LeftoversService:
         self._next = self._clock() + CHECK_SECONDS
         clean_leftovers()
         self.waiting = runtime_files.orphans_draining()
-
-    def ready(self, status: str) -> None:
-        pass
-
-    def reloading(self) -> None:
-        pass
-
-    def inputs_read(self, fingerprint: str, settled: bool) -> None:
-        pass
-
-    def committed(self, loaded: LoadedConfig, version: int) -> None:
-        pass
-
-    def reload_finished(self, outcome: ReloadOutcome, status: str) -> None:
-        pass
-
-    def worker_exited(self, pid: int) -> None:
-        pass
-
-    def worker_restarted(self) -> None:
-        pass
-
-    def reopen_logs(self) -> None:
-        pass
-
-    def drift_changed(self, state: str) -> None:
-        pass

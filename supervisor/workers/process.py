@@ -6,7 +6,6 @@ Everything here is non-blocking and driven by the arbiter's single main loop.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -17,7 +16,7 @@ from collections.abc import Mapping, Sequence
 import structlog
 
 from gateway_worker.config import Config, dump_with_secrets
-from gateway_worker.contract import ExitCode, StatusMessage, decode_message
+from gateway_worker.contract import ExitCode, StatusMessage, decode_message, encode_config
 from supervisor.workers.handle import WorkerState
 
 __all__ = ["WorkerProcess", "WorkerState", "describe_exit"]
@@ -102,7 +101,7 @@ class WorkerProcess:
         """Write the one config line (starts a standby worker's app)."""
         assert self._config_fd is not None
         self.started_at = self.last_heartbeat = time.monotonic()
-        line = json.dumps(dump_with_secrets(config), separators=(",", ":")).encode() + b"\n"
+        line = encode_config(self.generation, self.slot, dump_with_secrets(config))
         try:
             # Blocking write: the child reads it at once; configs are a few kB.
             os.write(self._config_fd, line)
@@ -133,7 +132,9 @@ class WorkerProcess:
                 msg = decode_message(line)
             except ValueError:
                 log.warning(
-                    "worker.bad_status_line", pid=self.pid, line=line[:200].decode(errors="replace")
+                    "worker.bad_status_line",
+                    worker_pid=self.pid,
+                    line=line[:200].decode(errors="replace"),
                 )
                 continue
             self.handle_message(msg)
@@ -218,6 +219,7 @@ class WorkerProcess:
         return {
             "pid": self.pid,
             "generation": self.generation,
+            "slot": self.slot,
             "state": str(self.state),
             "age_seconds": round(time.monotonic() - self.started_at, 1),
             "restarts": self.restarts,
