@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
 
@@ -79,7 +78,6 @@ def test_a_redis_loading_its_dataset_is_503_not_400() -> None:
     # load in ~4 s, and clients are answered (-LOADING) every 1,024 of them.
     server = EmbeddedRedis(extra_args=("--appendonly", "yes", "--key-load-delay", "200"))
     server.start()
-    loading = threading.Thread(target=server.start)
     try:
         with redis.Redis(port=server.port).pipeline(transaction=False) as fill:
             for i in range(20_000):
@@ -88,7 +86,9 @@ def test_a_redis_loading_its_dataset_is_503_not_400() -> None:
         config = make_config(server.url, redis={"max_retries": 1, "retry_delay_ms": 50})
         with running_gateway(config) as base, httpx.Client(base_url=base, timeout=10) as http:
             server.stop(keep_data=True)
-            loading.start()  # returns once the dataset is loaded
+            # spawn(), not start() in a thread: the server dies with the thread that
+            # started it (its parent-death signal), and start() waits out the loading.
+            server.spawn()
             wait_until(lambda: _answers(server.port, b"-LOADING"), what="Redis loading")
             for path in ("/incr/n", "/get/n", "/webdis/INCR/n"):
                 r = http.get(path)
@@ -96,11 +96,9 @@ def test_a_redis_loading_its_dataset_is_503_not_400() -> None:
                 assert "LOADING" in r.text and "Redis unavailable" in r.text, r.text
             r = http.post("/pipeline", content=b'[["GET","n"],["INCR","n"]]')
             assert r.status_code == 503, r.text
-            loading.join(30)
+            wait_until(server.ping, timeout=30, what="dataset loaded")
             wait_until(lambda: http.get("/incr/n").status_code == 200, what="served again")
     finally:
-        if loading.is_alive():
-            loading.join(30)
         server.stop()
 
 
