@@ -263,6 +263,15 @@ def _worker_setup(config: Config, control_path: str) -> WorkerSetup:
     return setup
 
 
+def _start_services(config: Config, metrics: MetricsService, watcher: WatcherService) -> None:
+    try:
+        metrics.start()
+    except ServiceError as exc:
+        raise StartupError(str(exc)) from exc
+    if config.supervisor.watch_config:
+        watcher.start(config)
+
+
 def build(inputs: ConfigInputs, loaded: LoadedConfig, resumed: Resumed | None = None) -> Supervisor:
     """Everything `redis-gateway run` needs, started; StartupError names what failed.
 
@@ -274,8 +283,7 @@ def build(inputs: ConfigInputs, loaded: LoadedConfig, resumed: Resumed | None = 
     loaded, version, loader = state.loaded, state.version, state.loader
     lifecycle = Lifecycle(inputs, loaded, loader, state.store, resumed=resumed)
     with contextlib.ExitStack() as stack:
-        inbox = Inbox()
-        stack.callback(inbox.close)
+        inbox = stack.enter_context(contextlib.closing(Inbox()))
         systemd = SystemdService(Notifier.from_env())
         stack.callback(systemd.close)
         listeners = _listeners(config)
@@ -289,11 +297,10 @@ def build(inputs: ConfigInputs, loaded: LoadedConfig, resumed: Resumed | None = 
         metrics = MetricsService(setup, loaded, version, state_ok=lambda: recorder.ok)
         exposure = ExposureWarning(listeners)
         exposure.check(config)
-        embedded = EmbeddedRedisService(setup, loaded)
         hooks = FanOut(
             _listeners_of(
                 logs=LogService(),
-                embedded=embedded,
+                embedded=EmbeddedRedisService(setup, loaded),
                 watcher=watcher,
                 metrics=metrics,
                 systemd=systemd,
@@ -320,12 +327,7 @@ def build(inputs: ConfigInputs, loaded: LoadedConfig, resumed: Resumed | None = 
         stack.callback(core.pool.close)
         stack.callback(metrics.close)
         stack.callback(watcher.close)  # also when a reload turns the watcher on
-        try:
-            metrics.start()
-        except ServiceError as exc:
-            raise StartupError(str(exc)) from exc
-        if config.supervisor.watch_config:
-            watcher.start(config)
+        _start_services(config, metrics, watcher)
         unserved = UnservedResponder()
         stack.callback(unserved.close)
         loop = MainLoop(core.arbiter, core.pool, inbox, control, hooks, unserved=unserved)

@@ -243,30 +243,9 @@ class GatewayApp:
             override = headers.get("x-http-method-override")
             if override:
                 method = override.strip().upper()
-        if (
-            method == "GET"
-            and "content-length" not in headers
-            and ("transfer-encoding" not in headers)
-        ):
-            # No body is coming (the common case): skip the body reader; a GET with
-            # an announced body goes through it like any other request.
-            body = b""
-        else:
-            try:
-                body = await read_body(receive, self.max_body, headers.get("content-length"))
-            except BodyTooLarge as exc:
-                return error_response(413, str(exc)), "none"
-            except asyncio.CancelledError:
-                # The deadline passed while the client was still sending: its fault (408),
-                # not the gateway's (504).
-                task = asyncio.current_task()
-                if task is None or not self.deadlines.timed_out(task):
-                    raise
-                return error_response(
-                    408,
-                    "request body not received within server.request_timeout_seconds="
-                    f"{self.request_timeout:g}",
-                ), "none"
+        body = await self._body(receive, method, headers)
+        if isinstance(body, Response):
+            return body, "none"
         client = scope.get("client")
         client_ip = client[0] if client else ""
         qs: bytes = scope.get("query_string", b"")
@@ -293,6 +272,35 @@ class GatewayApp:
             request = Request(method, request_path, query, headers, body, client_ip, principal)
             return await handler(request, self.redis, self.policy.guard_for(principal)), name
         return error_response(404, f"no protocol is mounted at {path}"), "none"
+
+    async def _body(
+        self, receive: Receive, method: str, headers: dict[str, str]
+    ) -> bytes | Response:
+        """The request body, or the answer when it is too large (413) or did not arrive
+        within the request deadline (408)."""
+        if (
+            method == "GET"
+            and "content-length" not in headers
+            and "transfer-encoding" not in headers
+        ):
+            # No body is coming (the common case): skip the body reader; a GET with
+            # an announced body goes through it like any other request.
+            return b""
+        try:
+            return await read_body(receive, self.max_body, headers.get("content-length"))
+        except BodyTooLarge as exc:
+            return error_response(413, str(exc))
+        except asyncio.CancelledError:
+            # The deadline passed while the client was still sending: its fault (408),
+            # not the gateway's (504).
+            task = asyncio.current_task()
+            if task is None or not self.deadlines.timed_out(task):
+                raise
+            return error_response(
+                408,
+                "request body not received within server.request_timeout_seconds="
+                f"{self.request_timeout:g}",
+            )
 
     def _rate_limited(self, decision: RateDecision) -> Response:
         """The answer to a request the rate limiter refused (429, or 503 fail-closed)."""
