@@ -34,7 +34,7 @@ class FakeServer(EmbeddedRedis):
     def read_log_lines(self, final: bool = False) -> list[str]:
         return []
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 5.0, keep_data: bool = False) -> None:
         self.code = 0
 
 
