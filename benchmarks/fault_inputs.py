@@ -190,9 +190,11 @@ def _attack(suite: Suite, fgw: FaultGateway, row: Row, engine: str, sockets: int
     finally:
         attack.stop()
         load.kill()
+    failed_before = row.failed
     load.account(row, *suite.counters())
     prober.account(row)
     row.add_5xx(merge_5xx(load.fivexx(), prober.fivexx()), set())
+    row.figures[f"{engine}: honest requests failed"] = row.failed - failed_before
     slowest = max(attack.closed_after, default=0.0)
     row.figures[f"{engine}: attacking sockets"] = len(attack.closed_after)
     row.figures[f"{engine}: opened in (s)"] = round(opened, 2)

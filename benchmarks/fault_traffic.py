@@ -81,7 +81,7 @@ class Load:
         row.unacked_applied += max(0, counter_new - acked_new) + max(0, counter_ka - acked_ka)
         row.unanswered_writes += unanswered
         row.longest_wait_s = max(row.longest_wait_s, *(r["longest"] for r in results))
-        errors: dict[str, int] = {}
+        errors: dict[str, int] = row.figures.get("load_errors", {})  # a row may hold several loads
         for r in results:
             for err, n in r["errors"].items():
                 errors[err] = errors.get(err, 0) + n
@@ -179,7 +179,7 @@ class Prober:
     def account(self, row: Row) -> None:
         row.requests += len(self.samples)
         row.failed += sum(s.status != 200 for s in self.samples)
-        failures: dict[str, int] = {}
+        failures: dict[str, int] = row.figures.get("prober non-200 (0: no answer)", {})
         for s in self.samples:
             if s.status != 200:
                 key = f"0 {s.body or 'empty reply'}" if s.status == 0 else str(s.status)
