@@ -276,7 +276,8 @@ def config_fuzz(suite: Suite) -> Row:
     row.requests += tally.examples
     row.tracebacks += len(tally.crashes)
     row.problems += [f"traceback in process: {c}" for c in tally.crashes[:5]]
-    row.scan(tally.texts, [FUZZ_CANARIES, suite.canaries])
+    # Leaks only: errors quote fuzzed values (even "Traceback"); crashes are counted above.
+    row.scan(tally.texts, [FUZZ_CANARIES, suite.canaries], tracebacks=False)
     if tally.examples < count:
         row.problems.append(f"only {tally.examples} fuzzed configs of {count}")
     chosen = pick(tally, reloads + runs)

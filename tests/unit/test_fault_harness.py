@@ -21,12 +21,16 @@ def test_a_canary_is_found_even_partly_masked_and_a_traceback_in_any_text() -> N
             "stderr": 'Traceback (most recent call last):\n  File "x.py"',
             "json log": '{"event": "boom", "exception": "..."}',
             "a file named so": "not valid JSON (from configmap /tmp/cm/Traceback)",
+            "quoted": 'got "Traceback (most recent call last)"; {"v": "\\"exception\\": "}',
         },
         [canaries],
     )
     assert row.leaks == 1 and row.tracebacks == 2
     assert "secret jwt_secret_file found in log" in row.problems
     assert not row.ok
+    echoes = Row("y")  # config errors quoting a fuzzed value: leaks only
+    echoes.scan({"error": f"got '\"exception\":' and {secret}"}, [canaries], tracebacks=False)
+    assert (echoes.leaks, echoes.tracebacks) == (1, 0)
 
 
 def test_only_the_documented_5xx_are_expected() -> None:
