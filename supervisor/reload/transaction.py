@@ -5,7 +5,8 @@
      invalid   unchanged   bind_failed     all ready before the deadline?
                                               │ no ─► stop N+1, keep N: readiness_failed
                                               ▼ yes
-                               commit, then drain N (parallel, SIGKILL on deadline)
+                               commit, then drain N (parallel, SIGKILL on deadline);
+                               answered once no worker of N accepts connections
 
 Nothing before "drain N" touches the serving generation, so any failure leaves the
 old generation and the old config serving. The transaction never blocks: the
@@ -44,6 +45,10 @@ __all__ = [
 log = structlog.get_logger("redis_gateway.reload")
 
 Loader = Callable[[ConfigInputs], LoadedConfig]
+
+#: Longest a committed reload's answer waits for the old workers to say they stopped
+#: accepting (they do within ~0.1 s of SIGTERM; a wedged one is answered for anyway).
+ACCEPT_STOP_WAIT_SECONDS = 2.0
 
 
 class ReloadPhase(enum.StrEnum):
@@ -119,6 +124,8 @@ class ReloadTransaction:
         self.ready_seconds: float | None = None
         self.changed: list[str] = []
         self.generation = 0
+        #: When it committed (``answerable`` waits from then), None once answered.
+        self._committed_at: float | None = None
 
     def _outcome(
         self,
@@ -249,6 +256,27 @@ class ReloadTransaction:
             )
         return None
 
+    @property
+    def answerable(self) -> bool:
+        """Whoever asked for this reload may have its answer: it failed, or it committed
+        and no old worker accepts connections any more (each said so, or exited), so a
+        connection made after the answer reaches generation N+1. A worker that has not
+        said so ACCEPT_STOP_WAIT_SECONDS after the commit is logged and not waited for."""
+        if self.phase is not ReloadPhase.DRAINING or self._committed_at is None:
+            return True
+        waiting = [w.pid for w in self.old_workers if w.alive and not w.stopped_accepting]
+        if not waiting:
+            return True
+        if self._clock() - self._committed_at < ACCEPT_STOP_WAIT_SECONDS:
+            return False
+        log.warning(
+            "reload.old_workers_still_accepting",
+            worker_pids=waiting,
+            waited_seconds=ACCEPT_STOP_WAIT_SECONDS,
+        )
+        self._committed_at = None  # answered: said once
+        return True
+
     def _step_starting(self) -> ReloadOutcome | None:
         for w in self.new_workers:
             if w.error is not None or not w.alive:
@@ -310,6 +338,7 @@ class ReloadTransaction:
             ready_seconds=self.ready_seconds,
         )
         gens.commit(self.loaded, outcome.version)
+        self._committed_at = self._clock()
         log.info(
             "reload.committed",
             version=outcome.version,

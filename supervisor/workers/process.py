@@ -37,6 +37,7 @@ class WorkerProcess:
         self.last_heartbeat = self.started_at
         self.kill_deadline: float | None = None
         self.stop_requested = False
+        self.stopped_accepting = False
         self.became_ready = False
         self.error: str | None = None
         self.fatal_code: int | None = None
@@ -148,6 +149,8 @@ class WorkerProcess:
         if kind == "ready" and self.state is WorkerState.STARTING:
             self.state = WorkerState.READY
             self.became_ready = True
+        elif kind == "draining":
+            self.stopped_accepting = True
         elif kind == "fatal":
             self.error = str(msg.get("error", "fatal error"))
             self.fatal_code = int(msg.get("code", ExitCode.CRASH))
