@@ -95,7 +95,8 @@ async def serve(
 
     def on_draining() -> None:
         status.send({"type": "draining"})
-        log.info("worker.draining")
+        log.info("worker.draining", streams=len(app.streams.registry))
+        app.begin_drain()
 
     server = WorkerServer(
         uvicorn_config(app, config),
