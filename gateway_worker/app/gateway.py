@@ -50,7 +50,7 @@ from gateway_worker.access.rate_limit import RateDecision, RateLimiter
 from gateway_worker.app.admin import Admin
 from gateway_worker.app.limits import BodyTooLarge, ClientGone, RequestDeadlines, read_body
 from gateway_worker.app.responses import send_body, send_response, stream_head
-from gateway_worker.asgi import Receive, Scope, Send
+from gateway_worker.asgi import ASGIApp, Receive, Scope, Send
 from gateway_worker.config import Config
 from gateway_worker.errors import GatewayError, RedisUnavailable, ScriptTimeout
 from gateway_worker.exchange import CommandGuard, Request, Response
@@ -128,6 +128,19 @@ class GatewayApp:
             webdis = _load_webdis(config.server.max_arguments, self.streams) or _webdis_missing
             mounts.append((api.webdis_prefix, "webdis", webdis))
         self.mounts = sorted(mounts, key=lambda m: len(m[0]), reverse=True)
+        self.websockets: ASGIApp | None = None
+        if api.webdis_enabled and api.webdis_websockets:
+            from gateway_worker.app.websocket import WebSockets
+
+            self.websockets = WebSockets(
+                config,
+                redis=self.redis,
+                auth=self.auth,
+                policy=self.policy,
+                limiter=self.limiter,
+                cors=self.cors,
+                streams=self.streams,
+            )
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -170,7 +183,10 @@ class GatewayApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            return  # lifespan is off; websockets are not served
+            # lifespan is off; websockets only with api.webdis_websockets (app.websocket)
+            if scope["type"] == "websocket" and self.websockets is not None:
+                await self.websockets(scope, receive, send)
+            return
         raw: bytes | None = scope.get("raw_path")
         path = raw.decode("latin-1") if raw else scope["path"]
         if "?" in path:  # some servers (httpx's ASGI transport) leave the query in

@@ -307,9 +307,9 @@ class Subscriber:
                 f"Redis did not confirm {_SUBSCRIBE[kind].decode()} within {self._hub._timeout}s"
             ) from None
 
-    async def unsubscribe(self, kind: bytes, names: list[bytes] | None = None) -> None:
+    async def unsubscribe(self, kind: bytes, names: list[bytes] | None = None) -> list[bytes]:
         """Drop ``names`` (None: every name of ``kind``); the sink hears ``unsubscribed``
-        for each, at once."""
+        for each, at once. Returns the names dropped."""
         attached = self._attached[kind]
         dropped = list(dict.fromkeys(names)) if names is not None else sorted(attached)
         for name in dropped:
@@ -317,6 +317,7 @@ class Subscriber:
             attached.discard(name)
             self.sink.unsubscribed(kind, name, self.count)
         await self._hub._unsubscribe(self, kind, dropped)
+        return dropped
 
     async def close(self) -> None:
         """The stream ended: leave every name (the hub unsubscribes unwanted ones)."""

@@ -34,6 +34,8 @@ confined to a key prefix may not use another one); 400 for malformed requests
 (``//GET/k``: an empty command segment followed by more); 503 ``{"error": ...}`` when
 Redis cannot be reached.
 
+``GET /crossdomain.xml`` answers Webdis's cross-domain policy (``application/xml``).
+
 Hot path: a ``GET`` without query whose path needs no Webdis rule (no escape, ``+``,
 ``.``, database number) skips the generic parsing and options and renders scalar
 replies directly (``fast_path``); the answer is the same, byte for byte
@@ -72,6 +74,15 @@ from gateway_worker.redis.values import RespValue
 from gateway_worker.streams.services import StreamServices
 
 ALLOWED_METHODS = "GET,POST,PUT,OPTIONS"
+#: Webdis's answer to ``GET /crossdomain.xml`` (the Flash cross-domain policy), byte for byte.
+CROSSDOMAIN = (
+    b'<?xml version="1.0"?>\n'
+    b'<!DOCTYPE cross-domain-policy SYSTEM "http://www.macromedia.com/xml/dtds/'
+    b'cross-domain-policy.dtd">\n'
+    b"<cross-domain-policy>\n"
+    b'<allow-access-from domain="*" />\n'
+    b"</cross-domain-policy>\n"
+)
 
 
 def _renderer(cmd: WebdisCommand, options: Options) -> Callable[[RespValue], bytes | None]:
@@ -107,6 +118,8 @@ async def handle(
             return fast
     if method == "OPTIONS":
         return Response(200, b"", content_type="text/html")
+    if request.path == "/crossdomain.xml" and method == "GET":  # (never the fast path's: a '.')
+        return Response(200, CROSSDOMAIN, content_type="application/xml")
     if method in ("GET", "PUT"):
         uri, body = path_bytes(request.path).removeprefix(b"/"), None
         if method == "PUT":
