@@ -26,7 +26,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from gateway_worker.config import Config
-from gateway_worker.contract import ExitCode
+from gateway_worker.contract import ExitCode, decode_config_line
 from gateway_worker.pipes import (
     ConfigPipeWatch,
     Heartbeat,
@@ -38,6 +38,13 @@ from gateway_worker.pipes import (
 def parse_config(raw: bytes | Mapping[str, object]) -> Config:
     data = json.loads(raw) if isinstance(raw, bytes) else raw
     return Config.model_validate(data)
+
+
+def parse_config_line(line: bytes) -> tuple[Config, int]:
+    """The config and generation of the config pipe's line (``contract.py``); a bare
+    config object (no generation) is generation 0. ValueError/ValidationError on garbage."""
+    data, generation = decode_config_line(line)
+    return Config.model_validate(data), generation or 0
 
 
 def format_validation_error(exc: ValidationError) -> str:
@@ -70,17 +77,20 @@ async def serve(
     sockets: list[socket.socket],
     status: StatusChannel,
     config_fd: int | None = None,
+    generation: int = 0,
 ) -> int:
     """Start the app, serve until told to stop, drain; return the exit code."""
     import structlog
 
     from gateway_worker.app import BootError, build_app
+    from gateway_worker.observability import metrics
     from gateway_worker.observability.logging import reopen_logs
     from gateway_worker.serving.drain import DrainPolicy
     from gateway_worker.serving.pending import PendingPolicy
     from gateway_worker.serving.server import WorkerServer, uvicorn_config
 
     log = structlog.get_logger("redis_gateway.worker")
+    metrics.get().set_generation(generation)
     app = build_app(config)
     try:
         await app.startup()
@@ -157,7 +167,7 @@ def run_supervised(listen_fds: Sequence[int], config_fd: int, status_fd: int) ->
     if raw is None:
         return int(ExitCode.ORPHANED)
     try:
-        config = parse_config(raw)
+        config, generation = parse_config_line(raw)
     except ValidationError as exc:
         return status.fatal(
             f"invalid config from supervisor: {format_validation_error(exc)}",
@@ -165,11 +175,16 @@ def run_supervised(listen_fds: Sequence[int], config_fd: int, status_fd: int) ->
         )
     except ValueError as exc:
         return status.fatal(f"unreadable config from supervisor: {exc}", ExitCode.CONFIG_ERROR)
-    return _run(config, [socket.socket(fileno=fd) for fd in listen_fds], status, config_fd)
+    sockets = [socket.socket(fileno=fd) for fd in listen_fds]
+    return _run(config, sockets, status, config_fd, generation)
 
 
 def _run(
-    config: Config, sockets: list[socket.socket], status: StatusChannel, config_fd: int | None
+    config: Config,
+    sockets: list[socket.socket],
+    status: StatusChannel,
+    config_fd: int | None,
+    generation: int = 0,
 ) -> int:
     from gateway_worker.observability.logging import configure_logging
 
@@ -183,7 +198,7 @@ def _run(
         )
     with asyncio.Runner(loop_factory=new_loop) as runner:
         try:
-            return runner.run(serve(config, sockets, status, config_fd))
+            return runner.run(serve(config, sockets, status, config_fd, generation))
         except Exception as exc:
             return status.fatal(f"worker crashed: {type(exc).__name__}: {exc}", ExitCode.CRASH)
 

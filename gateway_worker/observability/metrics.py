@@ -141,6 +141,11 @@ class RequestMetrics:
             registry=r,
         )
 
+    def set_generation(self, generation: int) -> None:
+        """Label this process's streams with its worker generation (set once, at boot,
+        before any stream opens: a gauge child is never moved between labels)."""
+        self.generation = str(generation)
+
     def stream_opened(self, kind: str) -> None:
         self.streams_open.labels(kind, self.generation).inc()
 

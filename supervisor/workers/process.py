@@ -6,7 +6,6 @@ Everything here is non-blocking and driven by the arbiter's single main loop.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -17,7 +16,12 @@ from collections.abc import Mapping, Sequence
 import structlog
 
 from gateway_worker.config import Config, dump_with_secrets
-from gateway_worker.contract import ExitCode, StatusMessage, decode_message
+from gateway_worker.contract import (
+    ExitCode,
+    StatusMessage,
+    decode_message,
+    encode_config_line,
+)
 from supervisor.workers.handle import WorkerState
 
 __all__ = ["WorkerProcess", "WorkerState", "describe_exit"]
@@ -102,7 +106,7 @@ class WorkerProcess:
         """Write the one config line (starts a standby worker's app)."""
         assert self._config_fd is not None
         self.started_at = self.last_heartbeat = time.monotonic()
-        line = json.dumps(dump_with_secrets(config), separators=(",", ":")).encode() + b"\n"
+        line = encode_config_line(dump_with_secrets(config), self.generation)
         try:
             # Blocking write: the child reads it at once; configs are a few kB.
             os.write(self._config_fd, line)
