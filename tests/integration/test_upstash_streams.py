@@ -267,3 +267,39 @@ def test_losing_redis_ends_the_stream(gateway: str, clean_redis: redis.Redis) ->
             return [first.text, *rest]
 
     assert asyncio.run(scenario()) == ["subscribe,fragile,1"]
+
+
+def test_publish_in_path_body_and_json_forms_reaches_a_base64_subscriber(
+    gateway: str, clean_redis: redis.Redis
+) -> None:
+    async def scenario() -> list[bytes]:
+        async with (
+            httpx.AsyncClient(base_url=gateway, timeout=5) as http,
+            http.stream(
+                "GET", "/subscribe/pub", headers={**auth(), "upstash-encoding": "base64"}
+            ) as response,
+        ):
+            events = sse_events(response)
+            assert (await next_data(events)).text == f"subscribe,{b64('pub')},1"
+            replies = [
+                await http.post("/publish/pub/in%20the%20path", headers=auth()),
+                await http.post("/publish/pub", headers=auth(), content=b"body,\x00\xff"),
+                await http.post("/", headers=auth(), json=["PUBLISH", "pub", "json form"]),
+                await http.post(  # base64 applies to replies too; an integer stays one
+                    "/publish/pub/last",
+                    headers={**auth(), "upstash-encoding": "base64"},
+                ),
+            ]
+            assert [(r.status_code, r.json()) for r in replies] == [(200, {"result": 1})] * 4
+            payloads = []
+            for _ in replies:
+                kind, channel, payload = (await next_data(events)).text.split(",")
+                assert (kind, channel) == ("message", b64("pub"))
+                payloads.append(base64.b64decode(payload))
+            return payloads
+
+    assert asyncio.run(scenario()) == [b"in the path", b"body,\x00\xff", b"json form", b"last"]
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
