@@ -49,6 +49,8 @@ class Tally:
     since_connect: int = 0
     #: ``len(messages)`` when each stream was confirmed.
     marks: list[int] = field(default_factory=list)
+    #: False: count messages without keeping them (big payloads).
+    keep: bool = True
 
     def confirmed(self) -> None:
         self.connections += 1
@@ -56,7 +58,8 @@ class Tally:
         self.marks.append(len(self.messages))
 
     def message(self, payload: str) -> None:
-        self.messages.append(payload)
+        if self.keep:
+            self.messages.append(payload)
         self.since_connect += 1
 
 
@@ -127,9 +130,11 @@ class Fleet:
         self._http: httpx.AsyncClient | None = None
         self._thread.start()
 
-    def add(self, kind: Literal["sse", "websocket"], channel: str, count: int = 1) -> list[Tally]:
+    def add(
+        self, kind: Literal["sse", "websocket"], channel: str, count: int = 1, keep: bool = True
+    ) -> list[Tally]:
         """Start ``count`` subscribers of ``kind`` to ``channel``; their tallies."""
-        added = [Tally() for _ in range(count)]
+        added = [Tally(keep=keep) for _ in range(count)]
         self.tallies.extend(added)
         for tally in added:
             self._start(self._subscriber(kind, channel, tally))
