@@ -78,9 +78,13 @@ def _ms(text: str) -> float:
     return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
 
-def run_wrk(name: str, url: str, duration: int, connections: int, threads: int) -> Result:
+def run_wrk(
+    name: str, url: str, duration: int, connections: int, threads: int, script: str | None = None
+) -> Result:
+    """One wrk run (``script``: a wrk Lua script building the requests)."""
+    extra = ["-s", script] if script else []
     out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", url],
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", *extra, url],
         capture_output=True,
         text=True,
         check=True,
@@ -142,18 +146,26 @@ def start_webdis(redis_port: int, port: int, workdir: Path) -> subprocess.Popen[
 
 
 def start_gateway(
-    redis_url: str, port: int, workers: int, engine: str | None = None
+    redis_url: str | None,
+    port: int,
+    workers: int,
+    engine: str | None = None,
+    redis_sets: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
+    """``redis-gateway run`` on ``port``; ``redis_sets``: other ``redis.*`` settings
+    (a cluster's ``redis.mode`` and ``redis.nodes``) instead of ``redis.url``."""
     exe = ROOT / ".venv" / "bin" / "redis-gateway"
-    sets = {
+    sets: dict[str, object] = {
         "server.host": "127.0.0.1",
         "server.port": port,
         "server.workers": workers,
-        "redis.url": redis_url,
         "observability.metrics.port": free_port(),
         "observability.logging.level": "WARNING",
         "supervisor.watch_config": "false",
     }
+    if redis_url is not None:
+        sets["redis.url"] = redis_url
+    sets.update(redis_sets or {})
     if engine is not None:
         sets["server.http_engine"] = engine
     args = [str(exe if exe.exists() else "redis-gateway"), "run"]

@@ -26,7 +26,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from gateway_worker.config import Config
-from gateway_worker.contract import ExitCode, decode_config_line
+from gateway_worker.contract import ExitCode, decode_config
 from gateway_worker.pipes import (
     ConfigPipeWatch,
     Heartbeat,
@@ -38,13 +38,6 @@ from gateway_worker.pipes import (
 def parse_config(raw: bytes | Mapping[str, object]) -> Config:
     data = json.loads(raw) if isinstance(raw, bytes) else raw
     return Config.model_validate(data)
-
-
-def parse_config_line(line: bytes) -> tuple[Config, int]:
-    """The config and generation of the config pipe's line (``contract.py``); a bare
-    config object (no generation) is generation 0. ValueError/ValidationError on garbage."""
-    data, generation = decode_config_line(line)
-    return Config.model_validate(data), generation or 0
 
 
 def format_validation_error(exc: ValidationError) -> str:
@@ -167,7 +160,8 @@ def run_supervised(listen_fds: Sequence[int], config_fd: int, status_fd: int) ->
     if raw is None:
         return int(ExitCode.ORPHANED)
     try:
-        config, generation = parse_config_line(raw)
+        message = decode_config(raw)
+        config = parse_config(message["config"])
     except ValidationError as exc:
         return status.fatal(
             f"invalid config from supervisor: {format_validation_error(exc)}",
@@ -176,7 +170,8 @@ def run_supervised(listen_fds: Sequence[int], config_fd: int, status_fd: int) ->
     except ValueError as exc:
         return status.fatal(f"unreadable config from supervisor: {exc}", ExitCode.CONFIG_ERROR)
     sockets = [socket.socket(fileno=fd) for fd in listen_fds]
-    return _run(config, sockets, status, config_fd, generation)
+    who = {"generation": message["generation"], "slot": message["slot"]}
+    return _run(config, sockets, status, config_fd, who)
 
 
 def _run(
@@ -184,12 +179,14 @@ def _run(
     sockets: list[socket.socket],
     status: StatusChannel,
     config_fd: int | None,
-    generation: int = 0,
+    who: Mapping[str, int] | None = None,
 ) -> int:
     from gateway_worker.observability.logging import configure_logging
 
     try:
-        configure_logging(config.observability.logging, process="worker", pid=os.getpid())
+        configure_logging(
+            config.observability.logging, process="worker", pid=os.getpid(), **(who or {})
+        )
     except OSError as exc:
         return status.fatal(
             f"observability.logging.output {config.observability.logging.output!r}: "
@@ -198,6 +195,7 @@ def _run(
         )
     with asyncio.Runner(loop_factory=new_loop) as runner:
         try:
+            generation = who["generation"] if who else 0
             return runner.run(serve(config, sockets, status, config_fd, generation))
         except Exception as exc:
             return status.fatal(f"worker crashed: {type(exc).__name__}: {exc}", ExitCode.CRASH)

@@ -8,11 +8,11 @@ A worker is a fresh interpreter started by the supervisor as::
 with those fds inherited (``pass_fds``); nothing secret is in argv or the environment.
 
 Config pipe (supervisor → worker, fd C)
-    The supervisor writes ONE line (``encode_config_line``): the JSON object
-    ``{"generation": N, "config": <config.dump_with_secrets()>}`` (secrets in clear,
-    this pipe is private to the two processes; ``N`` is the worker's generation, which
-    labels its stream metrics), then keeps the write end open for the worker's whole
-    life. A bare config object (no generation) is accepted too. EOF on it means the supervisor is
+    The supervisor writes ONE line, a ``ConfigMessage``: ``{"generation": G, "slot":
+    N, "config": <config.dump_with_secrets()>}`` (secrets in clear, this pipe is
+    private to the two processes; generation and slot name the worker in its logs),
+    then keeps the
+    write end open for the worker's whole life. EOF on it means the supervisor is
     gone: the worker then drains and exits by itself (no orphans, even after
     SIGKILL of the supervisor). The line may come long after the start: a worker
     imports its modules *before* reading it, so the supervisor keeps pre-imported
@@ -66,6 +66,32 @@ class ExitCode(enum.IntEnum):
     ORPHANED = 5
 
 
+class ConfigMessage(TypedDict):
+    """The one line on the config pipe."""
+
+    generation: int
+    slot: int
+    config: dict[str, Any]
+
+
+def encode_config(generation: int, slot: int, config: dict[str, Any]) -> bytes:
+    """The config-pipe line."""
+    message: ConfigMessage = {"generation": generation, "slot": slot, "config": config}
+    return json.dumps(message, separators=(",", ":")).encode() + b"\n"
+
+
+def decode_config(line: bytes) -> ConfigMessage:
+    """Parse the config-pipe line; raises ValueError when it is not a ConfigMessage."""
+    data = json.loads(line)
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("config"), dict)
+        or not all(isinstance(data.get(k), int) for k in ("generation", "slot"))
+    ):
+        raise ValueError("not a config message: expected generation, slot and config")
+    return data  # type: ignore[return-value]
+
+
 class StatusMessage(TypedDict, total=False):
     """One line on the status pipe."""
 
@@ -74,32 +100,6 @@ class StatusMessage(TypedDict, total=False):
     t: float
     error: str
     code: int
-
-
-def encode_config_line(config: dict[str, Any], generation: int) -> bytes:
-    """The config pipe's line (``config``: ``dump_with_secrets()`` of the config)."""
-    return (
-        json.dumps({"generation": generation, "config": config}, separators=(",", ":")).encode()
-        + b"\n"
-    )
-
-
-def decode_config_line(line: bytes) -> tuple[dict[str, Any], int | None]:
-    """The config (as data) and the generation of a config-pipe line; ValueError on
-    garbage (a bare config object has no generation)."""
-    data = json.loads(line)
-    if not isinstance(data, dict):
-        # ValueError like json's own errors: the worker reports both as unreadable.
-        raise ValueError("the config line is not a JSON object")  # noqa: TRY004
-    if set(data) == {"generation", "config"}:
-        generation, config = data["generation"], data["config"]
-        if type(generation) is not int or generation < 0 or not isinstance(config, dict):
-            raise ValueError(
-                "the config line's 'generation' must be a non-negative integer "
-                "and its 'config' an object"
-            )
-        return config, generation
-    return data, None
 
 
 def encode_message(message: StatusMessage | dict[str, Any]) -> bytes:

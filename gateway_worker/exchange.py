@@ -52,9 +52,11 @@ class Response:
     content_type: str = "application/json"
     headers: list[tuple[str, str]] = field(default_factory=list)
     stream: StreamBody | None = None
-    #: Upper-case command name (first command of a pipeline), for metrics and the
-    #: access log; the app bounds it to known names. None: not a command.
+    #: Upper-case command name (``PIPELINE`` or ``MULTI-EXEC`` for a batch), for
+    #: metrics and the access log; the app bounds it to known names. None: not a command.
     command: str | None = None
+    #: How many commands a batch (pipeline, transaction) held; None: not a batch.
+    batch_size: int | None = None
 
 
 class CommandGuard(Protocol):

@@ -246,7 +246,7 @@ class Arbiter:
             log.info(
                 "supervisor.ready",
                 generation=self.generation,
-                pids=[w.pid for w in first],
+                worker_pids=[w.pid for w in first],
                 version=self.version,
             )
             self.hooks.ready(self.status_line())
@@ -312,7 +312,7 @@ class Arbiter:
         code = w.returncode if w.returncode is not None else 0
         # Drained, SIGKILLed at its deadline or fast-stopped: asked to go, no crash.
         expected = self.stopping is not None or w.stop_requested
-        fields = {"pid": w.pid, "generation": w.generation, "exit": describe_exit(code)}
+        fields = {"worker_pid": w.pid, "generation": w.generation, "exit": describe_exit(code)}
         if not self.booted and not self.stopping and self.boot_error is None:
             self.boot_error = f"worker {w.pid}: {w.error or 'exited before it was ready'}"
         if expected or w.generation != self.generation or not self.booted:

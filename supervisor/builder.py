@@ -10,8 +10,9 @@
                      ▼
                   WorkerPool ─ spawns ─► ProcessFactory ─► StandbyWorkers, WorkerProcess
                      │
-                  Hooks = FanOut(LogService, WatcherService, MetricsService,
-                                 SystemdService, MemoryTrim, ExposureWarning)
+                  Hooks = FanOut(LogService, EmbeddedRedisService, WatcherService,
+                                 MetricsService, SystemdService, StateService,
+                                 MemoryTrim, ExposureWarning)
 
 ``assemble`` builds the core (inbox, pool, generations, arbiter) from its edges (worker
 factory, hooks, config preparer, loader, clock): the unit tests pass fakes for those.
@@ -40,12 +41,13 @@ from supervisor.config import ConfigInputs, LoadedConfig, load_config
 from supervisor.config.state_paths import state_dir_of
 from supervisor.config.store import StateStore
 from supervisor.embedded_redis import EmbeddedRedisError
-from supervisor.hooks import FanOut, Hooks
+from supervisor.hooks import FanOut, Hooks, Listeners
 from supervisor.loop import MainLoop
 from supervisor.reload.generations import ConfigPreparer, Generations
 from supervisor.reload.lifecycle import Lifecycle, Resumed
 from supervisor.reload.transaction import Loader
 from supervisor.services import ServiceError
+from supervisor.services.embedded_redis import EmbeddedRedisService
 from supervisor.services.exposure import ExposureWarning
 from supervisor.services.logs import LogService
 from supervisor.services.memory import MemoryTrim
@@ -192,13 +194,17 @@ def _control_server(
     core: Core,
     recorder: StateService,
     stack: contextlib.ExitStack,
+    *,
+    setup: WorkerSetup,
 ) -> ControlServer:
     """The control socket, and the run file that lets `reload -c FILE` find it."""
     identity = SupervisorIdentity(
         os.getpid(), runtime_files.absolute_config_path(inputs.main_path), path
     )
     try:
-        commands = ControlCommands(core.arbiter, core.inbox, identity, core.generations, recorder)
+        commands = ControlCommands(
+            core.arbiter, core.inbox, identity, core.generations, recorder, embedded=setup
+        )
         control = ControlServer(path, commands, identity)
     except ControlError as exc:
         raise StartupError(str(exc)) from exc
@@ -219,6 +225,35 @@ def _write_run_file(identity: SupervisorIdentity, stack: contextlib.ExitStack) -
         log.warning("supervisor.run_file_failed", path=str(run.path), error=str(exc))
         return
     stack.callback(run.remove)
+
+
+def _listeners_of(
+    *,
+    logs: LogService,
+    embedded: EmbeddedRedisService,
+    watcher: WatcherService,
+    metrics: MetricsService,
+    systemd: SystemdService,
+    recorder: StateService,
+    exposure: ExposureWarning,
+) -> Listeners:
+    """Who hears which lifecycle event, in order: logging is reconfigured first (the
+    others then log under the new config); memory is trimmed last, after systemd heard
+    the outcome (trimming must not delay READY)."""
+    memory = MemoryTrim()
+    return Listeners(
+        ready=[systemd, recorder, memory],
+        reloading=[systemd],
+        inputs_read=[watcher],
+        committed=[logs, embedded, watcher, metrics, recorder, exposure],
+        reload_finished=[metrics, systemd, recorder, memory],
+        stopping=[systemd],
+        worker_exited=[metrics],
+        worker_restarted=[metrics],
+        reopen_logs=[logs],
+        drift_changed=[metrics],
+        tick=[embedded, metrics, systemd],
+    )
 
 
 def _worker_setup(config: Config, control_path: str) -> WorkerSetup:
@@ -259,8 +294,18 @@ def build(inputs: ConfigInputs, loaded: LoadedConfig, resumed: Resumed | None = 
         metrics = MetricsService(setup, loaded, version, state_ok=lambda: recorder.ok)
         exposure = ExposureWarning(listeners)
         exposure.check(config)
-        # Logging first: the others then log under a reloaded logging config.
-        hooks = FanOut(LogService(), watcher, metrics, systemd, recorder, MemoryTrim(), exposure)
+        embedded = EmbeddedRedisService(setup, loaded)
+        hooks = FanOut(
+            _listeners_of(
+                logs=LogService(),
+                embedded=embedded,
+                watcher=watcher,
+                metrics=metrics,
+                systemd=systemd,
+                recorder=recorder,
+                exposure=exposure,
+            )
+        )
         standby = StandbyWorkers(setup, hooks)
         core = assemble(
             inputs,
@@ -275,7 +320,7 @@ def build(inputs: ConfigInputs, loaded: LoadedConfig, resumed: Resumed | None = 
             lifecycle=lifecycle,
             version=version,
         )
-        control = _control_server(inputs, control_path, core, recorder, stack)
+        control = _control_server(inputs, control_path, core, recorder, stack, setup=setup)
         stack.callback(core.pool.close)
         stack.callback(metrics.close)
         stack.callback(watcher.close)  # also when a reload turns the watcher on

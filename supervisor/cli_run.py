@@ -267,7 +267,13 @@ def reload(
 @click.command("status")
 @target_options
 @click.option("--json", "as_json", is_flag=True, help="Print the raw status as JSON.")
-@click.option("--timeout", type=float, default=5.0, show_default=True)
+@click.option(
+    "--timeout",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Seconds to wait for the supervisor's answer (exit 1 after that).",
+)
 def status(
     config: Path | None,
     control_socket: str | None,
@@ -290,6 +296,18 @@ def register(root: click.Group) -> None:
         root.add_command(command)
 
 
+def _embedded_line(embedded: JSONObject) -> str:
+    state = embedded["state"]
+    where = f"pid {embedded['pid']}, " if embedded.get("pid") else ""
+    line = (
+        f"embedded redis: {state} ({where}{embedded['url']}), "
+        f"{embedded['restarts']} restart(s), data not kept"
+    )
+    if embedded.get("last_exit"):
+        line += f"; last exit: {embedded['last_exit']}"
+    return line
+
+
 def format_status(st: JSONObject) -> str:
     """Human view of a status reply."""
     lines = [
@@ -298,7 +316,6 @@ def format_status(st: JSONObject) -> str:
         f"{', '.join(st['listen'])}",
         f"config version {st['version']} (hash {st['hash']}), profile {st['profile']}",
         f"generation {st['generation']}, {st['desired_workers']} worker(s) desired"
-        + (f", {st['standby_workers']} standby" if st.get("standby_workers") else "")
         + (", reload in progress" if st.get("reload_in_progress") else ""),
         "workers:",
         f"  {'PID':>7}  {'GEN':>3}  {'STATE':<9} {'AGE':>8}  RESTARTS",
@@ -308,6 +325,14 @@ def format_status(st: JSONObject) -> str:
             f"  {w['pid']:>7}  {w['generation']:>3}  {w['state']:<9} "
             f"{w['age_seconds']:>7}s  {w['restarts']}"
         )
+    if st.get("standby_workers"):
+        lines.append(
+            f"standby: {st['standby_workers']} spare worker(s), started and idle, serving "
+            "nothing: the next reload or crash replacement starts from one"
+        )
+    embedded = st.get("embedded_redis")
+    if isinstance(embedded, dict):
+        lines.append(_embedded_line(embedded))
     last = st.get("last_reload")
     if last:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last["finished_at"]))

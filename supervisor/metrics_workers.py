@@ -63,7 +63,7 @@ class MultiprocessDir:
                 for typ in _FOLDED_TYPES:
                     self._fold(typ, pid)
             except Exception as exc:  # e.g. a corrupt file: metrics must not stop the arbiter
-                log.warning("metrics.worker_cleanup_failed", pid=pid, error=str(exc))
+                log.warning("metrics.worker_cleanup_failed", worker_pid=pid, error=str(exc))
 
     def _fold(self, typ: str, pid: int) -> None:
         dead = os.path.join(self.path, f"{typ}_{pid}.db")

@@ -77,7 +77,9 @@ class Notifier:
                 usec = int(raw_usec)
                 pid_ok = not raw_pid or int(raw_pid) == os.getpid()
             except ValueError:
-                log.warning("systemd.watchdog_env_invalid", watchdog_usec=raw_usec, pid=raw_pid)
+                log.warning(
+                    "systemd.watchdog_env_invalid", watchdog_usec=raw_usec, watchdog_pid=raw_pid
+                )
             else:
                 # WATCHDOG_PID names another process (e.g. inherited by a child): not ours.
                 if usec > 0 and pid_ok:

@@ -1,66 +1,31 @@
-"""Where the keys are in a command's arguments, for ``key_prefix`` confinement.
+"""Key-prefix confinement: a credential with ``key_prefix`` reaches only keys under it.
 
 ``check_key_prefix(name, args, prefix, home_db)`` returns None when everything the
-command reaches stays under ``prefix`` in database ``home_db``, else the reason.
-Commands absent from ``KEY_SPECS`` are refused for prefix-confined credentials: a
-command whose keys we cannot locate could reach any key. Options are read the way
-Redis reads them (``command_syntax``): a repeated option is checked in *every*
-occurrence, so the one Redis uses (usually the last) is always judged.
+command reaches stays under ``prefix`` in database ``home_db``, else the reason. Where
+a command's keys are is ``gateway_worker.redis.keys`` (one table, shared with cluster
+routing); this module adds what confinement makes of it:
 
-Spec kinds (``args[0]`` is the command name):
+* commands absent from ``KEY_SPECS`` are refused: a command whose keys we cannot
+  locate could reach any key;
+* ``REFUSED`` commands are refused whatever their arguments, with the reason: scripts
+  (they reach keys they do not declare) and commands that reach another database or
+  server (SELECT, MOVE, SWAPDB, MIGRATE);
+* every key position must start with the prefix; every glob (``SCAN MATCH``, ``KEYS``,
+  ``PSUBSCRIBE``) with the glob-escaped prefix, and a SCAN needs a ``MATCH`` (without
+  one it lists every key); every ``SORT BY``/``GET`` pattern must read keys under the
+  prefix; every ``COPY ... DB n`` must name ``home_db``.
 
-* ``first``        ``args[1]``                      GET, SET, HSET, LPUSH, EXPIRE, HSCAN, ...
-* ``all``          ``args[1:]``                     DEL, EXISTS, MGET, UNLINK, SUBSCRIBE, ...
-* ``all_but_last`` ``args[1:-1]``                   BLPOP k1 k2 timeout
-* ``alternate``    ``args[1::2]``                   MSET k1 v1 k2 v2
-* ``first_two``    ``args[1:3]``                    RENAME, SMOVE, LMOVE, LCS, ZRANGESTORE, ...
-* ``second``       ``args[2]``                      OBJECT ENCODING k, XINFO STREAM k
-* ``after_first``  ``args[2:]``                     BITOP op dest k1 k2
-* ``numkeys@i``    count at ``args[i]``, keys after it (ZUNION, LMPOP, BLMPOP, ...)
-* ``dest+numkeys@i`` ``args[1]`` plus the above     ZUNIONSTORE dest n k1 k2
-* ``copy``         ``args[1:3]``; every ``DB n`` must name the gateway's database
-* ``streams``      first half after ``STREAMS``, options parsed as Redis does
-                   (a group or consumer named ``STREAMS`` is not the keyword)
-* ``georadius``    ``args[1]`` plus every ``STORE``/``STOREDIST`` target
-* ``sort``         ``args[1]``, every ``STORE`` target, and every ``BY``/``GET``
-                   pattern: the part before its first ``*`` must start with the prefix
-                   (``#`` and patterns without ``*`` read no key)
-* ``scan``         every ``MATCH`` pattern must start with the (glob-escaped) prefix,
-                   and there must be one: a SCAN without MATCH would list every key
-* ``pattern_all``  every argument is a glob pattern (PSUBSCRIBE)
-* ``keys``         exactly one glob pattern (KEYS)
-* ``none``         no keys (PING, TIME, MULTI, ...)
-* ``refused``      never for a confined credential, with the reason in ``REFUSED``:
-                   scripts (they reach keys they do not declare) and commands that
-                   reach another database or server (SELECT, MOVE, SWAPDB, MIGRATE)
-
-Pub/sub channels are treated as keys: a confined credential publishes and subscribes
-only under its prefix.
+A repeated option is checked in *every* occurrence, so the one Redis uses (usually the
+last) is always judged. Pub/sub channels are treated as keys: a confined credential
+publishes and subscribes only under its prefix.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
-from gateway_worker.access.command_syntax import Grammar, grammar, parse_options, redis_int
-
-
-@dataclass
-class Located:
-    """Positions in ``args`` of what a command reaches."""
-
-    keys: list[int] = field(default_factory=list)
-    globs: list[int] = field(default_factory=list)  # SCAN MATCH, KEYS, PSUBSCRIBE
-    sort_patterns: list[int] = field(default_factory=list)  # SORT BY/GET
-    databases: list[int] = field(default_factory=list)  # COPY ... DB n
-
-    @classmethod
-    def of_keys(cls, start: int, stop: int | None = None, step: int = 1) -> Located:
-        return cls(keys=list(range(start, stop if stop is not None else start + 1, step)))
-
-
-KEY_SPECS: dict[str, str] = {}
+from gateway_worker.redis.command_syntax import redis_int
+from gateway_worker.redis.keys import KEY_SPECS, Located, locate_keys
 
 _SCRIPTS = "scripts can reach keys they do not declare"
 _OTHER_DB = "it reaches another database"
@@ -73,76 +38,6 @@ REFUSED: dict[str, str] = {
     "MIGRATE": "it sends keys to another server or database",
 }
 
-
-def _spec(kind: str, names: str) -> None:
-    for name in names.split():
-        KEY_SPECS[name] = kind
-
-
-_spec(
-    "first",
-    """GET SET SETNX SETEX PSETEX GETSET GETDEL GETEX APPEND SETRANGE GETRANGE SUBSTR
-    STRLEN INCR INCRBY INCRBYFLOAT DECR DECRBY TYPE TTL PTTL EXPIRE PEXPIRE EXPIREAT
-    PEXPIREAT EXPIRETIME PEXPIRETIME PERSIST DUMP RESTORE
-    HGET HSET HSETNX HMSET HMGET HDEL HGETALL HKEYS HVALS HLEN HEXISTS HSTRLEN HINCRBY
-    HINCRBYFLOAT HRANDFIELD HSCAN
-    LPUSH RPUSH LPUSHX RPUSHX LPOP RPOP LRANGE LINDEX LLEN LSET LINSERT LREM LTRIM LPOS
-    SADD SREM SPOP SMEMBERS SISMEMBER SMISMEMBER SCARD SRANDMEMBER SSCAN
-    ZADD ZINCRBY ZREM ZRANGE ZRANGEBYSCORE ZRANGEBYLEX ZREVRANGE ZREVRANGEBYSCORE
-    ZREVRANGEBYLEX ZSCORE ZMSCORE ZRANK ZREVRANK ZCARD ZCOUNT ZLEXCOUNT ZSCAN
-    ZRANDMEMBER ZREMRANGEBYSCORE ZREMRANGEBYRANK ZREMRANGEBYLEX ZPOPMIN ZPOPMAX
-    SETBIT GETBIT BITCOUNT BITPOS BITFIELD BITFIELD_RO PFADD
-    GEOADD GEOPOS GEODIST GEOHASH GEOSEARCH
-    XADD XDEL XTRIM XLEN XRANGE XREVRANGE XACK XPENDING XCLAIM XAUTOCLAIM XSETID
-    PUBLISH SPUBLISH""",
-)
-_spec(
-    "all",
-    """DEL UNLINK EXISTS TOUCH MGET WATCH SINTER SUNION SDIFF SINTERSTORE SUNIONSTORE
-    SDIFFSTORE PFCOUNT PFMERGE SUBSCRIBE SSUBSCRIBE""",
-)
-_spec("all_but_last", "BLPOP BRPOP BZPOPMIN BZPOPMAX")
-_spec("alternate", "MSET MSETNX")
-_spec(
-    "first_two",
-    "RENAME RENAMENX SMOVE RPOPLPUSH LMOVE BLMOVE BRPOPLPUSH LCS ZRANGESTORE GEOSEARCHSTORE",
-)
-_spec("copy", "COPY")
-_spec("second", "OBJECT XINFO XGROUP")
-_spec("after_first", "BITOP")
-_spec("numkeys@2", "BLMPOP BZMPOP")
-_spec("numkeys@1", "ZUNION ZINTER ZDIFF ZINTERCARD SINTERCARD LMPOP ZMPOP")
-_spec("dest+numkeys@2", "ZUNIONSTORE ZINTERSTORE ZDIFFSTORE")
-_spec("streams", "XREAD XREADGROUP")
-_spec("georadius", "GEORADIUS GEORADIUSBYMEMBER GEORADIUS_RO GEORADIUSBYMEMBER_RO")
-_spec("sort", "SORT SORT_RO")
-_spec("scan", "SCAN")
-_spec("pattern_all", "PSUBSCRIBE")
-_spec("keys", "KEYS")
-_spec(
-    "none",
-    "PING ECHO TIME MULTI EXEC DISCARD UNWATCH UNSUBSCRIBE PUNSUBSCRIBE SUNSUBSCRIBE QUIT",
-)
-_spec("refused", " ".join(REFUSED))
-
-# Subcommands of "second" commands that take no key (XINFO HELP, OBJECT HELP, ...).
-_KEYLESS_SUBCOMMANDS = frozenset({b"HELP"})
-
-# The option loops of Redis's own parsers (see command_syntax).
-_GRAMMARS: dict[str, Grammar] = {
-    "SCAN": grammar(2, "MATCH:1 COUNT:1 TYPE:1"),
-    "SORT": grammar(2, "ASC DESC ALPHA LIMIT:2 BY:1 GET:1 STORE:1"),
-    "COPY": grammar(3, "DB:1 REPLACE"),
-    "XREAD": grammar(1, "COUNT:1 BLOCK:1", terminal="STREAMS"),
-    "XREADGROUP": grammar(1, "GROUP:2 COUNT:1 BLOCK:1 NOACK", terminal="STREAMS"),
-    "GEORADIUS": grammar(6, "WITHDIST WITHHASH WITHCOORD ANY ASC DESC COUNT:1 STORE:1 STOREDIST:1"),
-}
-_GRAMMARS["SORT_RO"] = _GRAMMARS["SORT"]
-_GRAMMARS["GEORADIUS_RO"] = _GRAMMARS["GEORADIUS"]
-# GEORADIUSBYMEMBER key member radius unit: one argument fewer before the options.
-_GRAMMARS["GEORADIUSBYMEMBER"] = Grammar(5, _GRAMMARS["GEORADIUS"].arity)
-_GRAMMARS["GEORADIUSBYMEMBER_RO"] = _GRAMMARS["GEORADIUSBYMEMBER"]
-
 _GLOB_SPECIALS = re.compile(rb"([*?\[\]\\])")
 
 
@@ -151,75 +46,15 @@ def glob_escape(prefix: bytes) -> bytes:
     return _GLOB_SPECIALS.sub(rb"\\\1", prefix)
 
 
-def _numkeys(args: list[bytes], pos: int, dest: bool) -> Located | str:
-    if len(args) <= pos:
-        return f"missing numkeys argument at position {pos}"
-    count = redis_int(args[pos])
-    if count is None:
-        return f"numkeys argument at position {pos} is not an integer"
-    if count < 0 or pos + 1 + count > len(args):
-        return f"numkeys argument at position {pos} does not match the argument count"
-    keys = list(range(pos + 1, pos + 1 + count))
-    return Located(keys=[1, *keys] if dest else keys)
-
-
-def _options(name: str, args: list[bytes]) -> Located | str:
-    """The ``copy``, ``streams``, ``georadius``, ``sort`` and ``scan`` kinds."""
-    parsed = parse_options(name, args, _GRAMMARS[name])
-    if isinstance(parsed, str):
-        return parsed
-    kind = KEY_SPECS[name]
-    if kind == "scan":
-        if not parsed.at.get(b"MATCH"):
-            return "SCAN needs MATCH <key prefix>* for a credential confined to a key prefix"
-        return Located(globs=parsed.values(b"MATCH"))
-    if kind == "streams":
-        assert parsed.terminal_at is not None
-        after = len(args) - parsed.terminal_at - 1
-        if after % 2:
-            return f"{name}: STREAMS needs as many IDs as keys"
-        first = parsed.terminal_at + 1
-        return Located.of_keys(first, first + after // 2)
-    if kind == "copy":
-        return Located(keys=[1, 2], databases=parsed.values(b"DB"))
-    stores = parsed.values(b"STORE") + parsed.values(b"STOREDIST")
-    if kind == "georadius":
-        return Located(keys=[1, *stores])
-    return Located(keys=[1, *stores], sort_patterns=parsed.values(b"BY") + parsed.values(b"GET"))
-
-
-def locate_keys(name: str, args: list[bytes]) -> Located | str:
-    """What command ``name`` reaches in ``args``, or why it cannot be told."""
-    kind = KEY_SPECS.get(name)
-    if kind is None:
-        return f"command {name} is not supported for credentials confined to a key prefix"
-    n = len(args)
-    if kind == "none":
-        return Located()
-    if kind == "first":
-        return Located.of_keys(1) if n > 1 else Located()
-    if kind in ("all", "after_first", "all_but_last"):
-        start = 2 if kind == "after_first" else 1
-        return Located.of_keys(start, n - 1 if kind == "all_but_last" else n)
-    if kind == "alternate":
-        return Located.of_keys(1, n, 2)
-    if kind == "first_two":
-        return Located.of_keys(1, min(n, 3))
-    if kind == "second":
-        if n >= 2 and args[1].upper() in _KEYLESS_SUBCOMMANDS:
-            return Located()
-        return Located.of_keys(2, min(n, 3))
-    if kind.startswith(("numkeys@", "dest+numkeys@")):
-        return _numkeys(args, int(kind.rsplit("@", 1)[1]), kind.startswith("dest+"))
-    if kind in ("copy", "streams", "georadius", "sort", "scan"):
-        return _options(name, args)
-    if kind == "pattern_all":
-        return Located(globs=list(range(1, n)))
-    if kind == "keys":
-        return Located(globs=[1]) if n == 2 else "KEYS takes exactly one pattern"
-    if kind == "refused":
+def _located(name: str, args: list[bytes]) -> Located | str:
+    if name in REFUSED:
         return f"{name} is refused for a credential confined to a key prefix: {REFUSED[name]}"
-    raise AssertionError(f"unknown key spec kind {kind!r}")  # a table typo, caught by tests
+    if name not in KEY_SPECS:
+        return f"command {name} is not supported for credentials confined to a key prefix"
+    found = locate_keys(name, args)
+    if name == "SCAN" and isinstance(found, Located) and not found.globs:
+        return "SCAN needs MATCH <key prefix>* for a credential confined to a key prefix"
+    return found
 
 
 def check_key_prefix(name: str, args: list[bytes], prefix: bytes, home_db: int = 0) -> str | None:
@@ -227,7 +62,7 @@ def check_key_prefix(name: str, args: list[bytes], prefix: bytes, home_db: int =
 
     The reason names the argument position, never the key itself (reasons may be logged).
     """
-    found = locate_keys(name, args)
+    found = _located(name, args)
     if isinstance(found, str):
         return found
     shown = prefix.decode("utf-8", "replace")

@@ -59,8 +59,8 @@ from gateway_worker.observability.tracing import Span, Tracing, TracingUnavailab
 from gateway_worker.protocols import Handler
 from gateway_worker.protocols.json_bodies import error_response, json_bytes
 from gateway_worker.protocols.upstash import Upstash
-from gateway_worker.redis import RedisClient
 from gateway_worker.redis.executor import RedisExecutor
+from gateway_worker.redis.topology import build_backend
 from gateway_worker.streams.relay import relay
 from gateway_worker.streams.services import StreamServices
 
@@ -96,7 +96,7 @@ class GatewayApp:
     def __init__(self, config: Config, span_exporter: object | None = None) -> None:
         self.config = config
         self.metrics = metrics.get()
-        self.redis_client = RedisClient(config.redis, on_error=self.metrics.redis_error)
+        self.redis_client = build_backend(config.redis, on_error=self.metrics.redis_error)
         self._boot_problem: str | None = None
         try:
             self.tracing = Tracing(config.observability.tracing, exporter=span_exporter)
@@ -111,7 +111,8 @@ class GatewayApp:
         self.limiter = RateLimiter(config, self.redis_client)
         self.cors = Cors(config.server.cors) if config.server.cors.enabled else None
         self.admin = Admin(config) if config.features.admin_endpoints else None
-        self.streams = StreamServices(config, self.redis_client.options, self.metrics)
+        backend = self.redis_client
+        self.streams = StreamServices(config, lambda: backend.stream_options, self.metrics)
         self.upstash = Upstash(config.server.max_arguments, self.streams)
         self.method_override = config.features.method_override
         self.debug = config.features.debug_mode
@@ -155,7 +156,7 @@ class GatewayApp:
         self._flusher = asyncio.create_task(self._flush_metrics(), name="metrics-flush")
         log.info(
             "app.started",
-            redis=self.redis_client.options.where,
+            redis=self.redis_client.where,
             mounts=[(p, n) for p, n, _ in self.mounts],
         )
 
@@ -251,7 +252,9 @@ class GatewayApp:
         if span is not None:
             self.tracing.finish_request(span, response.status, response.command)
         elapsed = time.perf_counter() - start
-        self.metrics.observe(protocol, response.command, response.status, elapsed)
+        self.metrics.observe(
+            protocol, response.command, response.status, elapsed, response.batch_size
+        )
         if self.access_log:
             client = scope.get("client")
             log.info(
@@ -259,6 +262,7 @@ class GatewayApp:
                 method=scope["method"],
                 protocol=protocol,
                 command=metrics.command_label(response.command),
+                commands=response.batch_size,
                 status=response.status,
                 duration_ms=round(elapsed * 1000, 3),
                 client_ip=client[0] if client else None,
@@ -344,11 +348,7 @@ class GatewayApp:
         if await self.redis_client.ping():
             await send_body(send, 200, _JSON, _READY, [])
             return
-        stuck = self.redis_client.scripts.stuck
-        if stuck is not None:
-            error = f"Redis busy: {stuck.describe()}"
-        else:
-            error = f"Redis unavailable: {self.redis_client.last_error or 'no PONG'}"
+        error = self.redis_client.unready_reason()
         body = json_bytes({"status": "unavailable", "error": error})
         await send_body(send, 503, _JSON, body, [])
 

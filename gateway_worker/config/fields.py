@@ -91,7 +91,7 @@ def _check_command_name(value: str) -> str:
 _HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 
 
-def _check_host(value: str) -> str:
+def check_host(value: str) -> str:
     """An IP address or a host name (RFC 1123 labels); whether the name resolves is
     checked by the supervisor's loader, which binds it."""
     try:
@@ -116,7 +116,7 @@ def _check_header_name(value: str) -> str:
 
 
 HttpMethod = Annotated[str, AfterValidator(_check_method)]
-Host = Annotated[str, AfterValidator(_check_host)]
+Host = Annotated[str, AfterValidator(check_host)]
 HeaderName = Annotated[str, AfterValidator(_check_header_name)]
 Origin = Annotated[str, AfterValidator(_check_origin)]
 UrlPrefix = Annotated[str, AfterValidator(_check_prefix)]

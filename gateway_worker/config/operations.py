@@ -23,11 +23,21 @@ class LoggingConfig(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         "INFO", description="Lowest level written."
     )
-    format: Literal["json", "pretty"] = Field("json", description="JSON lines or console.")
+    format: Literal["json", "pretty"] = Field(
+        "json",
+        description="JSON lines, or `pretty`: structlog's console format, coloured on a "
+        "terminal (the `dev` profile's default).",
+    )
     output: str = Field("stdout", min_length=1, description="'stdout', 'stderr' or a file path.")
     access_log: bool = Field(False, description="Log one event per request (no values).")
+    library_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "WARNING",
+        description="Lowest level written for the libraries' own loggers (uvicorn, "
+        "watchdog, asyncio, ...): their INFO and DEBUG lines are noise unless you are "
+        "debugging them; never below `level`.",
+    )
 
-    @field_validator("level", mode="before")
+    @field_validator("level", "library_level", mode="before")
     @classmethod
     def _upper_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value

@@ -1,6 +1,12 @@
 """structlog setup shared by the supervisor and the workers.
 
-* Format: JSON lines (``json``) or a console renderer (``pretty``).
+* Format: JSON lines (``json``) or structlog's ``ConsoleRenderer`` (``pretty``, the dev
+  profile's default; coloured when the sink is a terminal), where each line starts
+  with who wrote it (``[supervisor 41]``, ``[worker 0 gen 3 4242]``,
+  ``[embedded_redis 40]``) and a list of texts (config problems) reads as text.
+* Every event names the process that wrote it: ``process`` (``supervisor``,
+  ``worker``, ``embedded_redis``) and ``pid``, plus ``generation`` and ``slot`` for a
+  worker (bound with ``configure_logging(..., **context)``; an event's own fields win).
 * Output: ``stdout``, ``stderr`` or a file path (opened in append mode, so several
   processes can share it; ``reopen()`` after logrotate, on SIGUSR1).
 * Secrets never reach a sink: ``redact_secrets`` masks ``SecretStr`` values and the
@@ -12,8 +18,10 @@
   message every ``REPEAT_INTERVAL_SECONDS``, the next one carrying ``similar_suppressed``
   (``Throttle``, ``RepeatedWarnings``), so a flood of garbage cannot flood the logs.
 
-The stdlib root logger (uvicorn, redis-py, watchdog) is routed into the same sink at
-the same level, so every line a process writes has the same format.
+The stdlib root logger (uvicorn, redis-py, watchdog) is routed into the same sink, so
+every line a process writes has the same format, at ``library_level`` (WARNING by
+default: watchdog's inotify DEBUG lines and uvicorn's INFO chatter are not wanted at
+``level = "DEBUG"``).
 """
 
 from __future__ import annotations
@@ -69,6 +77,12 @@ class ReopenableStream:
     def _open(self) -> None:
         if self.output not in ("stdout", "stderr"):
             self._file = open(self.output, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - long-lived sink, closed in reopen()/close()
+
+    def isatty(self) -> bool:
+        try:
+            return self.stream.isatty()
+        except (OSError, ValueError):
+            return False
 
     @property
     def stream(self) -> TextIO:
@@ -192,10 +206,13 @@ def configure_logging(settings: LoggingConfig, **context: object) -> None:
             old.close()
     sink = _sink
     level = logging.getLevelName(settings.level)
-    renderer: Processor = (
-        structlog.processors.JSONRenderer()
+    rendering: list[Processor] = (
+        [structlog.processors.JSONRenderer()]
         if settings.format == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
+        else [
+            console_fields,
+            structlog.dev.ConsoleRenderer(colors=sink.isatty()),
+        ]
     )
     structlog.configure(
         processors=[
@@ -205,7 +222,7 @@ def configure_logging(settings: LoggingConfig, **context: object) -> None:
             _bind(context),
             redact_secrets,
             structlog.processors.format_exc_info,
-            renderer,
+            *rendering,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=lambda *_: _StreamLogger(sink),
@@ -215,11 +232,33 @@ def configure_logging(settings: LoggingConfig, **context: object) -> None:
     handler = _Handler()
     handler.addFilter(RepeatedWarnings())
     root.handlers = [handler]
-    root.setLevel(level)
+    root.setLevel(max(level, logging.getLevelName(settings.library_level)))
     # uvicorn's own loggers propagate to root; its access log stays off.
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
+
+
+def console_fields(_logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
+    """For the console format: the writer as one prefix (structlog's ``logger``
+    column: ``[worker 0 gen 3 4242]``), and lists of texts (config problems) as text."""
+    process = event.pop("process", None)
+    pid = event.pop("pid", None)
+    parts = [str(process or "?")]
+    if process == "worker":  # elsewhere generation and slot name a worker spoken of
+        if "slot" in event:
+            parts.append(str(event.pop("slot")))
+        if "generation" in event:
+            parts.append(f"gen {event.pop('generation')}")
+    if pid is not None:
+        parts.append(str(pid))
+    event["logger"] = " ".join(parts)
+    for key, value in event.items():
+        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            event[key] = "; ".join(str(v) for v in value)
+        elif isinstance(value, str) and type(value) is not str:
+            event[key] = str(value)  # a str subclass (Problem) reads as its text
+    return event
 
 
 def _bind(context: dict[str, object]) -> Processor:

@@ -36,12 +36,18 @@ LATENCY_BUCKETS = (
 )
 
 
+#: A batch is counted as one request under its kind, not under its first command.
+BATCH_KINDS = frozenset({"PIPELINE", "MULTI-EXEC"})
+BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+
+
 def command_label(name: str | None) -> str:
-    """A command name safe as a label value: known names upper-case, else ``other``."""
+    """A command name safe as a label value: known names upper-case (and the batch
+    kinds), else ``other``."""
     if not name:
         return "none"
     upper = name.upper()
-    return upper if upper in KNOWN else "other"
+    return upper if upper in KNOWN or upper in BATCH_KINDS else "other"
 
 
 class RequestMetrics:
@@ -78,6 +84,13 @@ class RequestMetrics:
             ["status"],
             registry=r,
         )
+        self.batch_commands = Histogram(
+            PREFIX + "batch_commands",
+            "Commands per batch request (command label PIPELINE or MULTI-EXEC).",
+            ["command"],
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
         self._create_stream_series(r)
         # Requests are counted in plain dicts and added to the Prometheus values by
         # flush() (about once a second, and at shutdown): a prometheus-client inc or
@@ -85,9 +98,19 @@ class RequestMetrics:
         self._bounds = list(LATENCY_BUCKETS)
         self._counts: dict[tuple[str, str | None, int], int] = {}
         self._latency: dict[str, tuple[list[int], list[float]]] = {}
+        self._batches: list[tuple[str, int]] = []
 
-    def observe(self, protocol: str, command: str | None, status: int, seconds: float) -> None:
+    def observe(
+        self,
+        protocol: str,
+        command: str | None,
+        status: int,
+        seconds: float,
+        batch_size: int | None = None,
+    ) -> None:
         """Count one answered request (the hot path: no Prometheus call here)."""
+        if batch_size is not None:
+            self._batches.append((command_label(command), batch_size))
         key = (protocol, command, status)
         counts = self._counts
         counts[key] = counts.get(key, 0) + 1
@@ -101,6 +124,9 @@ class RequestMetrics:
         """Move the counts gathered by ``observe`` into the Prometheus metrics."""
         counts, self._counts = self._counts, {}
         latency, self._latency = self._latency, {}
+        batches, self._batches = self._batches, []
+        for kind, size in batches:
+            self.batch_commands.labels(kind).observe(size)
         for (protocol, command, status), n in counts.items():
             self.requests.labels(protocol, command_label(command), str(status)).inc(n)
         for protocol, (buckets, total) in latency.items():

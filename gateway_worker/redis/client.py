@@ -1,9 +1,12 @@
-"""``RedisClient``: the worker's ``RedisExecutor``.
+"""``RedisClient``: the ``RedisBackend`` of a standalone Redis (``redis.mode =
+"standalone"``; the sentinel mode drives one too, pointed at the master it found).
 
 * Fast path: one multiplexed ``RespConnection`` per database, shared by every request
-  of the worker (lazily opened; the configured ``redis.db`` is opened at start).
-* Blocking commands, transactions and pub/sub: dedicated connections from a pool
-  bounded by ``redis.pool_max_size``, waited for at most ``redis.pool_timeout_seconds``.
+  of the worker (``shared.SharedConnections``; the configured ``redis.db`` is opened
+  at start).
+* Blocking commands, transactions and pub/sub: dedicated connections
+  (``dedicated_pool.DedicatedPool``), bounded by ``redis.pool_max_size``, waited for
+  at most ``redis.pool_timeout_seconds``.
 * Retries (``redis.max_retries`` x ``redis.retry_delay_ms``): a command is retried when
   it was never written (the connection could not be opened), or when it is read-only;
   a write whose connection died after it was sent may have run, so it is not retried.
@@ -22,64 +25,64 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 
 import structlog
 
 from gateway_worker.config import RedisConfig
 from gateway_worker.errors import RedisUnavailable
-from gateway_worker.redis.commands import CONNECTION_STATE, READ_ONLY, is_blocking
+from gateway_worker.redis.batches import retrieve, run_exclusive, transaction_on
+from gateway_worker.redis.commands import CONNECTION_STATE, READ_ONLY, is_blocking, refusal
 from gateway_worker.redis.connection import ConnectOptions, RespConnection, open_connection
-from gateway_worker.redis.executor import DedicatedConnection
+from gateway_worker.redis.dedicated_pool import DedicatedPool, PoolExhausted
+from gateway_worker.redis.executor import DedicatedConnection, ErrorHook
 from gateway_worker.redis.scripts import SCRIPTS, ScriptGuard
+from gateway_worker.redis.shared import SharedConnections
 from gateway_worker.redis.values import ReplyError, RespValue, Status
 
 log = structlog.get_logger("gateway_worker.redis")
 
-#: Called with a short, bounded kind ("unavailable", "timeout") on every Redis failure.
-ErrorHook = Callable[[str], None]
-
-
-def refusal(name: bytes, reason: str) -> ReplyError:
-    """The error reply for a command the shared connection cannot run."""
-    return ReplyError(
-        f"ERR {name.decode('ascii', 'replace')} is not allowed through the gateway: {reason}"
-    )
-
-
-def _retrieve(fut: asyncio.Future[RespValue]) -> None:
-    if not fut.cancelled():
-        fut.exception()
-
 
 class RedisClient:
-    """Implements ``gateway_worker.redis.values.RedisExecutor`` (see the module docstring)."""
+    """Implements ``gateway_worker.redis.executor.RedisBackend`` (module docstring)."""
 
-    def __init__(self, cfg: RedisConfig, on_error: ErrorHook | None = None) -> None:
+    def __init__(
+        self,
+        cfg: RedisConfig,
+        on_error: ErrorHook | None = None,
+        options: ConnectOptions | None = None,
+    ) -> None:
         self._cfg = cfg
-        self.options = ConnectOptions.from_config(cfg)
+        self.options = options or ConnectOptions.from_config(cfg)
         self._db = self.options.db
         self._timeout = cfg.command_timeout_seconds
         self._retries = cfg.max_retries
         self._retry_delay = cfg.retry_delay_ms / 1000
-        self._mux: dict[int, RespConnection] = {}
-        self._opening: dict[int, asyncio.Task[RespConnection]] = {}
-        self._idle: dict[int, list[RespConnection]] = {}
-        self._pool_slots = asyncio.Semaphore(cfg.pool_max_size)
+        self._shared: SharedConnections[int] = SharedConnections(self._open)
+        self._mux = self._shared.conns  # the fast path reads the dict itself
+        self._pool: DedicatedPool[int] = DedicatedPool(
+            cfg.pool_max_size, cfg.pool_timeout_seconds, self._open_dedicated
+        )
         self._tasks: list[asyncio.Task[None]] = []
-        # Shared connections replaced by a refresh, closed once their replies are in.
-        self._retiring: list[tuple[RespConnection, float]] = []
         self._on_error = on_error
         self.scripts = ScriptGuard(self.options, self._timeout)
         self.healthy = False
         self.last_error: str | None = None
 
+    @property
+    def where(self) -> str:
+        return self.options.where
+
+    @property
+    def stream_options(self) -> ConnectOptions:
+        return self.options
+
     # -- lifecycle --------------------------------------------------------------------
 
     async def start(self) -> None:
         """Open the shared connection and answer one PING; ``RedisUnavailable`` if not."""
-        conn = await self._connection(self._db)
+        conn = await self._shared.get(self._db)
         reply = await self._await(conn.request([b"PING"]))
         if isinstance(reply, ReplyError):
             raise RedisUnavailable(f"Redis at {self.options.where} answered PING with {reply}")
@@ -96,18 +99,21 @@ class RedisClient:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        closing = [
-            *self._mux.values(),
-            *(c for idle in self._idle.values() for c in idle),
-            *(c for c, _ in self._retiring),
-        ]
-        self._retiring = []
-        for conn in closing:
-            conn.close()
-        self._mux.clear()
-        self._idle.clear()
+        closing = [*self._shared.close_all(), *self._pool.close_all()]
         for conn in closing:
             await conn.wait_closed()
+
+    def retarget(self, options: ConnectOptions) -> None:
+        """Point every new connection at ``options`` (the sentinel mode's new master).
+
+        Shared connections to the old address are retired (the replies they owe still
+        come), idle dedicated ones closed; the script guard kills on the new address.
+        """
+        self.options = options
+        self.scripts.retarget(options)
+        for db in list(self._mux):
+            self._shared.retire(db)
+        self._pool.drop_idle()
 
     # -- RedisExecutor ----------------------------------------------------------------
 
@@ -129,7 +135,7 @@ class RedisClient:
             conn = self._mux.get(db)
             try:
                 if conn is None or not conn.is_open:
-                    conn = await self._connection(db)
+                    conn = await self._shared.get(db)
                 # Once request() returned, the command may reach Redis.
                 fut = conn.request(args)
             except RedisUnavailable as exc:
@@ -151,7 +157,7 @@ class RedisClient:
     ) -> list[RespValue]:
         refused: dict[int, ReplyError] = {}
         runnable: list[Sequence[bytes]] = []
-        blocking = scripted = False
+        exclusive = False
         for i, args in enumerate(commands):
             name = args[0].upper() if args else b""
             reason = CONNECTION_STATE.get(name)
@@ -159,20 +165,12 @@ class RedisClient:
                 refused[i] = refusal(name, reason)
             else:
                 runnable.append(args)
-                blocking = blocking or is_blocking(name, args)
-                scripted = scripted or name in SCRIPTS
-        if blocking or scripted:
+                exclusive = exclusive or is_blocking(name, args) or name in SCRIPTS
+        if exclusive:
             # A blocking command would stall the shared connection, and a script needs
             # its guard: run them all, in order, on a connection of their own.
-            replies: list[RespValue] = []
             async with self.dedicated(db) as dconn:
-                for args in runnable:
-                    name = args[0].upper()
-                    await dconn.send(args)
-                    if name in SCRIPTS:
-                        replies.append(await self.scripts.reply(dconn, name))
-                    else:
-                        replies.append(await dconn.read(None if blocking else self._timeout))
+                replies = await run_exclusive(dconn, runnable, self.scripts, self._timeout)
         else:
             conn = await self._connection_with_retries(self._db if db is None else db)
             futures = [conn.request(args) for args in runnable]
@@ -180,7 +178,7 @@ class RedisClient:
                 replies = [await fut for fut in futures]
             except RedisUnavailable as exc:
                 for fut in futures:  # the rest fail too; nobody else will look at them
-                    fut.add_done_callback(_retrieve)
+                    fut.add_done_callback(retrieve)
                 raise self._failed(exc) from None
         it = iter(replies)
         return [refused[i] if i in refused else next(it) for i in range(len(commands))]
@@ -188,76 +186,30 @@ class RedisClient:
     async def transaction(
         self, commands: Sequence[Sequence[bytes]], db: int | None = None
     ) -> list[RespValue] | ReplyError:
-        script: bytes | None = None
         for args in commands:
             name = args[0].upper() if args else b""
             if name in CONNECTION_STATE:
                 return ReplyError(
                     f"ERR {name.decode('ascii', 'replace')} is not allowed inside a transaction"
                 )
-            script = name if name in SCRIPTS else script
         async with self.dedicated(db) as conn:
-            await conn.send([b"MULTI"])
-            for args in commands:
-                await conn.send(args)
-            if script is None:
-                await conn.send([b"EXEC"])
-            first_error: ReplyError | None = None
-            for _ in range(len(commands) + 1):
-                reply = await conn.read(self._timeout)
-                if isinstance(reply, ReplyError) and first_error is None:
-                    first_error = reply
-            if script is None:
-                result = await conn.read(self._timeout)
-            else:
-                # The queued commands run at EXEC, the script under its guard. EXEC goes
-                # alone: Redis sends no reply of that batch while the script runs.
-                await conn.send([b"EXEC"])
-                result = await self.scripts.reply(conn, script)
-        if isinstance(result, list):
-            return result
-        if isinstance(result, ReplyError):
-            # EXECABORT alone does not say why; the queueing error does.
-            return ReplyError(f"{result} ({first_error})") if first_error else result
-        return ReplyError("EXECABORT Transaction discarded")
+            return await transaction_on(conn, commands, self.scripts, self._timeout)
 
     @contextlib.asynccontextmanager
     async def dedicated(self, db: int | None = None) -> AsyncIterator[DedicatedConnection]:
         db = self._db if db is None else db
         try:
-            async with asyncio.timeout(self._cfg.pool_timeout_seconds):
-                await self._pool_slots.acquire()
-        except TimeoutError:
-            raise self._failed(
-                RedisUnavailable(
-                    f"no dedicated Redis connection free within "
-                    f"{self._cfg.pool_timeout_seconds}s (redis.pool_max_size="
-                    f"{self._cfg.pool_max_size})"
-                ),
-                outage=False,  # Redis itself is fine
-            ) from None
-        conn: RespConnection | None = None
+            conn = await self._pool.acquire(db)
+        except PoolExhausted as exc:
+            raise self._failed(exc, outage=False) from None  # Redis itself is fine
+        except RedisUnavailable as exc:
+            raise self._failed(exc) from None
         clean = False
         try:
-            idle = self._idle.setdefault(db, [])
-            while idle and conn is None:
-                candidate = idle.pop()
-                if candidate.is_open:
-                    conn = candidate
-            if conn is None:
-                try:
-                    conn = await open_connection(replace(self.options, db=db), dedicated=True)
-                except RedisUnavailable as exc:
-                    raise self._failed(exc) from None
             yield conn
             clean = True
         finally:
-            if conn is not None:
-                if clean and conn.idle_clean:
-                    self._idle.setdefault(db, []).append(conn)
-                else:
-                    conn.close()
-            self._pool_slots.release()
+            self._pool.release(db, conn, clean)
 
     async def ping(self) -> bool:
         try:
@@ -276,6 +228,13 @@ class RedisClient:
         shown = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
         self.last_error = f"Redis at {self.options.where} answered PING with {shown}"
         return False
+
+    def unready_reason(self) -> str:
+        """Why ``ping()`` failed, for ``/readyz``."""
+        stuck = self.scripts.stuck
+        if stuck is not None:
+            return f"Redis busy: {stuck.describe()}"
+        return f"Redis unavailable: {self.last_error or 'no PONG'}"
 
     # -- internals --------------------------------------------------------------------
 
@@ -296,37 +255,23 @@ class RedisClient:
                 f"Redis at {self.options.where} did not reply within {self._timeout}s"
             ) from None
 
-    async def _connection(self, db: int) -> RespConnection:
-        """The shared connection for ``db``; concurrent callers share one connect."""
-        conn = self._mux.get(db)
-        if conn is not None and conn.is_open:
-            return conn
-        task = self._opening.get(db)
-        if task is None:
-            task = asyncio.create_task(self._open(db), name=f"redis-connect-db{db}")
-            # Retrieve the exception even when every waiter was cancelled.
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())
-            self._opening[db] = task
-        return await asyncio.shield(task)
-
     async def _open(self, db: int) -> RespConnection:
-        try:
-            conn = await open_connection(replace(self.options, db=db))
-            self._mux[db] = conn
-            if db == self._db and not self.healthy:
-                if self._tasks:  # started: Redis is back (maybe before the health task saw)
-                    self._availability(True)
-                else:
-                    log.info("redis.connected", where=self.options.where, db=db)
-            return conn
-        finally:
-            self._opening.pop(db, None)
+        conn = await open_connection(replace(self.options, db=db))
+        if db == self._db and not self.healthy:
+            if self._tasks:  # started: Redis is back (maybe before the health task saw)
+                self._availability(True)
+            else:
+                log.info("redis.connected", where=self.options.where, db=db)
+        return conn
+
+    async def _open_dedicated(self, db: int) -> RespConnection:
+        return await open_connection(replace(self.options, db=db), dedicated=True)
 
     async def _connection_with_retries(self, db: int) -> RespConnection:
         attempt = 0
         while True:
             try:
-                return await self._connection(db)
+                return await self._shared.get(db)
             except RedisUnavailable as exc:
                 if attempt >= self._retries:
                     raise self._failed(exc) from None
@@ -337,22 +282,10 @@ class RedisClient:
         interval = min(1.0, self._timeout / 4)
         while True:
             await asyncio.sleep(interval)
-            for conn in [*self._mux.values(), *(c for c, _ in self._retiring)]:
-                if conn.pending and conn.expire(self._timeout):
-                    self._failed(
-                        RedisUnavailable(
-                            f"Redis at {conn.where} did not reply within {self._timeout}s"
-                        )
-                    )
-            if self._retiring:
-                now = asyncio.get_running_loop().time()
-                keep = []
-                for conn, since in self._retiring:
-                    if conn.pending and now - since < 2 * self._timeout:
-                        keep.append((conn, since))
-                    else:
-                        conn.close()
-                self._retiring = keep
+            for conn in self._shared.sweep(self._timeout):
+                self._failed(
+                    RedisUnavailable(f"Redis at {conn.where} did not reply within {self._timeout}s")
+                )
 
     async def _refresh(self) -> None:
         """Reconnect every ``redis.refresh_interval_seconds`` (DNS is resolved anew).
@@ -365,9 +298,7 @@ class RedisClient:
         interval = self._cfg.refresh_interval_seconds
         while True:
             await asyncio.sleep(interval)
-            for idle in self._idle.values():
-                while idle:
-                    idle.pop().close()
+            self._pool.drop_idle()
             for db, old in list(self._mux.items()):
                 try:
                     new = await open_connection(replace(self.options, db=db))
@@ -376,11 +307,7 @@ class RedisClient:
                         "redis.refresh_failed", where=self.options.where, db=db, error=str(exc)
                     )
                     continue
-                if self._mux.get(db) is old and old.is_open:
-                    self._mux[db] = new
-                    self._retiring.append((old, asyncio.get_running_loop().time()))
-                else:
-                    new.close()
+                self._shared.replace(db, old, new)
 
     async def _health(self) -> None:
         interval = self._cfg.health_check_interval_seconds

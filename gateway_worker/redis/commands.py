@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from gateway_worker.redis.values import ReplyError
+
 #: Block the connection until data arrives: they get a dedicated connection, and
 #: no command timeout (their own timeout argument bounds them).
 BLOCKING: frozenset[bytes] = frozenset(
@@ -299,3 +301,10 @@ def is_blocking(name: bytes, args: Sequence[bytes]) -> bool:
 def is_read_only(name: bytes) -> bool:
     """True for commands that never change data (retry-safe, sync token unchanged)."""
     return name in READ_ONLY
+
+
+def refusal(name: bytes, reason: str) -> ReplyError:
+    """The error reply for a command the gateway does not run, saying why."""
+    return ReplyError(
+        f"ERR {name.decode('ascii', 'replace')} is not allowed through the gateway: {reason}"
+    )

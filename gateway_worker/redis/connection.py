@@ -17,11 +17,12 @@ import contextlib
 import ssl
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import cast
 from urllib.parse import unquote, urlsplit
 
 from gateway_worker.config import RedisConfig
+from gateway_worker.config.redis_connection import split_node
 from gateway_worker.errors import RedisUnavailable
 from gateway_worker.redis.values import ReplyError, RespValue
 from gateway_worker.redis.wire import ProtocolViolation, ReplyParser, encode_command
@@ -68,7 +69,8 @@ class ConnectOptions:
         if self.unix_path:
             return f"unix://{self.unix_path}"
         scheme = "rediss" if self.ssl_context or self.tls_error else "redis"
-        return f"{scheme}://{self.host}:{self.port}"
+        host = f"[{self.host}]" if self.host and ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}"
 
     @classmethod
     def from_config(cls, cfg: RedisConfig) -> ConnectOptions:
@@ -95,6 +97,39 @@ class ConnectOptions:
             connect_timeout=cfg.connection_timeout_seconds,
             tls_error=tls_error,
         )
+
+    @classmethod
+    def for_nodes(cls, cfg: RedisConfig, sentinels: bool = False) -> ConnectOptions:
+        """Options for ``redis.nodes`` (cluster nodes, or the sentinels' masters and
+        replicas; ``sentinels``: the Sentinels themselves, with their own credentials),
+        pointed at the first node; ``at()`` points them elsewhere."""
+        context: ssl.SSLContext | None = None
+        tls_error: str | None = None
+        if cfg.tls.enabled:
+            try:
+                context = _ssl_context(cfg)
+            except (OSError, ssl.SSLError) as exc:
+                tls_error = f"redis.tls: {exc}"
+        host, port = split_node(cfg.nodes[0]) if cfg.nodes else ("127.0.0.1", 6379)
+        if sentinels:
+            secret, username = cfg.sentinel_password, cfg.sentinel_username
+        else:
+            secret, username = cfg.default_password, cfg.username
+        return cls(
+            host=host,
+            port=port,
+            unix_path=None,
+            ssl_context=context,
+            username=username,
+            password=secret.get_secret_value() if secret else None,
+            db=0 if sentinels else cfg.db,
+            connect_timeout=cfg.connection_timeout_seconds,
+            tls_error=tls_error,
+        )
+
+    def at(self, host: str, port: int) -> ConnectOptions:
+        """The same options for the node at ``host:port``."""
+        return replace(self, host=host, port=port, unix_path=None)
 
 
 def _ssl_context(cfg: RedisConfig) -> ssl.SSLContext:

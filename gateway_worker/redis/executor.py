@@ -7,11 +7,15 @@ as ``gateway_worker.errors.RedisUnavailable``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
+from gateway_worker.redis.connection import ConnectOptions
 from gateway_worker.redis.values import ReplyError, RespValue
+
+#: Called with a short, bounded kind ("unavailable", "timeout") on every Redis failure.
+ErrorHook = Callable[[str], None]
 
 
 class DedicatedConnection(Protocol):
@@ -50,3 +54,33 @@ class RedisExecutor(Protocol):
 
     async def ping(self) -> bool:
         """True when Redis answers PING within the command timeout."""
+
+
+class RedisBackend(RedisExecutor, Protocol):
+    """What the app owns: a ``RedisExecutor`` for one topology (``redis.mode``), with
+    its lifecycle and readiness (built by ``gateway_worker.redis.topology``)."""
+
+    @property
+    def healthy(self) -> bool:
+        """Whether Redis answered last time anyone looked (logged on every change)."""
+
+    @property
+    def last_error(self) -> str | None:
+        """The last Redis failure, for ``/readyz`` and logs."""
+
+    @property
+    def where(self) -> str:
+        """What it talks to, for logs and errors (never credentials)."""
+
+    @property
+    def stream_options(self) -> ConnectOptions:
+        """Where a stream's own connection goes now (the pub/sub hub, a MONITOR feed)."""
+
+    async def start(self) -> None:
+        """Connect and check Redis answers; ``RedisUnavailable`` if not (worker boot)."""
+
+    async def close(self) -> None:
+        """Close every connection and stop the background tasks."""
+
+    def unready_reason(self) -> str:
+        """Why the last ``ping()`` failed (``/readyz``)."""

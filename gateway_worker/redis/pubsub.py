@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, cast
 
@@ -95,8 +96,11 @@ class _Sent:
 class PubSub:
     """The worker's pub/sub connection and who is subscribed to what."""
 
-    def __init__(self, options: ConnectOptions, timeout: float) -> None:
-        self._options = options
+    def __init__(
+        self, options: ConnectOptions | Callable[[], ConnectOptions], timeout: float
+    ) -> None:
+        #: Where to connect, read at each (re)connect (a callable follows a failover).
+        self._options = options if callable(options) else (lambda: options)
         self._timeout = timeout
         self._conn: RespConnection | None = None
         self._opening: asyncio.Task[RespConnection] | None = None
@@ -137,7 +141,7 @@ class PubSub:
 
     async def _open(self) -> RespConnection:
         try:
-            conn = await open_connection(self._options, dedicated=True)
+            conn = await open_connection(self._options(), dedicated=True)
             self._conn = conn
             self._reader = asyncio.create_task(self._read(conn), name="redis-pubsub")
             return conn

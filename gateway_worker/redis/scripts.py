@@ -127,13 +127,21 @@ class ScriptGuard:
     def __init__(
         self, options: ConnectOptions, timeout: float, connect: Connect = _dedicated_connection
     ) -> None:
-        self._kill_options = replace(
-            options, db=0, connect_timeout=max(options.connect_timeout, KILL_WAIT_SECONDS)
-        )
+        self._kill_options = self._for_kills(options)
         self._connect = connect
         self._timeout = timeout
         self._kills: dict[tuple[bytes, ...], asyncio.Task[_Kill]] = {}
         self.stuck: StuckScript | None = None
+
+    @staticmethod
+    def _for_kills(options: ConnectOptions) -> ConnectOptions:
+        return replace(
+            options, db=0, connect_timeout=max(options.connect_timeout, KILL_WAIT_SECONDS)
+        )
+
+    def retarget(self, options: ConnectOptions) -> None:
+        """Send later kills to ``options`` (the sentinel mode found another master)."""
+        self._kill_options = self._for_kills(options)
 
     async def reply(self, conn: DedicatedConnection, name: bytes) -> RespValue:
         """The reply to the script ``name`` just sent on ``conn`` (see the module docstring);

@@ -172,6 +172,11 @@ class WorkerServer(Server):
         # Read by each connection's shutdown() (called by uvicorn's shutdown below) and
         # by connections that complete connection_made from now on.
         self._drain_state.drain_grace = self.idle_grace
+        # Stop accepting *before* telling the supervisor so: its reload answers once every
+        # old worker said so, and a connection made after that lands on the new generation
+        # (uvicorn's shutdown below closes them again, harmlessly).
+        for server in self.servers:
+            server.close()
         if self._on_draining is not None:
             self._on_draining()
         if self.force_exit:

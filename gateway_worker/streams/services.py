@@ -3,6 +3,8 @@ worker by the app: the registry (limits, drain), the pub/sub hub and MONITOR fee
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from gateway_worker.config import Config
 from gateway_worker.redis.connection import ConnectOptions
 from gateway_worker.redis.monitor import MonitorFeed, MonitorSink, open_monitor
@@ -13,16 +15,20 @@ from gateway_worker.streams.registry import StreamMetrics, StreamRegistry, Strea
 class StreamServices:
     """The worker's stream registry and stream sources."""
 
-    def __init__(self, config: Config, options: ConnectOptions, metrics: StreamMetrics) -> None:
+    def __init__(
+        self, config: Config, target: Callable[[], ConnectOptions], metrics: StreamMetrics
+    ) -> None:
+        """``target``: where stream connections go now (``RedisBackend.stream_options``;
+        it moves with a sentinel failover)."""
         self.settings = StreamSettings.from_config(config.server)
         self.registry = StreamRegistry(self.settings, metrics)
-        self._options = options
+        self._target = target
         self._timeout = config.redis.command_timeout_seconds
-        self.pubsub = PubSub(options, self._timeout)
+        self.pubsub = PubSub(target, self._timeout)
 
     async def open_monitor(self, sink: MonitorSink) -> MonitorFeed:
         """A MONITOR feed on a connection of its own (``redis.monitor``)."""
-        return await open_monitor(self._options, sink, self._timeout)
+        return await open_monitor(self._target(), sink, self._timeout)
 
     async def close(self) -> None:
         """At app shutdown: end what is still open, close the hub's connection."""

@@ -40,6 +40,10 @@ _CROSS_FIELD_RULES = (
     "`kubernetes.backoff_initial_seconds` ≤ `kubernetes.backoff_max_seconds`.",
     "`kubernetes.*` is set in the main file, a profile overlay, env or `--set`, never in a "
     "ConfigMap or secrets directory (the API source is set up before they are read).",
+    "`redis.mode`: `standalone` uses `redis.url` and no `redis.nodes`; `cluster` and "
+    "`sentinel` use `redis.nodes` and no `redis.url`; `cluster` needs `redis.db = 0`; "
+    "`sentinel` needs `redis.sentinel_master`; `redis.sentinel_*` only with `sentinel`; "
+    "`redis.tls.enabled` only with `cluster` or `sentinel` (docs/redis-topologies.md).",
 )
 
 

@@ -9,7 +9,7 @@
 | CORS: no '*' origin together with allow_credentials       |     |    x    |  x   |
 | CORS: no '*' origin while auth is off                     |     |         |  x   |
 | features.admin_endpoints only with auth.enabled           |     |    x    |  x   |
-| redis.url is set explicitly (no embedded Redis)           |     |    x    |  x   |
+| redis.url set, or redis.mode cluster/sentinel (no embedded) |     |    x    |  x   |
 | no secret is a placeholder (REPLACE-ME, changeme, ...)    |     |    x    |  x   |
 
 docs/configuration-loading.md documents the same table; keep them together.
@@ -95,8 +95,13 @@ def secret_keys(model: type[BaseModel] = Config, prefix: str = "") -> list[str]:
 #: var or --set overrides them). `dev` serves on loopback only: README command 1
 #: starts an unauthenticated gateway with raw commands, which must not face a network
 #: unless someone says so (`server.host = "0.0.0.0"`).
+#: `dev` also logs in the console format (JSON stays the default of staging and prod,
+#: where logs go to a collector).
 PROFILE_DEFAULTS: dict[str, dict[tuple[str, ...], object]] = {
-    "dev": {("server", "host"): "127.0.0.1"},
+    "dev": {
+        ("server", "host"): "127.0.0.1",
+        ("observability", "logging", "format"): "pretty",
+    },
 }
 
 # dotted key -> (source description, value is secret)
@@ -179,7 +184,7 @@ RULES: tuple[_Rule, ...] = (
         "redis.url",
         _STRICT,
         "must be set explicitly in {profile} (the embedded Redis is for dev only)",
-        lambda c: c.redis.url is None,
+        lambda c: c.redis.uses_embedded,
     ),
     _Rule(
         ", ".join(secret_keys()),

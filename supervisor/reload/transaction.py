@@ -5,7 +5,8 @@
      invalid   unchanged   bind_failed     all ready before the deadline?
                                               │ no ─► stop N+1, keep N: readiness_failed
                                               ▼ yes
-                               commit, then drain N (parallel, SIGKILL on deadline)
+                               commit, then drain N (parallel, SIGKILL on deadline);
+                               answered once no worker of N accepts connections
 
 Nothing before "drain N" touches the serving generation, so any failure leaves the
 old generation and the old config serving. The transaction never blocks: the
@@ -44,6 +45,10 @@ __all__ = [
 log = structlog.get_logger("redis_gateway.reload")
 
 Loader = Callable[[ConfigInputs], LoadedConfig]
+
+#: Longest a committed reload's answer waits for the old workers to say they stopped
+#: accepting (they do within ~0.1 s of SIGTERM; a wedged one is answered for anyway).
+ACCEPT_STOP_WAIT_SECONDS = 2.0
 
 
 class ReloadPhase(enum.StrEnum):
@@ -119,6 +124,10 @@ class ReloadTransaction:
         self.ready_seconds: float | None = None
         self.changed: list[str] = []
         self.generation = 0
+        #: The committed outcome, answered once no old worker accepts connections any
+        #: more: after the answer, a new connection always reaches generation N+1.
+        self._committed: ReloadOutcome | None = None
+        self._committed_at = 0.0
 
     def _outcome(
         self,
@@ -181,6 +190,8 @@ class ReloadTransaction:
     @property
     def finished(self) -> bool:
         """True once nothing of this reload is left (old generation gone, or failed)."""
+        if self._committed is not None:
+            return False  # its answer is still to be given
         return self.phase in (ReloadPhase.NEW, ReloadPhase.DONE) or (
             self.phase is ReloadPhase.DRAINING and not any(w.alive for w in self.old_workers)
         )
@@ -239,7 +250,12 @@ class ReloadTransaction:
     def step(self) -> ReloadOutcome | None:
         """Advance; returns the outcome once, when it becomes known."""
         if self.phase is ReloadPhase.STARTING:
-            return self._step_starting()
+            outcome = self._step_starting()
+            if outcome is None or outcome.result is not ReloadResult.COMMITTED:
+                return outcome
+            self._committed, self._committed_at = outcome, self._clock()
+        if self._committed is not None:
+            return self._answer_once_old_workers_stopped_accepting()
         if self.phase is ReloadPhase.DRAINING and not any(w.alive for w in self.old_workers):
             self.phase = ReloadPhase.DONE
             log.info(
@@ -248,6 +264,21 @@ class ReloadTransaction:
                 seconds=round(self._clock() - self.started, 3),
             )
         return None
+
+    def _answer_once_old_workers_stopped_accepting(self) -> ReloadOutcome | None:
+        outcome = self._committed
+        assert outcome is not None
+        waiting = [w.pid for w in self.old_workers if w.alive and not w.stopped_accepting]
+        if waiting and self._clock() - self._committed_at < ACCEPT_STOP_WAIT_SECONDS:
+            return None
+        if waiting:
+            log.warning(
+                "reload.old_workers_still_accepting",
+                worker_pids=waiting,
+                waited_seconds=ACCEPT_STOP_WAIT_SECONDS,
+            )
+        self._committed = None
+        return outcome
 
     def _step_starting(self) -> ReloadOutcome | None:
         for w in self.new_workers:
@@ -277,7 +308,7 @@ class ReloadTransaction:
         log.info(
             "generation.draining",
             generation=gens.serving,
-            pids=[w.pid for w in self.old_workers],
+            worker_pids=[w.pid for w in self.old_workers],
             timeout=timeout,
         )
         gens.switch(self.generation, self.loaded, self.listeners, self.worker_config)
@@ -326,6 +357,7 @@ class ReloadTransaction:
         """The supervisor is stopping: stop a starting generation (readiness_failed)."""
         if self.phase is not ReloadPhase.STARTING:
             self.phase = ReloadPhase.DONE
-            return None  # already reported (committed, draining) or never started
+            committed, self._committed = self._committed, None
+            return committed  # None: already answered (draining), or never started
         self._stop_new_generation()
         return self._outcome(ReloadResult.READINESS_FAILED, error="supervisor is stopping")

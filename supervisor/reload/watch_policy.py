@@ -21,8 +21,8 @@ docs/operations.md prints this table; keep them together.
 | features.admin_endpoints     | the admin endpoints are turned on                  |
 | features.debug_mode          | debug mode is turned on                            |
 | server.cors.allowed_origins  | CORS opens to '*'                                  |
-| redis.url                    | it is removed (the data would move to the embedded |
-|                              | Redis of the dev profile)                          |
+| redis.url                    | it is removed and no cluster or sentinel named     |
+|                              | (the data would move to the embedded Redis of dev) |
 
 Adding or removing an API key is not held: rotating keys through a Secret mount must
 work unattended (removing one only tightens; a new one is as strong as its policy).
@@ -101,7 +101,9 @@ def _cors_opened(old: Config, new: Config) -> str | None:
 
 
 def _redis_url_removed(old: Config, new: Config) -> str | None:
-    if old.redis.url is not None and new.redis.url is None:
+    # Moving to a cluster or a sentinel master drops redis.url too: only a config that
+    # names no Redis at all falls back to the embedded one.
+    if not old.redis.uses_embedded and new.redis.uses_embedded:
         return "removed: the data would move to the embedded Redis"
     return None
 

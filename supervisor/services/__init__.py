@@ -1,5 +1,5 @@
-"""The supervisor's services: each one implements ``supervisor.hooks.Hooks`` and acts on
-the lifecycle events it cares about (the others are no-ops for it).
+"""The supervisor's services: each one implements only the lifecycle events it acts on
+(``supervisor.hooks``); ``supervisor.builder`` wires who hears which event.
 
 * ``logs.LogService``: supervisor logging reconfigured on commit, reopened on SIGUSR1;
 * ``watcher.WatcherService``: the config watcher (start, follow reloads, acknowledge);

@@ -24,9 +24,7 @@ import structlog
 
 from gateway_worker.config import Config
 from supervisor.config import LoadedConfig
-from supervisor.reload.outcome import ReloadOutcome
 from supervisor.sockets import Listener
-from supervisor.workers.handle import WorkerHandle
 
 log = structlog.get_logger("redis_gateway.supervisor")
 
@@ -81,33 +79,3 @@ class ExposureWarning:
 
     def committed(self, loaded: LoadedConfig, version: int) -> None:
         self.check(loaded.config)
-
-    def ready(self, status: str) -> None:
-        pass
-
-    def reloading(self) -> None:
-        pass
-
-    def inputs_read(self, fingerprint: str, settled: bool) -> None:
-        pass
-
-    def reload_finished(self, outcome: ReloadOutcome, status: str) -> None:
-        pass
-
-    def stopping(self) -> None:
-        pass
-
-    def worker_exited(self, pid: int) -> None:
-        pass
-
-    def worker_restarted(self) -> None:
-        pass
-
-    def reopen_logs(self) -> None:
-        pass
-
-    def tick(self, workers: Sequence[WorkerHandle]) -> None:
-        pass
-
-    def drift_changed(self, state: str) -> None:
-        pass

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import structlog
 
 from supervisor import logging as sup_logging
 from supervisor.config import LoadedConfig
-from supervisor.reload.outcome import ReloadOutcome
-from supervisor.workers.handle import WorkerHandle
 
 log = structlog.get_logger("redis_gateway.supervisor")
 
@@ -25,30 +21,3 @@ class LogService:
 
     def reopen_logs(self) -> None:
         sup_logging.reopen_logs()
-
-    def ready(self, status: str) -> None:
-        pass
-
-    def reloading(self) -> None:
-        pass
-
-    def inputs_read(self, fingerprint: str, settled: bool) -> None:
-        pass
-
-    def reload_finished(self, outcome: ReloadOutcome, status: str) -> None:
-        pass
-
-    def stopping(self) -> None:
-        pass
-
-    def worker_exited(self, pid: int) -> None:
-        pass
-
-    def worker_restarted(self) -> None:
-        pass
-
-    def tick(self, workers: Sequence[WorkerHandle]) -> None:
-        pass
-
-    def drift_changed(self, state: str) -> None:
-        pass

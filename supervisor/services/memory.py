@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Sequence
 
-from supervisor.config import LoadedConfig
 from supervisor.reload.outcome import ReloadOutcome
-from supervisor.workers.handle import WorkerHandle
 
 
 def trim_memory() -> None:
@@ -35,30 +32,3 @@ class MemoryTrim:
 
     def reload_finished(self, outcome: ReloadOutcome, status: str) -> None:
         trim_memory()
-
-    def reloading(self) -> None:
-        pass
-
-    def inputs_read(self, fingerprint: str, settled: bool) -> None:
-        pass
-
-    def committed(self, loaded: LoadedConfig, version: int) -> None:
-        pass
-
-    def stopping(self) -> None:
-        pass
-
-    def worker_exited(self, pid: int) -> None:
-        pass
-
-    def worker_restarted(self) -> None:
-        pass
-
-    def reopen_logs(self) -> None:
-        pass
-
-    def tick(self, workers: Sequence[WorkerHandle]) -> None:
-        pass
-
-    def drift_changed(self, state: str) -> None:
-        pass

@@ -25,7 +25,7 @@ log = structlog.get_logger("redis_gateway.supervisor")
 
 class MetricsService:
     """Hooks: ``committed``, ``reload_finished``, ``worker_exited``, ``worker_restarted``,
-    ``tick`` (workers by state)."""
+    ``tick`` (workers by state, the embedded Redis)."""
 
     def __init__(
         self,
@@ -124,25 +124,13 @@ class MetricsService:
             if str(w.state) in counts:
                 counts[str(w.state)] += 1
         self.metrics.set_workers(counts)
+        embedded = self._setup.embedded
+        if embedded is not None:
+            self.metrics.set_embedded_redis(str(embedded.state), embedded.restarts)
 
     def close(self) -> None:
         if self.server is not None:
             self.server.stop()
-
-    def ready(self, status: str) -> None:
-        pass
-
-    def reloading(self) -> None:
-        pass
-
-    def inputs_read(self, fingerprint: str, settled: bool) -> None:
-        pass
-
-    def stopping(self) -> None:
-        pass
-
-    def reopen_logs(self) -> None:
-        pass
 
     def drift_changed(self, state: str) -> None:
         self._drift = state

@@ -9,7 +9,7 @@ A failure to write (disk full, read-only) never stops the supervisor: it is logg
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
@@ -17,7 +17,6 @@ import structlog
 from supervisor.config import ConfigInputs, LoadedConfig
 from supervisor.config.store import StateStore
 from supervisor.reload.outcome import ReloadOutcome, ReloadResult
-from supervisor.workers.handle import WorkerHandle
 
 log = structlog.get_logger("redis_gateway.state")
 
@@ -128,27 +127,3 @@ class StateService:
     def _history(self, entry: dict[str, object]) -> None:
         assert self.store is not None
         self.store.append_history(entry)
-
-    def reloading(self) -> None:
-        pass
-
-    def inputs_read(self, fingerprint: str, settled: bool) -> None:
-        pass
-
-    def stopping(self) -> None:
-        pass
-
-    def worker_exited(self, pid: int) -> None:
-        pass
-
-    def worker_restarted(self) -> None:
-        pass
-
-    def reopen_logs(self) -> None:
-        pass
-
-    def drift_changed(self, state: str) -> None:
-        pass
-
-    def tick(self, workers: Sequence[WorkerHandle]) -> None:
-        pass

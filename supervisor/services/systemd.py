@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from supervisor.config import LoadedConfig
 from supervisor.reload.outcome import ReloadOutcome, ReloadResult
 from supervisor.systemd import Notifier
 from supervisor.workers.handle import WorkerHandle
@@ -45,21 +44,3 @@ class SystemdService:
 
     def close(self) -> None:
         self.notifier.close()
-
-    def inputs_read(self, fingerprint: str, settled: bool) -> None:
-        pass
-
-    def committed(self, loaded: LoadedConfig, version: int) -> None:
-        pass
-
-    def worker_exited(self, pid: int) -> None:
-        pass
-
-    def worker_restarted(self) -> None:
-        pass
-
-    def reopen_logs(self) -> None:
-        pass
-
-    def drift_changed(self, state: str) -> None:
-        pass

@@ -7,7 +7,6 @@ watchdog is imported only when the watcher is on (issue 3, RSS target).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,9 +14,7 @@ import structlog
 
 from gateway_worker.config import Config
 from supervisor.config import ConfigInputs, LoadedConfig, fingerprint_inputs, overlay_candidates
-from supervisor.reload.outcome import ReloadOutcome
 from supervisor.triggers.inbox import ReloadRequester
-from supervisor.workers.handle import WorkerHandle
 
 if TYPE_CHECKING:
     from supervisor.triggers.watch import ConfigWatcher
@@ -111,30 +108,3 @@ class WatcherService:
         if self.watcher is not None:
             self.watcher.stop()
             self.watcher = None
-
-    def ready(self, status: str) -> None:
-        pass
-
-    def reloading(self) -> None:
-        pass
-
-    def reload_finished(self, outcome: ReloadOutcome, status: str) -> None:
-        pass
-
-    def stopping(self) -> None:
-        pass
-
-    def worker_exited(self, pid: int) -> None:
-        pass
-
-    def worker_restarted(self) -> None:
-        pass
-
-    def reopen_logs(self) -> None:
-        pass
-
-    def tick(self, workers: Sequence[WorkerHandle]) -> None:
-        pass
-
-    def drift_changed(self, state: str) -> None:
-        pass

@@ -135,6 +135,11 @@ class StateInfo(Protocol):
     def describe(self) -> dict[str, object]: ...
 
 
+class EmbeddedInfo(Protocol):
+    def embedded_status(self) -> dict[str, object] | None:
+        """The embedded Redis (None: there is none)."""
+
+
 class ControlCommands:
     """The ``Handler`` of the supervisor's control socket.
 
@@ -150,6 +155,8 @@ class ControlCommands:
         identity: SupervisorIdentity,
         running: Running,
         state: StateInfo,
+        *,
+        embedded: EmbeddedInfo | None = None,
     ) -> None:
         self._supervised = supervised
         self._triggers = triggers
@@ -157,6 +164,7 @@ class ControlCommands:
         self._identity = identity
         self._running = running
         self._state = state
+        self._embedded = embedded
 
     def __call__(self, request: Mapping[str, object], conn: ControlConnection) -> None:
         cmd = request.get("cmd")
@@ -183,6 +191,9 @@ class ControlCommands:
             "control_socket": self._socket_path,
             "config_path": self._identity.config_path,
             "state": self._state.describe(),
+            "embedded_redis": (
+                self._embedded.embedded_status() if self._embedded is not None else None
+            ),
         }
         conn.reply({"ok": True, "status": status})
 

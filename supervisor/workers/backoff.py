@@ -25,6 +25,13 @@ BACKOFF_BASE_SECONDS = 0.5
 UNSERVED_MAX_DELAY_SECONDS = 0.5
 
 
+def restart_delay(rounds: int, cap: float) -> float:
+    """The delay before restarting after the ``rounds``-th consecutive crash (>= 1):
+    ``BACKOFF_BASE_SECONDS`` doubled per round, at most ``cap``. Workers and the
+    embedded Redis (``supervisor.workers.redis_keeper``) both wait this long."""
+    return min(cap, BACKOFF_BASE_SECONDS * 2.0 ** (rounds - 1))
+
+
 class CrashBackoff:
     """Crash rounds, the earliest time the next worker may be spawned, restarts per slot."""
 
@@ -47,7 +54,7 @@ class CrashBackoff:
             self._round_open = True
             self.rounds += 1
             self._round_started_at = now
-            self.next_spawn_at = now + min(cap, BACKOFF_BASE_SECONDS * 2 ** (self.rounds - 1))
+            self.next_spawn_at = now + restart_delay(self.rounds, cap)
         return self.wait(now, serving)
 
     def wait(self, now: float, serving: bool = True) -> float:

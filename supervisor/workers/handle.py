@@ -34,6 +34,9 @@ class WorkerHandle(Protocol):
     #: The supervisor asked it to stop (``drain``, ``kill``, a fast stop): its exit is
     #: expected, never a crash (``kill`` clears the deadline, not this).
     stop_requested: bool
+    #: It said it no longer accepts connections (its ``draining`` message, sent once
+    #: its listeners are closed): a connection made now goes to another worker.
+    stopped_accepting: bool
 
     @property
     def pid(self) -> int: ...

@@ -94,7 +94,7 @@ class WorkerPool:
         except OSError:
             self.abandon(started)
             raise
-        log.info("generation.starting", generation=generation, pids=[w.pid for w in started])
+        log.info("generation.starting", generation=generation, worker_pids=[w.pid for w in started])
         return started
 
     def drain(self, workers: Sequence[WorkerHandle], kill_after: float) -> None:
@@ -172,7 +172,10 @@ class WorkerPool:
         for w in self.workers:
             if w.kill_deadline is not None and now >= w.kill_deadline and w.alive:
                 log.warning(
-                    "worker.killed", pid=w.pid, generation=w.generation, reason="deadline passed"
+                    "worker.killed",
+                    worker_pid=w.pid,
+                    generation=w.generation,
+                    reason="deadline passed",
                 )
                 w.kill()
             elif w.state == WorkerState.READY and (
@@ -180,7 +183,7 @@ class WorkerPool:
             ):
                 log.warning(
                     "worker.heartbeat_missed",
-                    pid=w.pid,
+                    worker_pid=w.pid,
                     silent_seconds=round(now - w.last_heartbeat, 1),
                 )
                 w.drain(policy.unresponsive_kill_after(config.supervisor))
@@ -192,7 +195,7 @@ class WorkerPool:
             ):
                 # A replacement that never became ready (reload workers have their own
                 # deadline in the transaction, and belong to generation + 1).
-                log.warning("worker.start_timeout", pid=w.pid)
+                log.warning("worker.start_timeout", worker_pid=w.pid)
                 w.drain(START_TIMEOUT_KILL_SECONDS)
 
     def reconcile(self, target: Target, config: Config) -> None:
@@ -243,7 +246,7 @@ class WorkerPool:
                 break
             self.backoff.spawned(probe)
             current.append(w)
-            log.info("worker.spawned", pid=w.pid, generation=target.generation, slot=slot)
+            log.info("worker.spawned", worker_pid=w.pid, generation=target.generation, slot=slot)
 
     def replenish_standby(self, listeners: list[Listener], desired: int, busy: bool) -> None:
         """Keep pre-imported standby workers (``supervisor.workers.standby``), but none is added

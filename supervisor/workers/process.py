@@ -16,12 +16,7 @@ from collections.abc import Mapping, Sequence
 import structlog
 
 from gateway_worker.config import Config, dump_with_secrets
-from gateway_worker.contract import (
-    ExitCode,
-    StatusMessage,
-    decode_message,
-    encode_config_line,
-)
+from gateway_worker.contract import ExitCode, StatusMessage, decode_message, encode_config
 from supervisor.workers.handle import WorkerState
 
 __all__ = ["WorkerProcess", "WorkerState", "describe_exit"]
@@ -42,6 +37,7 @@ class WorkerProcess:
         self.last_heartbeat = self.started_at
         self.kill_deadline: float | None = None
         self.stop_requested = False
+        self.stopped_accepting = False
         self.became_ready = False
         self.error: str | None = None
         self.fatal_code: int | None = None
@@ -106,7 +102,7 @@ class WorkerProcess:
         """Write the one config line (starts a standby worker's app)."""
         assert self._config_fd is not None
         self.started_at = self.last_heartbeat = time.monotonic()
-        line = encode_config_line(dump_with_secrets(config), self.generation)
+        line = encode_config(self.generation, self.slot, dump_with_secrets(config))
         try:
             # Blocking write: the child reads it at once; configs are a few kB.
             os.write(self._config_fd, line)
@@ -137,7 +133,9 @@ class WorkerProcess:
                 msg = decode_message(line)
             except ValueError:
                 log.warning(
-                    "worker.bad_status_line", pid=self.pid, line=line[:200].decode(errors="replace")
+                    "worker.bad_status_line",
+                    worker_pid=self.pid,
+                    line=line[:200].decode(errors="replace"),
                 )
                 continue
             self.handle_message(msg)
@@ -151,6 +149,8 @@ class WorkerProcess:
         if kind == "ready" and self.state is WorkerState.STARTING:
             self.state = WorkerState.READY
             self.became_ready = True
+        elif kind == "draining":
+            self.stopped_accepting = True
         elif kind == "fatal":
             self.error = str(msg.get("error", "fatal error"))
             self.fatal_code = int(msg.get("code", ExitCode.CRASH))
@@ -222,6 +222,7 @@ class WorkerProcess:
         return {
             "pid": self.pid,
             "generation": self.generation,
+            "slot": self.slot,
             "state": str(self.state),
             "age_seconds": round(time.monotonic() - self.started_at, 1),
             "restarts": self.restarts,

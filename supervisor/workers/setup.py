@@ -18,20 +18,17 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-import structlog
-
 from gateway_worker.config import Config
 from supervisor.config.schema import ENV_PREFIX
-from supervisor.embedded_redis import EmbeddedRedis
+from supervisor.workers.redis_keeper import EmbeddedRedisKeeper
 
 if TYPE_CHECKING:
     from supervisor.metrics_workers import MultiprocessDir
 
-log = structlog.get_logger("redis_gateway.supervisor")
-
 
 def wants_embedded_redis(config: Config) -> bool:
-    return config.profile == "dev" and config.redis.url is None and config.supervisor.embedded_redis
+    redis = config.redis
+    return config.profile == "dev" and redis.uses_embedded and config.supervisor.embedded_redis
 
 
 class WorkerSetup:
@@ -39,17 +36,21 @@ class WorkerSetup:
 
     def __init__(self, control_path: str) -> None:
         self.control_path = control_path
-        self.embedded: EmbeddedRedis | None = None
+        self.embedded: EmbeddedRedisKeeper | None = None
         self.multiproc: MultiprocessDir | None = None
 
-    def start_embedded_redis(self) -> EmbeddedRedis:
-        """Start it if it is not running (raises ``EmbeddedRedisError``)."""
+    def start_embedded_redis(self) -> EmbeddedRedisKeeper:
+        """Start it if it is not running (raises ``EmbeddedRedisError``); from then on
+        ``supervisor.services.embedded_redis`` keeps it running."""
         if self.embedded is None:
-            embedded = EmbeddedRedis()
-            embedded.start()
-            self.embedded = embedded
-            log.info("embedded_redis.started", url=embedded.url)
+            keeper = EmbeddedRedisKeeper()
+            keeper.start()
+            self.embedded = keeper
         return self.embedded
+
+    def embedded_status(self) -> dict[str, object] | None:
+        """The embedded Redis in `redis-gateway status` (None: there is none)."""
+        return self.embedded.describe() if self.embedded is not None else None
 
     def ensure_multiproc(self, config: Config) -> MultiprocessDir | None:
         """Workers started for a config with metrics on write their samples here."""
@@ -92,5 +93,4 @@ class WorkerSetup:
         if self.multiproc is not None:
             self.multiproc.cleanup()
         if self.embedded is not None:
-            self.embedded.stop()
-            log.info("embedded_redis.stopped")
+            self.embedded.close()

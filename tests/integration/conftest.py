@@ -271,7 +271,8 @@ def base_config(redis_url: str, sockdir: Path) -> dict[str, Any]:
             "reload_readiness_timeout_seconds": 20.0,
         },
         "redis": {"url": redis_url, "connection_timeout_seconds": 1.0},
-        "observability": {"metrics": {"enabled": False}},
+        # JSON logs (the dev profile's default is the console format): tests parse them.
+        "observability": {"metrics": {"enabled": False}, "logging": {"format": "json"}},
         "supervisor": {
             # Versions, backups and history of this gateway alone (never a shared dir).
             "state_dir": str(sockdir / "state"),

@@ -126,3 +126,20 @@ def test_reloads_under_load_lose_nothing(
     assert load.ok_new > 50
     assert counter == load.total_ok
     assert gw.status()["version"] == 4
+
+
+def test_once_reload_returns_every_new_connection_gets_the_new_config(
+    gateway_factory: Callable[..., Gateway],
+) -> None:
+    """`redis-gateway reload` answers once no old worker accepts connections: a request
+    made right after it is never served by the old config (regression: the old workers
+    were told to drain but could still accept for a moment, so `reload && curl` raced)."""
+    gw = gateway_factory({"server": {"workers": 2}})
+    for denied in (["GET"], ["SET"], ["GET"]):
+        gw.write_config({"policy": {"denied_commands": denied}})
+        result = gw.reload()
+        assert result.returncode == 0, result.stdout + result.stderr
+        allowed = "SET" if denied == ["GET"] else "GET"
+        for _ in range(30):  # a fresh connection each
+            assert http_get(gw.port, f"/{denied[0].lower()}/k/v")[0] == 403
+            assert http_get(gw.port, f"/{allowed.lower()}/k/v")[0] != 403

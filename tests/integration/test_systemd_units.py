@@ -1,4 +1,8 @@
-"""The shipped systemd units: `systemd-analyze verify` is silent, and key settings hold."""
+"""The shipped systemd units: `systemd-analyze verify` is silent, and key settings hold.
+
+The unit is also run for real, by hand (root, a booted Debian 12 container):
+`scripts/systemd-nspawn-check` installs it as systemd/README.md says, starts it,
+reloads it under load, refuses a broken config and stops it."""
 
 from __future__ import annotations
 
@@ -14,7 +18,9 @@ from gateway_worker.config import ServerConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 UNITS = ROOT / "systemd"
-SHIPPED_BINARY = "/usr/local/bin/redis-gateway"
+SHIPPED_BINARY = "/opt/redis-gateway/bin/redis-gateway"
+DROP_IN = UNITS / "redis-gateway.service.d" / "credentials.conf"
+CREDENTIALS = "/run/credentials/redis-gateway.service"
 
 
 def parse_unit(path: Path) -> configparser.RawConfigParser:
@@ -57,6 +63,32 @@ def test_service_settings_match_the_supervisor_contract() -> None:
     assert service["ProtectSystem"] == "strict"
 
 
+def test_secrets_come_as_credentials_read_by_file_keys() -> None:
+    service = parse_unit(UNITS / "redis-gateway.service")["Service"]
+    # Optional (the leading '-'): REDIS_GATEWAY_* settings only the supervisor sees.
+    assert service["EnvironmentFile"] == "-/etc/redis-gateway/environment"
+    text = DROP_IN.read_text()
+    drop_in = parse_unit(DROP_IN)["Service"]
+    loaded = [
+        line.split("=", 1)[1] for line in text.splitlines() if line.startswith("LoadCredential=")
+    ]
+    assert loaded == [
+        "jwt_secret:/etc/redis-gateway/credentials/jwt_secret",
+        "api_key.app:/etc/redis-gateway/credentials/api_key.app",
+    ]
+    assert drop_in["Environment"] == "REDIS_GATEWAY_AUTH__JWT_SECRET_FILE=%d/jwt_secret"
+    guide = (UNITS / "README.md").read_text()
+    assert f'key_file = "{CREDENTIALS}/api_key.app"' in guide
+    for step in (
+        "python3 -m venv /opt/redis-gateway",
+        "/opt/redis-gateway/bin/pip install .",
+        "useradd --system",
+        "cp systemd/redis-gateway.service.d/credentials.conf "
+        "/etc/systemd/system/redis-gateway.service.d/",
+    ):
+        assert step in guide, step
+
+
 def test_socket_unit_feeds_the_service() -> None:
     socket_unit = parse_unit(UNITS / "redis-gateway.socket")["Socket"]
     assert socket_unit["ListenStream"] == "8080"
@@ -87,6 +119,11 @@ def test_systemd_analyze_verify_is_silent(tmp_path: Path) -> None:
         text = (UNITS / name).read_text().replace(SHIPPED_BINARY, str(binary))
         (tmp_path / name).write_text(text)
     output = _verify(tmp_path, "redis-gateway.service", "redis-gateway.socket")
+    assert output == "", output
+    # With the credentials drop-in merged in (verify reads no drop-in beside a path).
+    merged = (tmp_path / "redis-gateway.service").read_text() + DROP_IN.read_text()
+    (tmp_path / "redis-gateway.service").write_text(merged)
+    output = _verify(tmp_path, "redis-gateway.service")
     assert output == "", output
 
 

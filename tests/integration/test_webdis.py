@@ -189,7 +189,7 @@ def with_streams(url: str, body: Callable[[RedisClient, StreamServices], Awaitab
         config = Config.model_validate({"redis": {"url": url}})
         client = RedisClient(config.redis)
         await client.start()
-        streams = StreamServices(config, client.options, FakeMetrics())
+        streams = StreamServices(config, lambda: client.stream_options, FakeMetrics())
         try:
             return await body(client, streams)
         finally:

@@ -24,6 +24,7 @@ from supervisor.builder import assemble
 from supervisor.config import ConfigError, ConfigInputs, LoadedConfig
 from supervisor.hooks import FanOut
 from supervisor.reload.outcome import ReloadResult
+from supervisor.reload.transaction import ACCEPT_STOP_WAIT_SECONDS
 from supervisor.sockets import Listener
 from supervisor.workers.handle import WorkerState
 
@@ -55,6 +56,9 @@ class FakeWorker:
         self.started_at = self.last_heartbeat = clock.now
         self.kill_deadline: float | None = None
         self.stop_requested = False
+        self.stopped_accepting = False
+        #: Test control: a drained worker says at once that it stopped accepting.
+        self.acks_drain = True
         self.signals: list[int] = []
         self._exit: int | None = None
 
@@ -96,6 +100,7 @@ class FakeWorker:
         self.stop_requested = True
         self.kill_deadline = self.clock.now + timeout
         self.signal(signal.SIGTERM)
+        self.stopped_accepting = self.acks_drain
 
     def kill(self) -> None:
         self.stop_requested = True
@@ -245,6 +250,53 @@ def test_reload_starts_generation_then_drains_old_then_commits(env: Env) -> None
         w.exit(0)
     env.arbiter.step()
     assert env.arbiter.reload is None
+
+
+def test_a_committed_reload_is_answered_once_no_old_worker_accepts(env: Env) -> None:
+    """After the answer, a new connection always reaches the new generation: the old
+    workers' ``draining`` message (sent once their listeners are closed) is waited for,
+    at most ACCEPT_STOP_WAIT_SECONDS (regression: a request made right after
+    `redis-gateway reload` returned could still be served by the old config)."""
+    env.boot()
+    old = env.live(1)
+    for w in old:
+        w.acks_drain = False
+    env.next_config = loaded(workers=3)
+    env.hup()
+    env.arbiter.step()
+    for w in env.live(2):
+        w.become_ready()
+    env.arbiter.step()
+    assert env.arbiter.version == 2  # committed: the new generation serves
+    assert env.arbiter.last_reload is None  # but not answered yet
+    old[0].stopped_accepting = True
+    env.arbiter.step()
+    assert env.arbiter.last_reload is None
+    old[1].exit(0)  # gone counts as not accepting
+    env.arbiter.step()
+    assert env.arbiter.last_reload is not None
+    assert env.arbiter.last_reload.result == "committed"
+
+
+def test_an_old_worker_that_never_says_it_stopped_accepting_delays_the_answer_2s(
+    env: Env,
+) -> None:
+    env.boot()
+    for w in env.live(1):
+        w.acks_drain = False
+    env.next_config = loaded(workers=3)
+    env.hup()
+    env.arbiter.step()
+    for w in env.live(2):
+        w.become_ready()
+    env.arbiter.step()
+    env.clock.now += ACCEPT_STOP_WAIT_SECONDS - 0.1
+    env.arbiter.step()
+    assert env.arbiter.last_reload is None
+    env.clock.now += 0.2
+    env.arbiter.step()
+    assert env.arbiter.last_reload is not None
+    assert env.arbiter.last_reload.result == "committed"
 
 
 def test_invalid_config_keeps_serving_and_counts_invalid(env: Env) -> None:

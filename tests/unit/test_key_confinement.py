@@ -11,18 +11,12 @@ from typing import Any
 
 import pytest
 
-from gateway_worker.access.command_syntax import redis_int
-from gateway_worker.access.key_confinement import (
-    KEY_SPECS,
-    REFUSED,
-    Located,
-    check_key_prefix,
-    glob_escape,
-    locate_keys,
-)
+from gateway_worker.access.key_confinement import REFUSED, check_key_prefix, glob_escape
 from gateway_worker.access.policy import CommandPolicy
 from gateway_worker.config import Config
 from gateway_worker.exchange import PolicyName, Principal
+from gateway_worker.redis.command_syntax import redis_int
+from gateway_worker.redis.keys import KEY_SPECS, Located, locate_keys
 
 
 def confined(*args: str, prefix: str = "app:", home_db: int = 0) -> str | None:

@@ -237,6 +237,11 @@ def test_each_row_holds_its_unsafe_change(
     )  # moving back is a move too
 
 
+def test_leaving_a_cluster_for_no_redis_at_all_is_held() -> None:
+    reasons = held_reasons(_config(redis={"mode": "cluster", "nodes": ["n:1"]}), _config(redis={}))
+    assert [r.split(":")[0] for r in reasons] == ["redis.url"], reasons
+
+
 def test_every_row_of_the_table_is_exercised() -> None:
     assert {row.key for row in HELD_CHANGES} == {key for key, _, _ in HELD_CASES}
 
@@ -247,6 +252,8 @@ def test_every_row_of_the_table_is_exercised() -> None:
         ({}, {"server": {"request_timeout_seconds": 9}}),
         ({}, {"server": {"workers": 7}}),
         ({"redis": {"url": "redis://r:1"}}, {"redis": {"url": "redis://other:2"}}),
+        # Moving to a cluster drops redis.url: not a move to the embedded Redis.
+        ({"redis": {"url": "redis://r:1"}}, {"redis": {"mode": "cluster", "nodes": ["n:1"]}}),
         (
             {"auth": {"api_keys": [{"name": "a", "key": KEY, "policy": "all"}]}},
             {"auth": {"api_keys": [{"name": "a", "key": KEY, "policy": "safe"}]}},

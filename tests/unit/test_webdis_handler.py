@@ -212,7 +212,8 @@ def test_subscribe_without_redis_is_503() -> None:
     )
 
     async def main() -> tuple[Response, int]:
-        streams = StreamServices(config, ConnectOptions.from_config(config.redis), FakeMetrics())
+        options = ConnectOptions.from_config(config.redis)
+        streams = StreamServices(config, lambda: options, FakeMetrics())
         try:
             guard = lambda args, db=None: None  # noqa: E731 - everything allowed
             response = await handle(

@@ -98,7 +98,9 @@ class Upstash:
                         405, f"{path} needs POST, not {method}", [("allow", "POST")]
                     )
                 commands = self._batch(request.body)
-                return await self._run_batch(request, redis, guard, commands, path)
+                response = await self._run_batch(request, redis, guard, commands, path)
+                response.batch_size = len(commands)
+                return response
             if path == "/" and method in ("POST", "PUT"):
                 args = command_from_json(parse_json(request.body), self.max_arguments)
             else:
@@ -141,7 +143,7 @@ class Upstash:
         commands: list[list[bytes]],
         path: str,
     ) -> Response:
-        name = commands[0][0].upper()
+        name = b"PIPELINE" if path == "/pipeline" else b"MULTI-EXEC"
         for i, args in enumerate(commands):
             refused = guard(args)
             if refused is not None:

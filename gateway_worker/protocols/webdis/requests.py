@@ -19,8 +19,9 @@ from gateway_worker.protocols.webdis.formats import DEFAULT_FORMAT, FORMATS
 
 MAX_DB = 15
 _JSONP_NAME = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*(\.[A-Za-z_$][A-Za-z0-9_$]*)*")
-#: The commands answered with a stream (with at least one channel).
-SUBSCRIBE = frozenset({b"SUBSCRIBE", b"PSUBSCRIBE"})
+#: The commands answered with a stream (with at least one channel). SSUBSCRIBE (sharded
+#: pub/sub, Redis 7+) streams like SUBSCRIBE; in cluster mode on its channel's node.
+SUBSCRIBE = frozenset({b"SUBSCRIBE", b"PSUBSCRIBE", b"SSUBSCRIBE"})
 
 
 class WebdisRequestError(Exception):
