@@ -68,7 +68,7 @@ from gateway_worker.protocols.webdis.requests import (
     parse_options,
     path_bytes,
 )
-from gateway_worker.protocols.webdis.streams import chunked_subscribe
+from gateway_worker.protocols.webdis.streams import chunked_subscribe, sharded_subscribe
 from gateway_worker.redis.executor import RedisExecutor
 from gateway_worker.redis.values import RespValue
 from gateway_worker.streams.services import StreamServices
@@ -161,6 +161,16 @@ async def _run(
     render = _renderer(cmd, options)
     extra = [_disposition(options.filename)] if options.filename else []
     if len(cmd.args) >= 2 and cmd.args[0].upper() in SUBSCRIBE:
+        if cmd.args[0].upper() == b"SSUBSCRIBE":
+            return await sharded_subscribe(
+                cmd.args,
+                cmd.db,
+                redis,
+                render=render,
+                content_type=cmd.content_type,
+                extra=extra,
+                services=streams,
+            )
         return await chunked_subscribe(cmd.args, render, cmd.content_type, extra, streams)
     try:
         reply = await redis.execute(cmd.args, db=cmd.db)

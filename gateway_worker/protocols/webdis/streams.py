@@ -14,17 +14,21 @@ drain deadline (the client resubscribes).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 
 from gateway_worker.errors import RedisUnavailable
 from gateway_worker.exchange import Response
 from gateway_worker.protocols.json_bodies import error_response
 from gateway_worker.protocols.webdis.etag import etag_of
+from gateway_worker.redis.executor import RedisExecutor
 from gateway_worker.redis.pubsub import CHANNELS, PATTERNS, PubSubRefused
-from gateway_worker.redis.values import RespValue
+from gateway_worker.redis.values import ReplyError, RespValue
 from gateway_worker.streams.body import StreamBody
 from gateway_worker.streams.outbox import ERROR, REDIS, Outbox
-from gateway_worker.streams.registry import WEBDIS_CHUNKED
+from gateway_worker.streams.registry import WEBDIS_CHUNKED, StreamSlot
 from gateway_worker.streams.services import StreamServices
 
 #: The commands answered with a stream (with at least one name), and their kind.
@@ -64,14 +68,7 @@ class WebdisSink:
         self._outbox.end(reason)
 
 
-async def chunked_subscribe(
-    args: list[bytes],
-    render: Render,
-    content_type: str,
-    extra: list[tuple[str, str]],
-    services: StreamServices | None,
-) -> Response:
-    """Start a SUBSCRIBE/PSUBSCRIBE stream (the guard already allowed ``args``)."""
+def _open_slot(services: StreamServices | None) -> StreamSlot | Response:
     if services is None:
         return error_response(501, "streams are not available in this app")
     slot = services.registry.open(WEBDIS_CHUNKED)
@@ -82,6 +79,21 @@ async def chunked_subscribe(
             f"too many streams: server.max_streams={limit} are open in this worker",
             [("Retry-After", "1")],
         )
+    return slot
+
+
+async def chunked_subscribe(
+    args: list[bytes],
+    render: Render,
+    content_type: str,
+    extra: list[tuple[str, str]],
+    services: StreamServices | None,
+) -> Response:
+    """Start a SUBSCRIBE/PSUBSCRIBE stream (the guard already allowed ``args``)."""
+    slot = _open_slot(services)
+    if isinstance(slot, Response):
+        return slot
+    assert services is not None
     body = StreamBody(slot)
     if not slot.ending:
         subscriber = services.pubsub.subscriber(WebdisSink(slot.outbox, render))
@@ -99,3 +111,60 @@ async def chunked_subscribe(
                 return Response(200, out, content_type=content_type, headers=headers)
             raise
     return Response(200, content_type=content_type, headers=extra, stream=body)
+
+
+async def sharded_subscribe(
+    args: list[bytes],
+    db: int | None,
+    redis: RedisExecutor,
+    *,
+    render: Render,
+    content_type: str,
+    extra: list[tuple[str, str]],
+    services: StreamServices | None,
+) -> Response:
+    """Start an SSUBSCRIBE stream (sharded pub/sub, Redis 7+) on a dedicated connection:
+    in cluster mode the one to its channels' node, which the hub's single connection is
+    not. It counts in ``server.max_streams`` and drains like the other streams."""
+    slot = _open_slot(services)
+    if isinstance(slot, Response):
+        return slot
+    stack = AsyncExitStack()
+    try:
+        conn = await stack.enter_async_context(redis.dedicated(db))
+        first = await conn.execute(args, None)
+    except BaseException as exc:
+        await stack.aclose()
+        slot.close(REDIS if isinstance(exc, RedisUnavailable) else ERROR)
+        if isinstance(exc, RedisUnavailable):
+            return error_response(503, f"Redis unavailable: {exc}")
+        raise
+    if isinstance(first, ReplyError):
+        await stack.aclose()
+        slot.close(ERROR)
+        out = render(first) or b""
+        headers = [*extra, ("ETag", etag_of(out))]
+        return Response(200, out, content_type=content_type, headers=headers)
+
+    async def relay_pushes() -> None:
+        reply: RespValue = first
+        try:
+            while True:
+                out = render(reply)
+                if out:
+                    slot.outbox.put(out)
+                reply = await conn.read(None)
+        except RedisUnavailable:
+            slot.outbox.end(REDIS)
+
+    reader = asyncio.create_task(relay_pushes(), name="webdis-ssubscribe")
+
+    async def release() -> None:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+        await stack.aclose()
+
+    return Response(
+        200, content_type=content_type, headers=extra, stream=StreamBody(slot, release=release)
+    )
