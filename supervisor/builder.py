@@ -172,14 +172,27 @@ class Supervisor:
         self._resources.close()
 
 
-def _listeners(config: Config) -> list[Listener]:
+def _listeners(config: Config, stack: contextlib.ExitStack) -> list[Listener]:
+    """The listening sockets (systemd's, or bound now), closed with ``stack``."""
     passed = listen_fds()
-    if passed:
-        return from_systemd(passed)
     try:
-        return [bind(config.server.host, config.server.port)]
+        listeners = (
+            from_systemd(passed) if passed else [bind(config.server.host, config.server.port)]
+        )
     except BindError as exc:
         raise StartupError(str(exc)) from exc
+    for lst in listeners:
+        stack.callback(lst.close)
+    return listeners
+
+
+def _start_services(config: Config, metrics: MetricsService, watcher: WatcherService) -> None:
+    try:
+        metrics.start()
+    except ServiceError as exc:
+        raise StartupError(str(exc)) from exc
+    if config.supervisor.watch_config:
+        watcher.start(config)
 
 
 def _control_server(
@@ -263,15 +276,6 @@ def _worker_setup(config: Config, control_path: str) -> WorkerSetup:
     return setup
 
 
-def _start_services(config: Config, metrics: MetricsService, watcher: WatcherService) -> None:
-    try:
-        metrics.start()
-    except ServiceError as exc:
-        raise StartupError(str(exc)) from exc
-    if config.supervisor.watch_config:
-        watcher.start(config)
-
-
 def build(inputs: ConfigInputs, loaded: LoadedConfig, resumed: Resumed | None = None) -> Supervisor:
     """Everything `redis-gateway run` needs, started; StartupError names what failed.
 
@@ -286,9 +290,7 @@ def build(inputs: ConfigInputs, loaded: LoadedConfig, resumed: Resumed | None = 
         inbox = stack.enter_context(contextlib.closing(Inbox()))
         systemd = SystemdService(Notifier.from_env())
         stack.callback(systemd.close)
-        listeners = _listeners(config)
-        for lst in listeners:
-            stack.callback(lst.close)
+        listeners = _listeners(config, stack)
         control_path = config.supervisor.control_socket or default_socket_path(config.server.port)
         setup = _worker_setup(config, control_path)
         stack.callback(setup.close)
