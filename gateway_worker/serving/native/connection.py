@@ -325,8 +325,7 @@ class NativeHttpProtocol(asyncio.Protocol):
             self.pipeline.appendleft((cycle, app))
 
     def on_chunk_header(self) -> None:
-        # Data follows, or (for the last, empty chunk) the trailers: told apart by
-        # whether on_body comes before on_chunk_complete.
+        # Data follows, or trailers (the last, empty chunk: no on_body before complete).
         self._in_last_chunk = True
 
     def on_chunk_complete(self) -> None:
