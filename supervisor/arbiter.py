@@ -76,6 +76,8 @@ class Arbiter:
         self.reload: ReloadTransaction | None = None
         self.reload_pending: list[ReloadRequest] = []
         self.waiters: list[Waiter] = []
+        #: A committed reload's answer to ``waiters``, held until it is ``answerable``.
+        self.held_answer: ReloadOutcome | None = None
         self.pending_waiters: list[Waiter] = []
         self.last_reload: ReloadOutcome | None = None
         self.reload_counts: collections.Counter[ReloadResult] = collections.Counter()
@@ -190,6 +192,8 @@ class Arbiter:
             outcome = self.reload.abandon()
             if outcome is not None:
                 self._report(outcome)
+            if self.held_answer is not None:
+                self._answer(self.held_answer)
             self.reload = None
         for waiter in self.pending_waiters:
             waiter.reply(STOPPING_REPLY)
@@ -213,6 +217,8 @@ class Arbiter:
             outcome = self.reload.step()
             if outcome is not None:
                 self._report(outcome)
+            if self.held_answer is not None and self.reload.answerable:
+                self._answer(self.held_answer)
             if self.reload.finished:
                 # Only now may the next (coalesced) reload start: never two at once.
                 self.reload = None
@@ -289,10 +295,17 @@ class Arbiter:
         self.reload_counts[outcome.result] += 1
         if self.lifecycle.after(outcome, self.generations.current):
             self._drift_changed()
+        if self.reload is None or self.reload.answerable:
+            self._answer(outcome)
+        else:
+            self.held_answer = outcome  # until no old worker accepts (see answerable)
+        self.hooks.reload_finished(outcome, self.status_line())
+
+    def _answer(self, outcome: ReloadOutcome) -> None:
         for waiter in self.waiters:
             waiter.reply({"ok": outcome.ok, "reload": outcome.as_dict()})
         self.waiters = []
-        self.hooks.reload_finished(outcome, self.status_line())
+        self.held_answer = None
 
     def check_drift(self) -> None:
         """Compare the sources with the running config now (``config diff``, status)."""

@@ -124,10 +124,8 @@ class ReloadTransaction:
         self.ready_seconds: float | None = None
         self.changed: list[str] = []
         self.generation = 0
-        #: The committed outcome, answered once no old worker accepts connections any
-        #: more: after the answer, a new connection always reaches generation N+1.
-        self._committed: ReloadOutcome | None = None
-        self._committed_at = 0.0
+        #: When it committed (``answerable`` waits from then), None once answered.
+        self._committed_at: float | None = None
 
     def _outcome(
         self,
@@ -190,8 +188,6 @@ class ReloadTransaction:
     @property
     def finished(self) -> bool:
         """True once nothing of this reload is left (old generation gone, or failed)."""
-        if self._committed is not None:
-            return False  # its answer is still to be given
         return self.phase in (ReloadPhase.NEW, ReloadPhase.DONE) or (
             self.phase is ReloadPhase.DRAINING and not any(w.alive for w in self.old_workers)
         )
@@ -250,12 +246,7 @@ class ReloadTransaction:
     def step(self) -> ReloadOutcome | None:
         """Advance; returns the outcome once, when it becomes known."""
         if self.phase is ReloadPhase.STARTING:
-            outcome = self._step_starting()
-            if outcome is None or outcome.result is not ReloadResult.COMMITTED:
-                return outcome
-            self._committed, self._committed_at = outcome, self._clock()
-        if self._committed is not None:
-            return self._answer_once_old_workers_stopped_accepting()
+            return self._step_starting()
         if self.phase is ReloadPhase.DRAINING and not any(w.alive for w in self.old_workers):
             self.phase = ReloadPhase.DONE
             log.info(
@@ -265,20 +256,26 @@ class ReloadTransaction:
             )
         return None
 
-    def _answer_once_old_workers_stopped_accepting(self) -> ReloadOutcome | None:
-        outcome = self._committed
-        assert outcome is not None
+    @property
+    def answerable(self) -> bool:
+        """Whoever asked for this reload may have its answer: it failed, or it committed
+        and no old worker accepts connections any more (each said so, or exited), so a
+        connection made after the answer reaches generation N+1. A worker that has not
+        said so ACCEPT_STOP_WAIT_SECONDS after the commit is logged and not waited for."""
+        if self.phase is not ReloadPhase.DRAINING or self._committed_at is None:
+            return True
         waiting = [w.pid for w in self.old_workers if w.alive and not w.stopped_accepting]
-        if waiting and self._clock() - self._committed_at < ACCEPT_STOP_WAIT_SECONDS:
-            return None
-        if waiting:
-            log.warning(
-                "reload.old_workers_still_accepting",
-                worker_pids=waiting,
-                waited_seconds=ACCEPT_STOP_WAIT_SECONDS,
-            )
-        self._committed = None
-        return outcome
+        if not waiting:
+            return True
+        if self._clock() - self._committed_at < ACCEPT_STOP_WAIT_SECONDS:
+            return False
+        log.warning(
+            "reload.old_workers_still_accepting",
+            worker_pids=waiting,
+            waited_seconds=ACCEPT_STOP_WAIT_SECONDS,
+        )
+        self._committed_at = None  # answered: said once
+        return True
 
     def _step_starting(self) -> ReloadOutcome | None:
         for w in self.new_workers:
@@ -341,6 +338,7 @@ class ReloadTransaction:
             ready_seconds=self.ready_seconds,
         )
         gens.commit(self.loaded, outcome.version)
+        self._committed_at = self._clock()
         log.info(
             "reload.committed",
             version=outcome.version,
@@ -357,7 +355,6 @@ class ReloadTransaction:
         """The supervisor is stopping: stop a starting generation (readiness_failed)."""
         if self.phase is not ReloadPhase.STARTING:
             self.phase = ReloadPhase.DONE
-            committed, self._committed = self._committed, None
-            return committed  # None: already answered (draining), or never started
+            return None  # already reported (committed, draining) or never started
         self._stop_new_generation()
         return self._outcome(ReloadResult.READINESS_FAILED, error="supervisor is stopping")

@@ -13,7 +13,7 @@ import itertools
 import json
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -252,51 +252,66 @@ def test_reload_starts_generation_then_drains_old_then_commits(env: Env) -> None
     assert env.arbiter.reload is None
 
 
-def test_a_committed_reload_is_answered_once_no_old_worker_accepts(env: Env) -> None:
-    """After the answer, a new connection always reaches the new generation: the old
-    workers' ``draining`` message (sent once their listeners are closed) is waited for,
-    at most ACCEPT_STOP_WAIT_SECONDS (regression: a request made right after
-    `redis-gateway reload` returned could still be served by the old config)."""
+class Asker:
+    """A `redis-gateway reload` waiting on the control socket."""
+
+    def __init__(self) -> None:
+        self.replies: list[Mapping[str, object]] = []
+
+    def reply(self, payload: Mapping[str, object]) -> None:
+        self.replies.append(payload)
+
+
+def _commit_asked(env: Env) -> tuple[Asker, list[FakeWorker]]:
+    """A reload asked over the control socket, committed; old workers not acking."""
     env.boot()
     old = env.live(1)
     for w in old:
         w.acks_drain = False
     env.next_config = loaded(workers=3)
-    env.hup()
+    asker = Asker()
+    env.inbox.request_reload("control socket", asker)
+    env.arbiter.dispatch()
     env.arbiter.step()
     for w in env.live(2):
         w.become_ready()
     env.arbiter.step()
-    assert env.arbiter.version == 2  # committed: the new generation serves
-    assert env.arbiter.last_reload is None  # but not answered yet
+    assert env.arbiter.last_reload is not None  # committed: status says so at once
+    assert env.arbiter.last_reload.result == "committed" and env.arbiter.version == 2
+    return asker, old
+
+
+def test_a_committed_reload_is_answered_once_no_old_worker_accepts(env: Env) -> None:
+    """After the answer, a new connection always reaches the new generation: the old
+    workers' ``draining`` message (sent once their listeners are closed) is waited for
+    (regression: a request made right after `redis-gateway reload` returned could
+    still be served by the old config)."""
+    asker, old = _commit_asked(env)
+    assert asker.replies == []
     old[0].stopped_accepting = True
     env.arbiter.step()
-    assert env.arbiter.last_reload is None
+    assert asker.replies == []
     old[1].exit(0)  # gone counts as not accepting
     env.arbiter.step()
-    assert env.arbiter.last_reload is not None
-    assert env.arbiter.last_reload.result == "committed"
+    assert [r["ok"] for r in asker.replies] == [True]
 
 
 def test_an_old_worker_that_never_says_it_stopped_accepting_delays_the_answer_2s(
     env: Env,
 ) -> None:
-    env.boot()
-    for w in env.live(1):
-        w.acks_drain = False
-    env.next_config = loaded(workers=3)
-    env.hup()
-    env.arbiter.step()
-    for w in env.live(2):
-        w.become_ready()
-    env.arbiter.step()
+    asker, _old = _commit_asked(env)
     env.clock.now += ACCEPT_STOP_WAIT_SECONDS - 0.1
     env.arbiter.step()
-    assert env.arbiter.last_reload is None
+    assert asker.replies == []
     env.clock.now += 0.2
     env.arbiter.step()
-    assert env.arbiter.last_reload is not None
-    assert env.arbiter.last_reload.result == "committed"
+    assert [r["ok"] for r in asker.replies] == [True]
+
+
+def test_a_held_answer_is_given_when_the_supervisor_stops(env: Env) -> None:
+    asker, _old = _commit_asked(env)
+    env.arbiter.stop(graceful=True)
+    assert [r["ok"] for r in asker.replies] == [True]
 
 
 def test_invalid_config_keeps_serving_and_counts_invalid(env: Env) -> None:
