@@ -70,17 +70,20 @@ async def serve(
     sockets: list[socket.socket],
     status: StatusChannel,
     config_fd: int | None = None,
+    generation: int = 0,
 ) -> int:
     """Start the app, serve until told to stop, drain; return the exit code."""
     import structlog
 
     from gateway_worker.app import BootError, build_app
+    from gateway_worker.observability import metrics
     from gateway_worker.observability.logging import reopen_logs
     from gateway_worker.serving.drain import DrainPolicy
     from gateway_worker.serving.pending import PendingPolicy
     from gateway_worker.serving.server import WorkerServer, uvicorn_config
 
     log = structlog.get_logger("redis_gateway.worker")
+    metrics.get().set_generation(generation)
     app = build_app(config)
     try:
         await app.startup()
@@ -95,7 +98,8 @@ async def serve(
 
     def on_draining() -> None:
         status.send({"type": "draining"})
-        log.info("worker.draining")
+        log.info("worker.draining", streams=len(app.streams.registry))
+        app.begin_drain()
 
     server = WorkerServer(
         uvicorn_config(app, config),
@@ -175,7 +179,7 @@ def _run(
     sockets: list[socket.socket],
     status: StatusChannel,
     config_fd: int | None,
-    who: Mapping[str, object] | None = None,
+    who: Mapping[str, int] | None = None,
 ) -> int:
     from gateway_worker.observability.logging import configure_logging
 
@@ -191,7 +195,8 @@ def _run(
         )
     with asyncio.Runner(loop_factory=new_loop) as runner:
         try:
-            return runner.run(serve(config, sockets, status, config_fd))
+            generation = who["generation"] if who else 0
+            return runner.run(serve(config, sockets, status, config_fd, generation))
         except Exception as exc:
             return status.fatal(f"worker crashed: {type(exc).__name__}: {exc}", ExitCode.CRASH)
 

@@ -11,9 +11,10 @@ see ASGI and never write to the socket themselves.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
+
+from gateway_worker.streams.body import StreamBody
 
 PolicyName = Literal["all", "all_but_dangerous", "safe", "read_only"]
 
@@ -44,13 +45,13 @@ class Request:
 
 @dataclass
 class Response:
-    """What a handler answers; ``stream`` set means a chunked streaming body."""
+    """What a handler answers; ``stream`` set means a streamed body (``streams.body``)."""
 
     status: int
     body: bytes = b""
     content_type: str = "application/json"
     headers: list[tuple[str, str]] = field(default_factory=list)
-    stream: AsyncIterator[bytes] | None = None
+    stream: StreamBody | None = None
     #: Upper-case command name (``PIPELINE`` or ``MULTI-EXEC`` for a batch), for
     #: metrics and the access log; the app bounds it to known names. None: not a command.
     command: str | None = None

@@ -23,7 +23,6 @@ from collections.abc import Callable
 
 import structlog
 
-from supervisor.config import ConfigInputs
 from supervisor.hooks import Hooks
 from supervisor.reload.drift import Drift
 from supervisor.reload.generations import Generations
@@ -76,8 +75,7 @@ class Arbiter:
         self.reload: ReloadTransaction | None = None
         self.reload_pending: list[ReloadRequest] = []
         self.waiters: list[Waiter] = []
-        #: A committed reload's answer to ``waiters``, held until it is ``answerable``.
-        self.held_answer: ReloadOutcome | None = None
+        self.held_answer: ReloadOutcome | None = None  # for waiters, until answerable
         self.pending_waiters: list[Waiter] = []
         self.last_reload: ReloadOutcome | None = None
         self.reload_counts: collections.Counter[ReloadResult] = collections.Counter()
@@ -85,11 +83,6 @@ class Arbiter:
         self._boot_deadline = 0.0
         #: Why the last worker of the serving generation crashed (reset once one serves).
         self._last_crash: str | None = None
-
-    @property
-    def inputs(self) -> ConfigInputs:
-        """What the next reload reads (the sources, or a restored backup over them)."""
-        return self.lifecycle.inputs
 
     @property
     def drift(self) -> Drift:
@@ -143,14 +136,15 @@ class Arbiter:
         self.stop(graceful=False)
 
     def handle_ttin(self) -> None:
-        scale = self.generations.scale
-        scale.grow()
-        log.info("workers.scale", desired=scale.desired, signal="TTIN")
+        self._scale(grow=True)
 
     def handle_ttou(self) -> None:
+        self._scale(grow=False)
+
+    def _scale(self, grow: bool) -> None:
         scale = self.generations.scale
-        scale.shrink()
-        log.info("workers.scale", desired=scale.desired, signal="TTOU")
+        scale.grow() if grow else scale.shrink()
+        log.info("workers.scale", desired=scale.desired, signal="TTIN" if grow else "TTOU")
 
     def handle_usr1(self) -> None:
         self.hooks.reopen_logs()

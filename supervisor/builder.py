@@ -171,14 +171,27 @@ class Supervisor:
         self._resources.close()
 
 
-def _listeners(config: Config) -> list[Listener]:
+def _listeners(config: Config, stack: contextlib.ExitStack) -> list[Listener]:
+    """The listening sockets (systemd's, or bound now), closed with ``stack``."""
     passed = listen_fds()
-    if passed:
-        return from_systemd(passed)
     try:
-        return [bind(config.server.host, config.server.port)]
+        listeners = (
+            from_systemd(passed) if passed else [bind(config.server.host, config.server.port)]
+        )
     except BindError as exc:
         raise StartupError(str(exc)) from exc
+    for lst in listeners:
+        stack.callback(lst.close)
+    return listeners
+
+
+def _start_services(config: Config, metrics: MetricsService, watcher: WatcherService) -> None:
+    try:
+        metrics.start()
+    except ServiceError as exc:
+        raise StartupError(str(exc)) from exc
+    if config.supervisor.watch_config:
+        watcher.start(config)
 
 
 def _clean_leftovers() -> None:
@@ -283,9 +296,7 @@ def build(inputs: ConfigInputs, loaded: LoadedConfig, resumed: Resumed | None = 
         stack.callback(inbox.close)
         systemd = SystemdService(Notifier.from_env())
         stack.callback(systemd.close)
-        listeners = _listeners(config)
-        for lst in listeners:
-            stack.callback(lst.close)
+        listeners = _listeners(config, stack)
         control_path = config.supervisor.control_socket or default_socket_path(config.server.port)
         setup = _worker_setup(config, control_path)
         stack.callback(setup.close)
@@ -324,12 +335,7 @@ def build(inputs: ConfigInputs, loaded: LoadedConfig, resumed: Resumed | None = 
         stack.callback(core.pool.close)
         stack.callback(metrics.close)
         stack.callback(watcher.close)  # also when a reload turns the watcher on
-        try:
-            metrics.start()
-        except ServiceError as exc:
-            raise StartupError(str(exc)) from exc
-        if config.supervisor.watch_config:
-            watcher.start(config)
+        _start_services(config, metrics, watcher)
         unserved = UnservedResponder()
         stack.callback(unserved.close)
         loop = MainLoop(core.arbiter, core.pool, inbox, control, hooks, unserved=unserved)

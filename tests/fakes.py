@@ -34,3 +34,21 @@ class SingleCommandRedis:
 
     async def ping(self) -> bool:
         return True
+
+
+class FakeMetrics:
+    """Records what a stream registry reports (``streams.registry.StreamMetrics``)."""
+
+    def __init__(self) -> None:
+        self.opened: list[str] = []
+        self.closed: list[tuple[str, str]] = []
+        self.refused: list[str] = []
+
+    def stream_opened(self, kind: str) -> None:
+        self.opened.append(kind)
+
+    def stream_closed(self, kind: str, reason: str) -> None:
+        self.closed.append((kind, reason))
+
+    def stream_refused(self, kind: str) -> None:
+        self.refused.append(kind)

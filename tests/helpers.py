@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Literal, TypeVar
@@ -10,7 +11,7 @@ from supervisor.embedded_redis import free_port
 
 T = TypeVar("T")
 
-__all__ = ["free_port", "wait_until"]
+__all__ = ["async_wait_until", "free_port", "wait_until"]
 
 
 def wait_until(
@@ -34,3 +35,19 @@ def wait_until(
         f"timed out after {timeout}s waiting for {what or predicate!r}"
         + (f" (last error: {last_exc!r})" if last_exc else "")
     )
+
+
+async def async_wait_until(
+    predicate: Callable[[], T | Literal[False] | None],
+    timeout: float = 15.0,
+    interval: float = 0.01,
+    what: str = "",
+) -> T:
+    """``wait_until`` for coroutines: polls without blocking the event loop."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate!r}")

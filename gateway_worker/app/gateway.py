@@ -49,8 +49,8 @@ from gateway_worker.access.policy import CommandPolicy
 from gateway_worker.access.rate_limit import RateDecision, RateLimiter
 from gateway_worker.app.admin import Admin
 from gateway_worker.app.limits import BodyTooLarge, ClientGone, RequestDeadlines, read_body
-from gateway_worker.app.responses import send_body, send_response
-from gateway_worker.asgi import Receive, Scope, Send
+from gateway_worker.app.responses import send_body, send_response, stream_head
+from gateway_worker.asgi import ASGIApp, Receive, Scope, Send
 from gateway_worker.config import Config
 from gateway_worker.errors import GatewayError, RedisUnavailable, ScriptTimeout
 from gateway_worker.exchange import CommandGuard, Request, Response
@@ -61,6 +61,8 @@ from gateway_worker.protocols.json_bodies import error_response, json_bytes
 from gateway_worker.protocols.upstash import Upstash
 from gateway_worker.redis.executor import RedisExecutor
 from gateway_worker.redis.topology import build_backend
+from gateway_worker.streams.relay import relay
+from gateway_worker.streams.services import StreamServices
 
 log = structlog.get_logger("gateway_worker.app")
 
@@ -73,14 +75,15 @@ class BootError(GatewayError):
     """The app cannot start (Redis unreachable, tracing SDK missing, ...)."""
 
 
-def _load_webdis(max_arguments: int) -> Handler | None:
+def _load_webdis(max_arguments: int, streams: StreamServices) -> Handler | None:
     try:
         module = importlib.import_module("gateway_worker.protocols.webdis")
     except ModuleNotFoundError as exc:
         if exc.name != "gateway_worker.protocols.webdis":
             raise
         return None
-    return cast(Handler, functools.partial(module.handle, max_arguments=max_arguments))
+    handle = functools.partial(module.handle, max_arguments=max_arguments, streams=streams)
+    return cast(Handler, handle)
 
 
 async def _webdis_missing(request: Request, redis: RedisExecutor, guard: CommandGuard) -> Response:
@@ -108,7 +111,9 @@ class GatewayApp:
         self.limiter = RateLimiter(config, self.redis_client)
         self.cors = Cors(config.server.cors) if config.server.cors.enabled else None
         self.admin = Admin(config) if config.features.admin_endpoints else None
-        self.upstash = Upstash(config.server.max_arguments)
+        backend = self.redis_client
+        self.streams = StreamServices(config, lambda: backend.stream_options, self.metrics)
+        self.upstash = Upstash(config.server.max_arguments, self.streams)
         self.method_override = config.features.method_override
         self.debug = config.features.debug_mode
         self.access_log = config.observability.logging.access_log
@@ -121,9 +126,22 @@ class GatewayApp:
         if api.upstash_enabled:
             mounts.append((api.upstash_prefix, "upstash", self.upstash.handle))
         if api.webdis_enabled:
-            webdis = _load_webdis(config.server.max_arguments) or _webdis_missing
+            webdis = _load_webdis(config.server.max_arguments, self.streams) or _webdis_missing
             mounts.append((api.webdis_prefix, "webdis", webdis))
         self.mounts = sorted(mounts, key=lambda m: len(m[0]), reverse=True)
+        self.websockets: ASGIApp | None = None
+        if api.webdis_enabled and api.webdis_websockets:
+            from gateway_worker.app.websocket import WebSockets
+
+            self.websockets = WebSockets(
+                config,
+                redis=self.redis,
+                auth=self.auth,
+                policy=self.policy,
+                limiter=self.limiter,
+                cors=self.cors,
+                streams=self.streams,
+            )
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -147,9 +165,15 @@ class GatewayApp:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
+        await self.streams.close()
         self.metrics.flush()
         await self.redis_client.close()
         self.tracing.shutdown()
+
+    def begin_drain(self) -> None:
+        """The worker started draining: streams are told to reconnect, then closed
+        (``streams.registry``)."""
+        self.streams.registry.begin_drain()
 
     async def _flush_metrics(self) -> None:
         while True:
@@ -160,7 +184,10 @@ class GatewayApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            return  # lifespan is off; websockets are not served
+            # lifespan is off; websockets only with api.webdis_websockets (app.websocket)
+            if scope["type"] == "websocket" and self.websockets is not None:
+                await self.websockets(scope, receive, send)
+            return
         raw: bytes | None = scope.get("raw_path")
         path = raw.decode("latin-1") if raw else scope["path"]
         if "?" in path:  # some servers (httpx's ASGI transport) leave the query in
@@ -210,7 +237,18 @@ class GatewayApp:
             self.deadlines.finish(slot, task)
         if self.cors is not None:
             response.headers.extend(self.cors.response_headers(headers))
+        if response.stream is not None:
+            # Counted (and logged) when it starts: its duration is the client's business.
+            self._answered(scope, response, protocol, start, span)
+            await relay(send, receive, response.stream, stream_head(response))
+            return
         await send_response(send, response, receive)
+        self._answered(scope, response, protocol, start, span)
+
+    def _answered(
+        self, scope: Scope, response: Response, protocol: str, start: float, span: Span | None
+    ) -> None:
+        """Metrics, trace and access log of an answered request."""
         if span is not None:
             self.tracing.finish_request(span, response.status, response.command)
         elapsed = time.perf_counter() - start

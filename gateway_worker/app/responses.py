@@ -1,13 +1,10 @@
-"""Writing a ``Response`` over ASGI: status and headers, then the body, or a chunked
-stream relayed until it ends or the client goes away."""
+"""Writing a ``Response`` over ASGI: status and headers, then the body; a streamed
+body (``Response.stream``) is sent by ``gateway_worker.streams.relay``, with the head
+``stream_head`` makes."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-
-from gateway_worker.asgi import Receive, Send
+from gateway_worker.asgi import Message, Receive, Send
 from gateway_worker.exchange import Response
 
 
@@ -22,52 +19,14 @@ async def send_body(
 
 
 async def send_response(send: Send, response: Response, receive: Receive) -> None:
-    """``response`` (a body, or its stream) over ASGI."""
+    """``response`` (a whole body) over ASGI."""
     extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
     content_type = response.content_type.encode("latin-1")
-    if response.stream is None:
-        await send_body(send, response.status, content_type, response.body, extra)
-        return
-    headers = [(b"content-type", content_type), *extra]
-    await send({"type": "http.response.start", "status": response.status, "headers": headers})
-    await send_stream(send, receive, response.stream)
+    await send_body(send, response.status, content_type, response.body, extra)
 
 
-async def _wait_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
-async def send_stream(send: Send, receive: Receive, stream: AsyncIterator[bytes]) -> None:
-    """Relay ``stream`` as a chunked body until it ends or the client goes away.
-
-    uvicorn ignores writes to a closed connection, so without watching for
-    ``http.disconnect`` a stream with no end (a subscription) would hold its Redis
-    connection until the worker stops.
-    """
-    gone = asyncio.ensure_future(_wait_disconnect(receive))
-    chunks = stream.__aiter__()
-    try:
-        while True:
-            following = asyncio.ensure_future(chunks.__anext__())
-            await asyncio.wait((following, gone), return_when=asyncio.FIRST_COMPLETED)
-            if not following.done():
-                following.cancel()  # the client left: stop waiting for data
-                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                    await following
-                return
-            try:
-                chunk = following.result()
-            except StopAsyncIteration:
-                break
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
-    except OSError:
-        pass  # the client went away mid-stream
-    finally:
-        gone.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await gone
-        aclose = getattr(stream, "aclose", None)
-        if aclose is not None:
-            await aclose()
+def stream_head(response: Response) -> Message:
+    """The head of a streamed response (no Content-Length: the body is chunked)."""
+    headers = [(b"content-type", response.content_type.encode("latin-1"))]
+    headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
+    return {"type": "http.response.start", "status": response.status, "headers": headers}

@@ -91,9 +91,17 @@ class ApiConfig(Section):
     upstash_prefix: UrlPrefix = Field("/", description="URL prefix of the Upstash protocol.")
     webdis_enabled: bool = Field(True, description="Serve the Webdis URL protocol.")
     webdis_prefix: UrlPrefix = Field("/webdis", description="URL prefix of the Webdis protocol.")
+    webdis_websockets: bool = Field(
+        False,
+        description="Serve Webdis's WebSocket endpoints `<webdis_prefix>/.json` (JSON "
+        "commands and replies, pub/sub pushes included) and `<webdis_prefix>/.raw` (RESP). "
+        "Off by default, as in Webdis.",
+    )
 
     @model_validator(mode="after")
     def _check_prefixes(self) -> ApiConfig:
+        if self.webdis_websockets and not self.webdis_enabled:
+            raise ValueError("api.webdis_websockets needs api.webdis_enabled")
         if (
             self.upstash_enabled
             and self.webdis_enabled

@@ -122,6 +122,40 @@ class ServerConfig(Section):
         description="HTTP server inside each worker: `uvicorn` (httptools protocol), or "
         "`native` (gateway_worker.serving.native: the same behaviour with less CPU per request).",
     )
+    max_streams: int | None = Field(
+        None,
+        ge=1,
+        description="Open streams per worker (Upstash SSE subscriptions and MONITOR, Webdis "
+        "chunked SUBSCRIBE, Webdis WebSockets); one more is refused with 503. Must be less "
+        "than max_connections (streams hold connections). Default (unset): half of "
+        "max_connections.",
+        examples=[200],
+    )
+    stream_drain_seconds: PositiveFloat | None = Field(
+        None,
+        description="When a worker drains (reload, stop), each of its streams is told to "
+        "reconnect at once (SSE: `retry:` and `event: reconnect`; WebSocket: close 1012) "
+        "and is closed at the latest this long after, so the client lands on the new "
+        "workers. At most graceful_shutdown_timeout_seconds (the worker applies a small "
+        "margin so its streams are closed before its own deadline). Default (unset): 5 s, "
+        "or half the graceful timeout if that is less.",
+        examples=[2.0],
+    )
+    stream_heartbeat_seconds: PositiveFloat = Field(
+        15.0,
+        description="A stream with nothing to send for this long gets a heartbeat (SSE: the "
+        "comment `: ping`; WebSocket: a ping), so proxies keep it open. A WebSocket that "
+        "does not answer a ping within this long, and an SSE or chunked stream whose "
+        "writes stay blocked for twice this long, is closed: its client is gone.",
+    )
+    stream_send_buffer_bytes: int = Field(
+        1_048_576,
+        ge=4_096,
+        le=1_073_741_824,
+        description="Bytes queued per stream for a client that reads slower than its "
+        "messages arrive; one message more closes the stream (reason `slow_consumer`), so "
+        "a slow consumer never grows the worker's memory.",
+    )
     cors: CorsConfig = Field(default_factory=CorsConfig, description="CORS settings.")
 
     @model_validator(mode="after")
@@ -132,5 +166,24 @@ class ServerConfig(Section):
             raise ValueError(
                 f"server.max_pending_connections ({pending}) must be less than "
                 f"server.max_connections ({self.max_connections})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _stream_limits(self) -> ServerConfig:
+        streams = self.max_streams
+        if streams is not None and streams >= self.max_connections:
+            # Streams never end by themselves: at the cap, no slot would be left for requests.
+            raise ValueError(
+                f"server.max_streams ({streams}) must be less than "
+                f"server.max_connections ({self.max_connections})"
+            )
+        drain = self.stream_drain_seconds
+        if drain is not None and drain > self.graceful_shutdown_timeout_seconds:
+            raise ValueError(
+                f"server.stream_drain_seconds ({drain:g}) must be at most "
+                f"server.graceful_shutdown_timeout_seconds "
+                f"({self.graceful_shutdown_timeout_seconds:g}): a stream may not keep a "
+                "draining worker alive past its deadline"
             )
         return self

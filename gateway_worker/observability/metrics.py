@@ -1,17 +1,19 @@
-"""Request metrics of one worker (prometheus-client).
+"""Request and stream metrics of one worker (prometheus-client).
 
 Under the supervisor, ``PROMETHEUS_MULTIPROC_DIR`` is set in every worker's
 environment, so these values go to per-process files that the supervisor's endpoint
 aggregates. Labels are bounded: the protocol (3 values), the command (known Redis
-command names, else ``other``), the HTTP status code and a failure kind; never a key,
-a value or a credential.
+command names, else ``other``), the HTTP status code and a failure kind; for streams,
+their kind (4 values), why they closed (``streams.outbox.REASONS``) and the worker's
+generation (the supervisor's counter, one value per worker); never a key, a channel, a
+value or a credential.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from gateway_worker.redis.commands import KNOWN
 
@@ -89,6 +91,7 @@ class RequestMetrics:
             buckets=BATCH_BUCKETS,
             registry=r,
         )
+        self._create_stream_series(r)
         # Requests are counted in plain dicts and added to the Prometheus values by
         # flush() (about once a second, and at shutdown): a prometheus-client inc or
         # observe per request costs more than the rest of a cached GET.
@@ -139,6 +142,45 @@ class RequestMetrics:
 
     def redis_error(self, kind: str) -> None:
         self.redis_errors.labels(kind).inc()
+
+    def _create_stream_series(self, r: CollectorRegistry) -> None:
+        #: The supervisor's number for this worker's generation ("0": not supervised).
+        self.generation = "0"
+        self.streams_open = Gauge(
+            PREFIX + "streams_open",
+            "Open streams (SSE, chunked SUBSCRIBE, WebSocket), by kind and worker generation.",
+            ["kind", "generation"],
+            multiprocess_mode="livesum",
+            registry=r,
+        )
+        self.streams_closed = Counter(
+            PREFIX + "streams_closed_total",
+            "Streams closed, by kind and reason (client, drain, slow_consumer, stalled, "
+            "redis, shutdown, error).",
+            ["kind", "reason"],
+            registry=r,
+        )
+        self.streams_refused = Counter(
+            PREFIX + "streams_refused_total",
+            "Streams refused with 503 because server.max_streams were open, by kind.",
+            ["kind"],
+            registry=r,
+        )
+
+    def set_generation(self, generation: int) -> None:
+        """Label this process's streams with its worker generation (set once, at boot,
+        before any stream opens: a gauge child is never moved between labels)."""
+        self.generation = str(generation)
+
+    def stream_opened(self, kind: str) -> None:
+        self.streams_open.labels(kind, self.generation).inc()
+
+    def stream_closed(self, kind: str, reason: str) -> None:
+        self.streams_open.labels(kind, self.generation).dec()
+        self.streams_closed.labels(kind, reason).inc()
+
+    def stream_refused(self, kind: str) -> None:
+        self.streams_refused.labels(kind).inc()
 
 
 _instance: RequestMetrics | None = None

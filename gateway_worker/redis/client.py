@@ -74,6 +74,10 @@ class RedisClient:
     def where(self) -> str:
         return self.options.where
 
+    @property
+    def stream_options(self) -> ConnectOptions:
+        return self.options
+
     # -- lifecycle --------------------------------------------------------------------
 
     async def start(self) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
+from gateway_worker.redis.connection import ConnectOptions
 from gateway_worker.redis.values import ReplyError, RespValue
 
 #: Called with a short, bounded kind ("unavailable", "timeout") on every Redis failure.
@@ -70,6 +71,10 @@ class RedisBackend(RedisExecutor, Protocol):
     @property
     def where(self) -> str:
         """What it talks to, for logs and errors (never credentials)."""
+
+    @property
+    def stream_options(self) -> ConnectOptions:
+        """Where a stream's own connection goes now (the pub/sub hub, a MONITOR feed)."""
 
     async def start(self) -> None:
         """Connect and check Redis answers; ``RedisUnavailable`` if not (worker boot)."""

@@ -65,9 +65,20 @@ def graceful_wait_seconds(policy: DrainPolicy) -> float:
     return max(0.0, policy.worker_deadline_seconds - UVICORN_SHUTDOWN_PAUSES_SECONDS)
 
 
+def websocket_class(config: Config) -> type[asyncio.Protocol] | str:
+    """What uvicorn's ``ws`` gets: the WebSocket protocol when ``api.webdis_websockets``
+    is on, else "none" ("auto" would import a websockets library at every worker start)."""
+    if not config.api.webdis_websockets:
+        return "none"
+    from gateway_worker.serving.websocket import GatewayWebSocketProtocol
+
+    return GatewayWebSocketProtocol
+
+
 def uvicorn_config(app: ASGIApp, config: Config) -> uvicorn.Config:
     """uvicorn settings derived from the gateway config."""
     policy = DrainPolicy.from_config(config.server)
+    server = config.server
     return uvicorn.Config(
         app,
         lifespan="off",
@@ -75,9 +86,14 @@ def uvicorn_config(app: ASGIApp, config: Config) -> uvicorn.Config:
         # only runs inside it.
         loop="none",
         http=protocol_class(config.server.http_engine),
-        # The gateway serves no websockets; "auto" would import a websockets library
-        # at every worker start.
-        ws="none",
+        ws=websocket_class(config),
+        # A client that does not answer a ping within a heartbeat is closed; messages are
+        # bounded like request bodies; no per-message compression (CPU and memory per
+        # connection, and compressing secrets next to attacker-chosen data leaks them).
+        ws_ping_interval=server.stream_heartbeat_seconds,
+        ws_ping_timeout=server.stream_heartbeat_seconds,
+        ws_max_size=server.max_body_bytes,
+        ws_per_message_deflate=False,
         log_config=None,
         access_log=False,
         timeout_keep_alive=int(max(1, round(config.server.keepalive_timeout_seconds))),

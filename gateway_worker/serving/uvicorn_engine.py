@@ -14,7 +14,9 @@ takes a class). Each subclass owns
   (``serving.connection_end``; stock uvicorn loses them);
 
 and, for httptools, wraps its transport in a ``CoalescingTransport``
-(``serving.write_coalescing``).
+(``serving.write_coalescing``). A WebSocket upgrade (``api.webdis_websockets``) is
+uvicorn's: the connection goes to ``config.ws_protocol_class``
+(``serving.websocket``), no longer pending, with the real transport.
 """
 
 from __future__ import annotations
@@ -92,6 +94,18 @@ if HAVE_HTTPTOOLS:
             if self._drain is None:
                 self._drain = ConnectionDrain(self.loop, self.transport, lambda: self.cycle, grace)
                 self._drain.begin()
+
+        def handle_websocket_upgrade(self) -> None:
+            # The WebSocket protocol owns the connection from here: not pending any more
+            # (the header timeout would close it), not drained as HTTP (its own
+            # shutdown() sends 1012), and it writes frames to the real transport.
+            if self._head is not None:
+                self._head.lost()
+                self._head = None
+            self._drain = None
+            if isinstance(self.transport, CoalescingTransport):
+                self.transport = self.transport.inner
+            super().handle_websocket_upgrade()
 
         def data_received(self, data: bytes) -> None:
             cycle = self.cycle
@@ -213,6 +227,14 @@ class DrainingH11Protocol(H11Protocol):
         if self._drain is None:
             self._drain = ConnectionDrain(self.loop, self.transport, lambda: self.cycle, grace)
             self._drain.begin()
+
+    def handle_websocket_upgrade(self, event: h11.Request) -> None:
+        # As the httptools protocol's: the WebSocket protocol owns the connection now.
+        if self._head is not None:
+            self._head.lost()
+            self._head = None
+        self._drain = None
+        super().handle_websocket_upgrade(event)
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)

@@ -56,6 +56,13 @@ class CoalescingTransport:
         self._flush()
         self._inner.write_eof()
 
+    @property
+    def inner(self) -> asyncio.Transport:
+        """The wrapped transport, after what is buffered was written (a WebSocket
+        upgrade hands it to a protocol that needs no coalescing)."""
+        self._flush()
+        return self._inner
+
     def get_write_buffer_size(self) -> int:
         return int(self._inner.get_write_buffer_size()) + sum(len(b) for b in self._buffer)
 

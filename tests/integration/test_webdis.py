@@ -19,6 +19,8 @@ from gateway_worker.config import Config, RedisConfig
 from gateway_worker.exchange import CommandGuard, Principal, Request, Response
 from gateway_worker.protocols.webdis import handle
 from gateway_worker.redis import RedisClient
+from gateway_worker.streams.services import StreamServices
+from tests.fakes import FakeMetrics
 from tests.helpers import free_port
 
 pytestmark = pytest.mark.integration
@@ -167,22 +169,53 @@ def test_redis_unreachable_is_503() -> None:
     assert "Redis unavailable" in json.loads(response.body)["error"]
 
 
-def test_subscribe_streams_messages_and_releases_connection(
+async def next_chunk(response: Response) -> bytes:
+    """The next chunk a stream would send (straight from its outbox)."""
+    assert response.stream is not None
+    item = await asyncio.wait_for(response.stream.slot.outbox.next(), 5)
+    assert isinstance(item, bytes), item
+    return item
+
+
+async def end_stream(response: Response) -> None:
+    """What the app does once the client went away."""
+    assert response.stream is not None and response.stream.release is not None
+    await response.stream.release()
+    response.stream.slot.close()
+
+
+def with_streams(url: str, body: Callable[[RedisClient, StreamServices], Awaitable[T]]) -> T:
+    async def main() -> T:
+        config = Config.model_validate({"redis": {"url": url}})
+        client = RedisClient(config.redis)
+        await client.start()
+        streams = StreamServices(config, lambda: client.stream_options, FakeMetrics())
+        try:
+            return await body(client, streams)
+        finally:
+            await streams.close()
+            await client.close()
+
+    return asyncio.run(main())
+
+
+def test_subscribe_streams_messages_and_releases_subscription(
     redis_url: str, clean_redis: redis.Redis
 ) -> None:
-    async def body(client: RedisClient) -> tuple[list[bytes], int]:
-        response = await handle(req("GET", "/SUBSCRIBE/ch1/ch2"), client, allow_all)
+    async def body(client: RedisClient, streams: StreamServices) -> tuple[list[bytes], int]:
+        response = await handle(
+            req("GET", "/SUBSCRIBE/ch1/ch2"), client, allow_all, streams=streams
+        )
         assert response.status == 200 and response.stream is not None
         assert response.content_type == "application/json"
-        stream = response.stream
-        chunks = [await anext(stream), await anext(stream)]  # two confirmations
+        chunks = [await next_chunk(response), await next_chunk(response)]  # confirmations
         publisher = redis.asyncio.Redis.from_url(redis_url)
         try:
             assert await publisher.publish("ch2", "hello") == 1
-            chunks.append(await asyncio.wait_for(anext(stream), 5))
-            await stream.aclose()  # type: ignore[attr-defined]  # the client went away
+            chunks.append(await next_chunk(response))
+            await end_stream(response)  # the client went away
             deadline = asyncio.get_running_loop().time() + 5
-            while True:  # poll to a deadline until Redis saw the subscriber go
+            while True:  # poll to a deadline until Redis saw the subscription go
                 numsub = dict(await publisher.pubsub_numsub("ch1"))[b"ch1"]
                 if numsub == 0 or asyncio.get_running_loop().time() > deadline:
                     break
@@ -191,7 +224,7 @@ def test_subscribe_streams_messages_and_releases_connection(
             await publisher.aclose()
         return chunks, numsub
 
-    chunks, numsub = with_client(redis_url, body)
+    chunks, numsub = with_streams(redis_url, body)
     assert chunks == [
         b'{"SUBSCRIBE":["subscribe","ch1",1]}',
         b'{"SUBSCRIBE":["subscribe","ch2",2]}',
@@ -201,23 +234,21 @@ def test_subscribe_streams_messages_and_releases_connection(
 
 
 def test_psubscribe_stream(redis_url: str, clean_redis: redis.Redis) -> None:
-    async def body(client: RedisClient) -> list[bytes]:
+    async def body(client: RedisClient, streams: StreamServices) -> list[bytes]:
         response = await handle(
-            req("GET", "/PSUBSCRIBE/news.*", [("jsonp", "cb")]), client, allow_all
+            req("GET", "/PSUBSCRIBE/news.*", [("jsonp", "cb")]), client, allow_all, streams=streams
         )
-        assert response.stream is not None
-        stream = response.stream
-        chunks = [await anext(stream)]
+        chunks = [await next_chunk(response)]
         publisher = redis.asyncio.Redis.from_url(redis_url)
         try:
             await publisher.publish("news.x", "hi")
-            chunks.append(await asyncio.wait_for(anext(stream), 5))
+            chunks.append(await next_chunk(response))
         finally:
-            await stream.aclose()  # type: ignore[attr-defined]
+            await end_stream(response)
             await publisher.aclose()
         return chunks
 
-    assert with_client(redis_url, body) == [
+    assert with_streams(redis_url, body) == [
         b'cb({"PSUBSCRIBE":["psubscribe","news.*",1]});\n',
         b'cb({"PSUBSCRIBE":["pmessage","news.*","news.x","hi"]});\n',
     ]

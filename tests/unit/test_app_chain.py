@@ -8,7 +8,7 @@ import asyncio
 import json
 import os
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -19,6 +19,7 @@ from gateway_worker.app import GatewayApp, build_app
 from gateway_worker.asgi import Message
 from gateway_worker.config import Config
 from gateway_worker.exchange import Request, Response
+from gateway_worker.streams.body import StreamBody
 
 ADMIN_KEY = "admin-key-0123456789abcdef"
 USER_KEY = "user-key-0123456789abcdef"
@@ -227,11 +228,12 @@ def test_internal_errors_hide_tracebacks_unless_debug(redis_url: str, debug: boo
     run(config(redis_url, features={"debug_mode": debug}), scenario)
 
 
-def test_metrics_and_access_log(redis_url: str, clean_redis: Any) -> None:
-    def sample(app: GatewayApp, name: str, labels: dict[str, str]) -> float:
-        value = app.metrics.registry.get_sample_value(name, labels)
-        return value or 0.0
+def sample(app: GatewayApp, name: str, labels: dict[str, str]) -> float:
+    value = app.metrics.registry.get_sample_value(name, labels)
+    return value or 0.0
 
+
+def test_metrics_and_access_log(redis_url: str, clean_redis: Any) -> None:
     async def scenario(client: httpx.AsyncClient, app: GatewayApp) -> None:
         app.access_log = True
         app.metrics.flush()
@@ -262,18 +264,17 @@ def test_metrics_and_access_log(redis_url: str, clean_redis: Any) -> None:
 def test_stream_stops_when_the_client_goes_away(redis_url: str) -> None:
     closed: list[str] = []
 
-    async def endless() -> AsyncIterator[bytes]:
-        try:
-            yield b"first"
-            await asyncio.Event().wait()  # a subscription with no more messages
-            yield b"never"
-        finally:
-            closed.append("stream closed")
-
-    async def streaming(request: Request, redis: Any, guard: Any) -> Response:
-        return Response(200, content_type="application/json", stream=endless())
-
     async def scenario(client: httpx.AsyncClient, app: GatewayApp) -> None:
+        async def release() -> None:
+            closed.append("stream released")
+
+        async def streaming(request: Request, redis: Any, guard: Any) -> Response:
+            slot = app.streams.registry.open("upstash_sse")
+            assert slot is not None
+            slot.outbox.put(b"first")  # then nothing more: a quiet subscription
+            body = StreamBody(slot, release=release)
+            return Response(200, content_type="application/json", stream=body)
+
         app.mounts = [("/", "upstash", streaming)]
         leave = asyncio.Event()
         sent: list[Message] = []
@@ -299,8 +300,16 @@ def test_stream_stops_when_the_client_goes_away(redis_url: str) -> None:
             "headers": [],
             "client": ("10.0.0.1", 1),
         }
+        before = sample(
+            app, "redis_gateway_streams_closed_total", {"kind": "upstash_sse", "reason": "client"}
+        )
         await asyncio.wait_for(app(scope, receive, send), timeout=5)
         assert [m.get("body") for m in sent[1:]] == [b"first"]
+        assert len(app.streams.registry) == 0
+        after = sample(
+            app, "redis_gateway_streams_closed_total", {"kind": "upstash_sse", "reason": "client"}
+        )
+        assert after == before + 1
 
     run(config(redis_url), scenario)
-    assert closed == ["stream closed"]
+    assert closed == ["stream released"]

@@ -36,3 +36,13 @@ def test_secret_never_in_repr_errors_or_redacted_dump() -> None:
     with pytest.raises(ValidationError) as e:
         Config.model_validate({"auth": {"api_keys": [{"name": "a", "key": CANARY[:8]}]}})
     assert CANARY[:8] not in str(e.value)
+
+
+def test_stream_limits() -> None:
+    server = Config().server
+    assert server.max_streams is None and server.stream_drain_seconds is None
+    assert Config().api.webdis_websockets is False
+    with pytest.raises(ValidationError, match=r"max_streams \(100\) must be less than"):
+        Config.model_validate({"server": {"max_connections": 100, "max_streams": 100}})
+    with pytest.raises(ValidationError, match=r"webdis_websockets needs api\.webdis_enabled"):
+        Config.model_validate({"api": {"webdis_enabled": False, "webdis_websockets": True}})

@@ -11,7 +11,7 @@ import pytest
 
 from gateway_worker.asgi import Receive, Scope, Send
 from gateway_worker.config import Config
-from gateway_worker.serving.drain import DrainPolicy
+from gateway_worker.serving.drain import STREAM_CLOSE_MARGIN_SECONDS, DrainPolicy
 from gateway_worker.serving.server import (
     UVICORN_SHUTDOWN_PAUSES_SECONDS,
     WorkerServer,
@@ -86,3 +86,36 @@ def test_a_request_that_never_ends_is_cancelled_before_the_kill(engine: str) -> 
     # The graceful wait ran (it is not cut short) and ended before the supervisor's kill.
     assert policy.worker_deadline_seconds - UVICORN_SHUTDOWN_PAUSES_SECONDS <= elapsed
     assert elapsed < policy.kill_after_seconds
+
+
+def stream_config(timeout: float, streams: float | None = None) -> Config:
+    server: dict[str, float] = {"graceful_shutdown_timeout_seconds": timeout}
+    if streams is not None:
+        server["stream_drain_seconds"] = streams
+    return Config.model_validate({"server": server})
+
+
+@pytest.mark.parametrize(
+    ("timeout", "streams", "expected"),
+    [
+        (30.0, None, 5.0),  # the default: 5 s ...
+        (4.0, None, 2.0),  # ... or half the graceful timeout
+        (30.0, 12.0, 12.0),  # as configured
+        # never later than the margin before the worker's deadline (T - min(0.5, T/10)):
+        (3.0, 3.0, 2.7 - STREAM_CLOSE_MARGIN_SECONDS),
+        (0.5, None, 0.45 - STREAM_CLOSE_MARGIN_SECONDS),
+    ],
+)
+def test_streams_close_before_the_workers_own_deadline(
+    timeout: float, streams: float | None, expected: float
+) -> None:
+    policy = DrainPolicy.from_config(stream_config(timeout, streams).server)
+    assert policy.stream_drain_seconds == pytest.approx(expected)
+    assert policy.stream_drain_seconds + STREAM_CLOSE_MARGIN_SECONDS <= (
+        policy.worker_deadline_seconds + 1e-9
+    )
+
+
+def test_stream_drain_seconds_may_not_exceed_the_graceful_timeout() -> None:
+    with pytest.raises(ValueError, match=r"stream_drain_seconds \(5\) must be at most"):
+        stream_config(3.0, 5.0)

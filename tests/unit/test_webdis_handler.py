@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gateway_worker.config import Config
 from gateway_worker.errors import RedisUnavailable
 from gateway_worker.exchange import Request, Response
 from gateway_worker.protocols.webdis import handle
@@ -25,8 +26,10 @@ from gateway_worker.protocols.webdis.requests import (
     parse_command,
     parse_options,
 )
+from gateway_worker.redis.connection import ConnectOptions
 from gateway_worker.redis.values import ReplyError, RespValue, Status
-from tests.fakes import SingleCommandRedis
+from gateway_worker.streams.services import StreamServices
+from tests.fakes import FakeMetrics, SingleCommandRedis
 
 
 class ScriptedRedis(SingleCommandRedis):
@@ -204,9 +207,30 @@ def test_redis_down_is_503_json() -> None:
 
 
 def test_subscribe_without_redis_is_503() -> None:
-    response, _ = run(request("GET", "/SUBSCRIBE/ch"))
+    config = Config.model_validate(
+        {"redis": {"url": "redis://127.0.0.1:1", "connection_timeout_seconds": 0.5}}
+    )
+
+    async def main() -> tuple[Response, int]:
+        options = ConnectOptions.from_config(config.redis)
+        streams = StreamServices(config, lambda: options, FakeMetrics())
+        try:
+            guard = lambda args, db=None: None  # noqa: E731 - everything allowed
+            response = await handle(
+                request("GET", "/SUBSCRIBE/ch"), ScriptedRedis(), guard, streams=streams
+            )
+            return response, len(streams.registry)
+        finally:
+            await streams.close()
+
+    response, still_open = asyncio.run(main())
     assert response.status == 503
-    assert response.stream is None
+    assert response.stream is None and still_open == 0
+
+
+def test_subscribe_without_stream_services_is_501() -> None:
+    response, _ = run(request("GET", "/SUBSCRIBE/ch"))
+    assert response.status == 501 and response.stream is None
 
 
 def test_methods() -> None:

@@ -19,11 +19,15 @@ pipelines and transactions answer a list of those. ``Upstash-Encoding: base64`` 
 refused command (policy) is 403 and refuses the whole request before anything runs.
 Every response carries an ``Upstash-Sync-Token`` that changes after every request that
 ran a write.
+
+``SUBSCRIBE``, ``PSUBSCRIBE`` and ``MONITOR`` answer Server-Sent Events streams
+(``upstash.streams``); ``PUBLISH`` is a plain command.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 from gateway_worker.exchange import CommandGuard, Request, Response
 from gateway_worker.protocols.json_bodies import error_response, json_bytes
@@ -34,10 +38,12 @@ from gateway_worker.protocols.upstash.parsing import (
     command_from_path,
     parse_json,
 )
+from gateway_worker.protocols.upstash.streams import STREAM_COMMANDS, open_stream
 from gateway_worker.redis.commands import READ_ONLY
 from gateway_worker.redis.executor import RedisExecutor
 from gateway_worker.redis.values import ReplyError, RespValue
 from gateway_worker.redis.wire import encode_reply
+from gateway_worker.streams.services import StreamServices
 
 ALLOWED_METHODS = "HEAD, GET, POST, PUT"
 _METHODS = frozenset({"HEAD", "GET", "POST", "PUT"})
@@ -64,9 +70,10 @@ class SyncTokens:
 class Upstash:
     """The protocol handler; one per worker (it owns the sync-token counter)."""
 
-    def __init__(self, max_arguments: int) -> None:
+    def __init__(self, max_arguments: int, streams: StreamServices | None = None) -> None:
         self.max_arguments = max_arguments
         self.sync = SyncTokens()
+        self.streams = streams
 
     async def handle(self, request: Request, redis: RedisExecutor, guard: CommandGuard) -> Response:
         response = await self._handle(request, redis, guard)
@@ -101,6 +108,8 @@ class Upstash:
         except BadRequest as exc:
             return self._reply(error_response(400, str(exc)))
         name = args[0].upper()
+        if name in STREAM_COMMANDS:
+            return self._reply(await self._stream(request, args, guard), name)
         refused = guard(args)
         if refused is not None:
             return self._reply(error_response(403, refused), name)
@@ -108,6 +117,14 @@ class Upstash:
         if name not in READ_ONLY:
             self.sync.wrote()
         return self._reply(self._single(request, reply), name)
+
+    async def _stream(self, request: Request, args: list[bytes], guard: CommandGuard) -> Response:
+        if self.streams is None:
+            return error_response(501, "streams are not available in this app")
+        if request.path != "/" and request.body:
+            # The path form's body is no argument of a stream (@upstash/redis POSTs "[]").
+            args = command_from_path(replace(request, body=b""), self.max_arguments)
+        return await open_stream(request, args, guard, self.streams)
 
     def _batch(self, body: bytes) -> list[list[bytes]]:
         value = parse_json(body)

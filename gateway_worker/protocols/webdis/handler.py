@@ -34,22 +34,22 @@ confined to a key prefix may not use another one); 400 for malformed requests
 (``//GET/k``: an empty command segment followed by more); 503 ``{"error": ...}`` when
 Redis cannot be reached.
 
+``GET /crossdomain.xml`` answers Webdis's cross-domain policy (``application/xml``).
+
 Hot path: a ``GET`` without query whose path needs no Webdis rule (no escape, ``+``,
 ``.``, database number) skips the generic parsing and options and renders scalar
 replies directly (``fast_path``); the answer is the same, byte for byte
 (tests/unit/test_webdis_fastpath.py compares both paths).
 
 ``SUBSCRIBE``/``PSUBSCRIBE`` with at least one channel answer a chunked stream
-(``Response.stream``): one formatted message per chunk, starting with the subscription
-confirmations, on a dedicated connection that is released (and, being subscribed,
-closed by the executor) when the stream is closed; the app closes it
-(``aclose()``) when the client goes away.
+(``webdis.streams``): one formatted message per chunk, starting with the subscription
+confirmations, on the worker's pub/sub hub; given ``streams`` (the app's
+``StreamServices``), else 501.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack
+from collections.abc import Callable
 
 from gateway_worker.errors import RedisUnavailable
 from gateway_worker.exchange import CommandGuard, Request, Response
@@ -68,10 +68,21 @@ from gateway_worker.protocols.webdis.requests import (
     parse_options,
     path_bytes,
 )
+from gateway_worker.protocols.webdis.streams import chunked_subscribe, sharded_subscribe
 from gateway_worker.redis.executor import RedisExecutor
-from gateway_worker.redis.values import ReplyError, RespValue
+from gateway_worker.redis.values import RespValue
+from gateway_worker.streams.services import StreamServices
 
 ALLOWED_METHODS = "GET,POST,PUT,OPTIONS"
+#: Webdis's answer to ``GET /crossdomain.xml`` (the Flash cross-domain policy), byte for byte.
+CROSSDOMAIN = (
+    b'<?xml version="1.0"?>\n'
+    b'<!DOCTYPE cross-domain-policy SYSTEM "http://www.macromedia.com/xml/dtds/'
+    b'cross-domain-policy.dtd">\n'
+    b"<cross-domain-policy>\n"
+    b'<allow-access-from domain="*" />\n'
+    b"</cross-domain-policy>\n"
+)
 
 
 def _renderer(cmd: WebdisCommand, options: Options) -> Callable[[RespValue], bytes | None]:
@@ -97,6 +108,7 @@ async def handle(
     guard: CommandGuard,
     *,
     max_arguments: int | None = None,
+    streams: StreamServices | None = None,
 ) -> Response:
     """Answer one Webdis request (see the module docstring)."""
     method = request.method
@@ -106,6 +118,8 @@ async def handle(
             return fast
     if method == "OPTIONS":
         return Response(200, b"", content_type="text/html")
+    if request.path == "/crossdomain.xml" and method == "GET":  # (never the fast path's: a '.')
+        return Response(200, CROSSDOMAIN, content_type="application/xml")
     if method in ("GET", "PUT"):
         uri, body = path_bytes(request.path).removeprefix(b"/"), None
         if method == "PUT":
@@ -127,7 +141,7 @@ async def handle(
         return error_response(
             400, f"too many arguments: {len(cmd.args) - 1} > server.max_arguments ({max_arguments})"
         )
-    response = await _run(request, redis, guard, cmd, options)
+    response = await _run(request, redis, guard, cmd, options, streams=streams)
     response.command = cmd.args[0].decode("utf-8", "replace").upper()
     return response
 
@@ -138,6 +152,8 @@ async def _run(
     guard: CommandGuard,
     cmd: WebdisCommand,
     options: Options,
+    *,
+    streams: StreamServices | None,
 ) -> Response:
     reason = guard(cmd.args, cmd.db)
     if reason is not None:
@@ -145,7 +161,17 @@ async def _run(
     render = _renderer(cmd, options)
     extra = [_disposition(options.filename)] if options.filename else []
     if len(cmd.args) >= 2 and cmd.args[0].upper() in SUBSCRIBE:
-        return await _subscribe(cmd, redis, render, extra)
+        if cmd.args[0].upper() == b"SSUBSCRIBE":
+            return await sharded_subscribe(
+                cmd.args,
+                cmd.db,
+                redis,
+                render=render,
+                content_type=cmd.content_type,
+                extra=extra,
+                services=streams,
+            )
+        return await chunked_subscribe(cmd.args, render, cmd.content_type, extra, streams)
     try:
         reply = await redis.execute(cmd.args, db=cmd.db)
     except RedisUnavailable as exc:
@@ -157,44 +183,3 @@ async def _run(
     if etag_matches(request.headers.get("if-none-match"), etag):
         return Response(304, b"", content_type=cmd.content_type, headers=[("ETag", etag)])
     return Response(200, out, content_type=cmd.content_type, headers=[*extra, ("ETag", etag)])
-
-
-async def _subscribe(
-    cmd: WebdisCommand,
-    redis: RedisExecutor,
-    render: Callable[[RespValue], bytes | None],
-    extra: list[tuple[str, str]],
-) -> Response:
-    """Start a SUBSCRIBE/PSUBSCRIBE stream; 503 if Redis cannot be reached first."""
-    stack = AsyncExitStack()
-    try:
-        conn = await stack.enter_async_context(redis.dedicated(cmd.db))
-        first = await conn.execute(cmd.args, None)
-    except RedisUnavailable as exc:
-        await stack.aclose()
-        return error_response(503, f"Redis unavailable: {exc}")
-    except BaseException:
-        await stack.aclose()
-        raise
-    if isinstance(first, ReplyError):
-        await stack.aclose()
-        out = render(first) or b""
-        return Response(
-            200, out, content_type=cmd.content_type, headers=[*extra, ("ETag", etag_of(out))]
-        )
-
-    async def messages() -> AsyncIterator[bytes]:
-        try:
-            reply: RespValue = first
-            while True:
-                chunk = render(reply)
-                if chunk:
-                    yield chunk
-                try:
-                    reply = await conn.read(None)
-                except RedisUnavailable:
-                    return  # Redis went away: end the stream; the client may resubscribe
-        finally:
-            await stack.aclose()
-
-    return Response(200, content_type=cmd.content_type, headers=extra, stream=messages())

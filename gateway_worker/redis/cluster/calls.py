@@ -166,18 +166,24 @@ class Caller:
                 else:
                     asking = moved[1]
                 continue
-            now = asyncio.get_running_loop().time()
-            deadline = deadline or now + self._timeout
-            if now >= deadline:
-                raise self._failed(
-                    RedisUnavailable(
-                        f"the cluster kept answering {reply} for "
-                        f"redis.command_timeout_seconds={self._timeout:g}"
-                    )
+            deadline = await self._wait_out(reply, deadline)
+
+    async def _wait_out(self, reply: ReplyError, deadline: float | None) -> float:
+        """TRYAGAIN / CLUSTERDOWN: wait, then retry, up to redis.command_timeout_seconds
+        from the first such reply (the deadline, returned for the next one)."""
+        now = asyncio.get_running_loop().time()
+        deadline = deadline or now + self._timeout
+        if now >= deadline:
+            raise self._failed(
+                RedisUnavailable(
+                    f"the cluster kept answering {reply} for "
+                    f"redis.command_timeout_seconds={self._timeout:g}"
                 )
-            if reply.startswith("CLUSTERDOWN"):
-                self._keeper.refresh_soon()
-            await asyncio.sleep(max(self._retry_delay, 0.01))
+            )
+        if reply.startswith("CLUSTERDOWN"):
+            self._keeper.refresh_soon()
+        await asyncio.sleep(max(self._retry_delay, 0.01))
+        return deadline
 
     async def run(self, job: Job, read_only: bool) -> RespValue:
         """Every part of ``job`` at once; their replies merged."""

@@ -92,6 +92,12 @@ class ClusterClient:
         self.last_error: str | None = None
 
     @property
+    def stream_options(self) -> ConnectOptions:
+        # The first seed node: a cluster delivers classic PUBLISH to the subscribers
+        # of every node, so one node's subscription hears all; MONITOR sees that node.
+        return self.links.template
+
+    @property
     def where(self) -> str:
         scheme = "rediss" if self.links.template.ssl_context else "redis"
         return f"cluster {scheme}://{','.join(self._cfg.nodes)}"

@@ -65,6 +65,10 @@ class SentinelClient:
         return f"sentinel master {self._name!r} at {self.inner.where}"
 
     @property
+    def stream_options(self) -> ConnectOptions:
+        return self.inner.options  # the master as last discovered
+
+    @property
     def healthy(self) -> bool:
         return self.inner.healthy and self._search is None
 

@@ -5,28 +5,19 @@ Profiling a worker under ``wrk`` put about a quarter of its CPU in uvicorn's Pyt
 HTTP/ASGI layer (``RequestResponseCycle``: header validation by regex, an
 ``asyncio.Event`` and several dicts per request, a keep-alive timer re-armed per
 request) and a third in its two ``send`` syscalls per response. This protocol speaks
-the same ASGI subset to the same app (``config.loaded_app``, so uvicorn's middleware
-such as the proxy-headers one is kept) with less work per request:
+the same ASGI subset to the same app (``config.loaded_app``, uvicorn's middleware kept)
+with less work per request: the status line and headers leave with the body in one
+``transport.write``; ``receive()`` creates a future only when it has to wait; the
+keep-alive timeout is one self-re-arming timer per connection.
 
-* the status line and headers are held back and written together with the body:
-  one ``transport.write`` per (non-streamed) response;
-* no ``asyncio.Event``: ``receive()`` creates a future only when it has to wait;
-* the keep-alive timeout is one timer per connection that re-arms itself, not a
-  ``call_later``/``cancel`` pair per request.
-
-Everything else follows uvicorn's ``HttpToolsProtocol`` on purpose, so that the engine
-is a drop-in: pipelined requests are queued and answered in order; a request beyond
-``limit_concurrency`` (``server.max_connections``) gets uvicorn's 503; HTTP/1.0 or
-``Connection: close`` closes after the reply; a parse error gets 400 and a close; an
-app that fails before answering gives 500. It runs under
-``gateway_worker.serving.server``'s ``WorkerServer`` (registration in
-``server_state.connections``/``tasks``, ``shutdown()``) and owns the same drain as the
-uvicorn engine (``ConnectionDrain``): in-flight requests finish, the next reply on a
-keep-alive connection carries ``Connection: close``, an idle connection is closed after
-the grace. Like the uvicorn engine, and unlike stock uvicorn, it bounds pending
-connections (header timeout, per-worker cap, head size: ``serving.pending``) and answers
-a client that half-closed after its request, and refuses garbage pipelined behind
-requests only after answering them (``serving.connection_end``).
+Everything else follows uvicorn's ``HttpToolsProtocol`` on purpose (a drop-in):
+pipelined requests answered in order; uvicorn's 503 beyond ``limit_concurrency``
+(``server.max_connections``); HTTP/1.0 or ``Connection: close`` closes after the reply;
+400 and a close for a parse error; 500 for an app that fails before answering; a
+WebSocket upgrade handed to ``config.ws_protocol_class`` (``native.upgrade``) when
+``api.webdis_websockets`` is on. It runs under ``serving.server.WorkerServer`` and owns
+the uvicorn engine's drain (``ConnectionDrain``), bounds on pending connections
+(``serving.pending``) and early ends (``serving.connection_end``).
 """
 
 from __future__ import annotations
@@ -53,6 +44,7 @@ from gateway_worker.serving.connection_end import (
 )
 from gateway_worker.serving.drain import MAX_IDLE_GRACE_SECONDS
 from gateway_worker.serving.native.cycle import Cycle
+from gateway_worker.serving.native.upgrade import hand_over, request_head, wants_websocket
 from gateway_worker.serving.pending import HeadWatch
 from gateway_worker.serving.state import draining_grace, pending_connections
 
@@ -62,6 +54,7 @@ log = logging.getLogger("uvicorn.error")
 HIGH_WATER_LIMIT = 65536
 
 _ASGI = {"version": "3.0", "spec_version": "2.3"}
+
 # uvicorn types its 503 app with its own TypedDict scopes; it is the same ASGI callable.
 _SERVICE_UNAVAILABLE = cast(ASGIApp, service_unavailable)
 
@@ -79,10 +72,9 @@ class NativeHttpProtocol(asyncio.Protocol):
         self.config = config
         # uvicorn's loaded_app is untyped; it is the ASGI 3 app (maybe wrapped).
         self.app: ASGIApp = config.loaded_app
-        # uvicorn wraps the app in ProxyHeadersMiddleware (X-Forwarded-For/-Proto from
-        # trusted peers). Its trust test depends only on the peer, so it is made once
-        # per connection, and the middleware is only entered for a request that
-        # carries one of its headers: the outcome is the same, per request it is cheaper.
+        # uvicorn's ProxyHeadersMiddleware (X-Forwarded-For/-Proto from trusted peers)
+        # judges the peer only: judged once per connection, it is entered only for a
+        # request carrying one of its headers (same outcome, cheaper per request).
         proxy = self.app if isinstance(self.app, ProxyHeadersMiddleware) else None
         self._proxy = proxy
         self.bare_app = cast(ASGIApp, proxy.app) if proxy is not None else None
@@ -94,6 +86,9 @@ class NativeHttpProtocol(asyncio.Protocol):
         self.tasks: set[asyncio.Task[None]] = server_state.tasks
         self.app_state = app_state if app_state is not None else {}
         self.limit_concurrency: int | None = config.limit_concurrency
+        # uvicorn's loaded config names it (None: ws="none", upgrades are plain requests).
+        self._ws: type[asyncio.Protocol] | None = config.ws_protocol_class
+        self._upgrading = False
         self.keepalive_timeout: float = float(config.timeout_keep_alive)
         self.parser = httptools.HttpRequestParser(self)
         self.cycle: Cycle | None = None
@@ -113,8 +108,6 @@ class NativeHttpProtocol(asyncio.Protocol):
         self._in_body = False  # a head is complete, its message is not
         self._in_last_chunk = False  # a chunk header without data yet: maybe the trailers
         self._trailer_bytes = 0  # bytes read within the trailers of a chunked body
-
-    # -- connection -------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # asyncio declares the base class; a stream server passes a Transport.
@@ -164,9 +157,8 @@ class NativeHttpProtocol(asyncio.Protocol):
             self._keepalive_timer = None
         if exc is None:
             self.transport.close()
-        # The parser holds this protocol's bound methods, a cycle holds it as its
-        # connection: without these cycles the connection is freed at once, not by
-        # the cyclic GC (uvicorn drops its parser too).
+        # The parser holds our bound methods, a cycle holds us: without these cycles the
+        # connection is freed at once, not by the cyclic GC (uvicorn drops its parser too).
         self.parser = None  # type: ignore[assignment]
         self.cycle = None
         self.pipeline.clear()
@@ -177,13 +169,15 @@ class NativeHttpProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._idle_since = None
         cycle = self.cycle
-        # A read that begins inside a body holds the end of that body first: it does
-        # not count towards the size of a head that begins in it.
+        # A read beginning inside a body does not count towards the next head's size.
         head_counts = not self._in_body
         in_trailers = self._in_last_chunk
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
+            if self._upgrading:
+                self._hand_off()
+                return
             log.warning("Unsupported upgrade request.")
         except httptools.HttpParserError:
             log.warning("Invalid HTTP request received.")
@@ -229,8 +223,6 @@ class NativeHttpProtocol(asyncio.Protocol):
         """Taken out by the pending registry (header timeout, or the cap)."""
         self._refuse(status, message, asked=self._in_head)
 
-    # -- flow control -----------------------------------------------------------------
-
     def pause_reading(self) -> None:
         if not self.read_paused:
             self.read_paused = True
@@ -258,8 +250,6 @@ class NativeHttpProtocol(asyncio.Protocol):
         waiter = self.loop.create_future()
         self._drain_waiters.append(waiter)
         await waiter
-
-    # -- parser callbacks ---------------------------------------------------------------
 
     def on_message_begin(self) -> None:
         self._in_head = True
@@ -309,6 +299,9 @@ class NativeHttpProtocol(asyncio.Protocol):
         scope["path"] = path
         scope["raw_path"] = raw_path
         scope["query_string"] = url.query or b""
+        if self._ws is not None and parser.should_upgrade() and wants_websocket(self._headers):
+            self._upgrading = True  # data_received hands the connection over
+            return
         limit = self.limit_concurrency
         app: ASGIApp
         if limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit):
@@ -355,8 +348,6 @@ class NativeHttpProtocol(asyncio.Protocol):
         cycle.more_body = False
         cycle.wake()
 
-    # -- requests -----------------------------------------------------------------------
-
     def _start(self, cycle: Cycle, app: ASGIApp) -> None:
         task = self.loop.create_task(cycle.run(app))
         task.add_done_callback(self.tasks.discard)
@@ -381,6 +372,17 @@ class NativeHttpProtocol(asyncio.Protocol):
                 )
         if self._drain is not None:
             self._drain.after_response()
+
+    def _hand_off(self) -> None:
+        # The WebSocket protocol owns the connection: nothing of this one applies any more.
+        self.connections.discard(self)
+        if self._head is not None:
+            self._head.lost()
+        if self._keepalive_timer is not None:
+            self._keepalive_timer.cancel()
+        self._head = self._drain = self._keepalive_timer = None
+        assert self._ws is not None
+        hand_over(self._ws, self, request_head(self.parser.get_method(), self._url, self._headers))
 
     def _keepalive_check(self) -> None:
         # One timer per connection, re-armed while the connection keeps being used

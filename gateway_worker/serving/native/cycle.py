@@ -83,6 +83,12 @@ class Cycle:
         self.head: bytes | None = None
         self.waiter: asyncio.Future[None] | None = None
 
+    @property
+    def transport(self) -> asyncio.Transport:
+        """The connection's transport (as uvicorn's cycles have it: a stream that must
+        drop a client that stopped reading finds it from ``send``)."""
+        return self.conn.transport
+
     def wake(self) -> None:
         waiter = self.waiter
         if waiter is not None:
