@@ -333,7 +333,8 @@ def main() -> int:
     print_rounds(targets, runs)
     print_rows(targets, results, header)
     if soak is not None:
-        print_soak(soak, f"memory soak: {args.soak_requests} requests, RSS MB (psutil)")
+        engine = args.engine if args.engine in ("uvicorn", "native") else "default"
+        print_soak(soak, f"memory soak: {args.soak_requests} requests, engine {engine}, RSS MB")
     for name, seen in order.items():
         print(f"pipelined replies, {name}: {seen[:60]}")
     print(f"\ntook {time.monotonic() - started:.0f} s")

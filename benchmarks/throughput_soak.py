@@ -65,6 +65,9 @@ class Soak:
             if name.startswith("standby"):  # started after boot; serves nothing
                 continue
             warm = values[1:] if len(values) > 1 else values
+            if any(math.isnan(v) for v in warm):  # appeared or vanished: not flat
+                drift[name] = math.inf
+                continue
             drift[name] = max(abs(v - warm[0]) for v in warm)
         return drift
 

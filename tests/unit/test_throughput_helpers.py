@@ -86,6 +86,9 @@ def test_soak_is_flat_within_two_mb_of_the_first_warm_sample() -> None:
     assert "standby 8" not in flat.drift_mb()  # standbys serve nothing
     growing = _soak(30.0, 35.0, 36.0, 37.5)
     assert not growing.flat()
+    vanished = _soak(30.0, 35.0, 35.0)
+    vanished.samples[-1].workers_mb = {}  # worker 7 gone (crashed, recycled)
+    assert not vanished.flat()
     lines = format_soak(growing)
     assert lines[0].split() == ["requests", "supervisor", "worker", "7", "standby", "8"]
     assert "NOT flat" in lines[-2]
