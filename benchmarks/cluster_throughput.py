@@ -34,16 +34,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.redis_topologies import LocalCluster  # noqa: E402
-from benchmarks.throughput import (  # noqa: E402
-    Result,
+from benchmarks.throughput_procs import (  # noqa: E402
     cpu_seconds,
-    median_result,
-    run_wrk,
     start_gateway,
     stop,
     wait_ok,
     worker_pids,
 )
+from benchmarks.throughput_wrk import Result, median_result, run_wrk  # noqa: E402
 from supervisor.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
 
 KEYS = 1000

@@ -195,8 +195,17 @@ def run(
 def _start_api_source(inputs: ConfigInputs) -> ApiSource | None:
     """The Kubernetes API source, started and synced when ``kubernetes.enabled``; exit 1
     when its section is invalid or the API cannot be listed in time."""
-    from supervisor.config import ConfigError
+    from supervisor.config import ConfigError, peek_section
     from supervisor.config.cli import exit_invalid
+
+    try:
+        peeked = peek_section(inputs, "kubernetes")
+    except ConfigError as exc:
+        exit_invalid(exc)
+    if peeked is None or not peeked.kubernetes.enabled:
+        # Off (start_if_enabled would say None too): the source's modules (its HTTP
+        # client and objects, ~1 MB of the supervisor's RSS) are never imported.
+        return None
     from supervisor.kubernetes import KubernetesError
     from supervisor.kubernetes.wiring import log_early, start_if_enabled
 

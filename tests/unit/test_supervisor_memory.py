@@ -40,6 +40,33 @@ def test_run_path_imports_neither_the_worker_nor_yaml_nor_the_valkey_client(
     assert out == "[]"
 
 
+def test_run_without_kubernetes_never_imports_the_api_source(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text("[server]\nworkers = 2\n")
+    out = _run(f"""
+        import sys
+        from supervisor.cli_run import _start_api_source
+        from supervisor.config import ConfigInputs
+        assert _start_api_source(ConfigInputs(config_path={str(config)!r}, env={{}})) is None
+        print(sorted(m for m in sys.modules if m.startswith("supervisor.kubernetes")))
+    """)
+    assert out == "[]"
+
+
+def test_a_standalone_worker_never_imports_the_cluster_or_sentinel_client() -> None:
+    out = _run("""
+        import sys
+        import gateway_worker.app.gateway
+        from gateway_worker.config import RedisConfig
+        from gateway_worker.redis.client import RedisClient
+        from gateway_worker.redis.topology import build_backend
+        assert isinstance(build_backend(RedisConfig()), RedisClient)
+        print(sorted(m for m in sys.modules if m.startswith(
+            ("gateway_worker.redis.cluster", "gateway_worker.redis.sentinel"))))
+    """)
+    assert out == "[]"
+
+
 def test_a_yaml_config_still_loads(tmp_path: Path) -> None:
     from supervisor.config import ConfigInputs, load_config
 
