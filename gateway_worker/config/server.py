@@ -121,9 +121,9 @@ class ServerConfig(Section):
         10_000, ge=1, description="Most arguments accepted in one command (400 beyond)."
     )
     http_engine: Literal["uvicorn", "native"] = Field(
-        "uvicorn",
-        description="HTTP server inside each worker: `uvicorn` (httptools protocol), or "
-        "`native` (gateway_worker.serving.native: the same behaviour with less CPU per request).",
+        "native",
+        description="HTTP server inside each worker: `native` (gateway_worker.serving.native: "
+        "uvicorn's behaviour with less CPU per request), or `uvicorn` (its httptools protocol).",
     )
     max_streams: int | None = Field(
         None,

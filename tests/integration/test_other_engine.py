@@ -1,10 +1,11 @@
-"""The whole app behind the native HTTP engine (``server.http_engine = "native"``).
+"""The whole app behind the HTTP engine that is not the default (``server.http_engine``:
+the default is ``native``, so this is ``uvicorn``'s httptools protocol).
 
 The protocol suites (tests/integration/test_upstash_http.py and test_webdis_http.py)
-are collected here a second time, with their gateway fixtures redefined to serve the
-real app through ``gateway_worker.serving.server`` with ``NativeHttpProtocol`` instead of
-stock uvicorn: exact bodies, status codes, headers, body limits (413), timeouts (504),
-auth, rate limits, CORS and the streamed SUBSCRIBE must come out the same.
+run on the default engine; they are collected here a second time, with their gateway
+fixtures redefined to serve the real app through the other engine: exact bodies, status
+codes, headers, body limits (413), timeouts (504), auth, rate limits, CORS and the
+streamed SUBSCRIBE must come out the same on both.
 """
 
 from __future__ import annotations
@@ -21,20 +22,22 @@ import uvicorn
 
 from gateway_worker.app import build_app
 from gateway_worker.config import Config
-from gateway_worker.serving.native.connection import NativeHttpProtocol
-from gateway_worker.serving.server import uvicorn_config
+from gateway_worker.config.server import ServerConfig
+from gateway_worker.serving.server import protocol_class, uvicorn_config
 from tests.integration import test_upstash_http as upstash_suite
 from tests.integration import test_webdis_http as webdis_suite
 from tests.integration.conftest_gateway import make_config, serving_in_thread
 
 pytestmark = pytest.mark.integration
 
+OTHER_ENGINE = "uvicorn" if ServerConfig().http_engine == "native" else "native"
+
 
 @contextmanager
-def running_native_gateway(config: Config) -> Iterator[str]:
-    """As conftest_gateway.running_gateway, with the worker's own server settings."""
+def running_other_gateway(config: Config) -> Iterator[str]:
+    """As conftest_gateway.running_gateway, on the other engine."""
     config = config.model_copy(
-        update={"server": config.server.model_copy(update={"http_engine": "native"})}
+        update={"server": config.server.model_copy(update={"http_engine": OTHER_ENGINE})}
     )
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -42,7 +45,7 @@ def running_native_gateway(config: Config) -> Iterator[str]:
     port = sock.getsockname()[1]
     app = build_app(config)
     uconfig = uvicorn_config(app, config)
-    assert uconfig.http is NativeHttpProtocol
+    assert uconfig.http is protocol_class(OTHER_ENGINE)
     # Plain uvicorn.Server: WorkerServer installs signal handlers, main thread only.
     try:
         with serving_in_thread(app, uvicorn.Server(uconfig), port, sockets=[sock]) as base:
@@ -60,7 +63,7 @@ def gateway(redis_url: str) -> Iterator[str]:
         redis_url,
         server={"max_body_bytes": 4096, "max_arguments": 8, "request_timeout_seconds": 1.0},
     )
-    with running_native_gateway(config) as base:
+    with running_other_gateway(config) as base:
         yield base
 
 
@@ -80,7 +83,7 @@ def webdis_root(redis_url: str) -> Iterator[str]:
         api={"webdis_prefix": "/", "upstash_prefix": "/upstash"},
         server={"max_arguments": 6},
     )
-    with running_native_gateway(config) as base:
+    with running_other_gateway(config) as base:
         yield base
 
 
@@ -106,7 +109,7 @@ def secured(redis_url: str) -> Iterator[str]:
         },
         server={"cors": {"enabled": True, "allowed_origins": [suite.APP_ORIGIN]}},
     )
-    with running_native_gateway(config) as base:
+    with running_other_gateway(config) as base:
         yield base
 
 
@@ -119,10 +122,10 @@ def _collect(module: Any) -> dict[str, Any]:
     }
 
 
-globals().update({f"{name}_native_upstash": fn for name, fn in _collect(upstash_suite).items()})
-globals().update({f"{name}_native_webdis": fn for name, fn in _collect(webdis_suite).items()})
+globals().update({f"{name}_other_upstash": fn for name, fn in _collect(upstash_suite).items()})
+globals().update({f"{name}_other_webdis": fn for name, fn in _collect(webdis_suite).items()})
 
 
 def test_the_suites_were_collected() -> None:
-    names = [n for n in globals() if n.endswith(("_native_upstash", "_native_webdis"))]
+    names = [n for n in globals() if n.endswith(("_other_upstash", "_other_webdis"))]
     assert len(names) >= 20
