@@ -234,9 +234,20 @@ def test_pubsub_streams_through_the_cluster(
         _kill_subscribers(cluster)
 
 
+@pytest.fixture
+def slow_refresh(cluster: LocalCluster) -> Iterator[httpx.Client]:
+    """A gateway that re-reads the slot map only every 60 s: a MOVED is then the only
+    way it can learn of a moved slot (the module's gateway re-reads it every 0.5 s,
+    which could beat the request to it)."""
+    config = cluster_config(cluster.seeds[:1], health_check_interval_seconds=60.0)
+    with running_gateway(config) as base, httpx.Client(base_url=base, timeout=10) as client:
+        yield client
+
+
 def test_ask_during_a_resharding_and_moved_after_it(
-    http: httpx.Client, cluster: LocalCluster
+    http: httpx.Client, slow_refresh: httpx.Client, cluster: LocalCluster
 ) -> None:
+    http = slow_refresh  # ``http`` flushed the nodes
     assert http.post("/", json=["MSET", "{mv}gone", "1", "{mv}stays", "2"]).json() == {
         "result": "OK"
     }
