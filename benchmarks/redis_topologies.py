@@ -16,7 +16,6 @@ at once, not after 5 s).
 
 from __future__ import annotations
 
-import binascii
 import functools
 import shutil
 import subprocess
@@ -30,21 +29,11 @@ from typing import TypeVar
 
 import redis
 
+from gateway_worker.redis.cluster.slots import SLOTS, key_slot
 from supervisor.embedded_redis import find_server_binary, free_port
 
 T = TypeVar("T")
-SLOTS = 16384
 _COMMON = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning"]
-
-
-def key_slot(key: bytes) -> int:
-    """The cluster slot of ``key`` (CRC16 of the key or of its ``{hash tag}``)."""
-    start = key.find(b"{")
-    if start >= 0:
-        end = key.find(b"}", start + 1)
-        if end > start + 1:
-            key = key[start + 1 : end]
-    return binascii.crc_hqx(key, 0) % SLOTS
 
 
 def poll(predicate: Callable[[], T | None], timeout: float, what: str) -> T:

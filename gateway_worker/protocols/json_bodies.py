@@ -40,6 +40,15 @@ def error_response(
     return Response(status, json_bytes({"error": message}), headers=headers or [])
 
 
+def too_many_streams(limit: int) -> Response:
+    """The 503 for one stream more than ``server.max_streams`` (every stream endpoint)."""
+    return error_response(
+        503,
+        f"too many streams: server.max_streams={limit} are open in this worker",
+        [("Retry-After", "1")],
+    )
+
+
 #: Deepest nesting of arrays/objects accepted in a JSON request body: far above what
 #: any request needs (2: a pipeline), far below the parser's recursion limit (~1000).
 MAX_JSON_DEPTH = 32

@@ -17,10 +17,11 @@ import httpx
 import pytest
 import redis
 
-from benchmarks.redis_topologies import LocalCluster, key_slot
+from benchmarks.redis_topologies import LocalCluster
 from gateway_worker.config import Config
 from gateway_worker.errors import RedisUnavailable
 from gateway_worker.redis.cluster.client import ClusterClient
+from gateway_worker.redis.cluster.slots import key_slot
 from tests.helpers import wait_until
 from tests.integration.conftest_gateway import running_gateway
 

@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 from gateway_worker.errors import RedisUnavailable
 from gateway_worker.exchange import CommandGuard, Request, Response
-from gateway_worker.protocols.json_bodies import error_response
+from gateway_worker.protocols.json_bodies import error_response, too_many_streams
 from gateway_worker.redis.monitor import MonitorRefused
 from gateway_worker.redis.pubsub import CHANNELS, PATTERNS, PubSubRefused
 from gateway_worker.streams import sse
@@ -116,12 +116,7 @@ async def open_stream(
     name = args[0].upper()
     slot = services.registry.open(UPSTASH_MONITOR if name == MONITOR else UPSTASH_SSE)
     if slot is None:
-        limit = services.settings.max_streams
-        return error_response(
-            503,
-            f"too many streams: server.max_streams={limit} are open in this worker",
-            [("retry-after", "1")],
-        )
+        return too_many_streams(services.settings.max_streams)
     body = StreamBody(slot, heartbeat=sse.HEARTBEAT, farewell=sse.reconnect())
     if not slot.ending:  # (opened while the worker drains: only the reconnect hint)
         encode = _base64 if _wants_base64(request) else _plain

@@ -21,7 +21,7 @@ from contextlib import AsyncExitStack
 
 from gateway_worker.errors import RedisUnavailable
 from gateway_worker.exchange import Response
-from gateway_worker.protocols.json_bodies import error_response
+from gateway_worker.protocols.json_bodies import error_response, too_many_streams
 from gateway_worker.protocols.webdis.etag import etag_of
 from gateway_worker.redis.executor import RedisExecutor
 from gateway_worker.redis.pubsub import CHANNELS, PATTERNS, PubSubRefused
@@ -73,12 +73,7 @@ def _open_slot(services: StreamServices | None) -> StreamSlot | Response:
         return error_response(501, "streams are not available in this app")
     slot = services.registry.open(WEBDIS_CHUNKED)
     if slot is None:
-        limit = services.settings.max_streams
-        return error_response(
-            503,
-            f"too many streams: server.max_streams={limit} are open in this worker",
-            [("Retry-After", "1")],
-        )
+        return too_many_streams(services.settings.max_streams)
     return slot
 
 
