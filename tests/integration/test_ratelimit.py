@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import pytest
 import redis
 
-from gateway_worker.access.rate_limit import KEY_PREFIX, RateDecision, RateLimiter
+from gateway_worker.access.rate_limit import GCRA_SCRIPT, KEY_PREFIX, RateDecision, RateLimiter
 from gateway_worker.config import Config
 from gateway_worker.exchange import Principal
 from gateway_worker.redis import RedisClient
@@ -173,3 +173,61 @@ def test_limit_holds_across_the_workers_of_a_running_gateway(
     assert statuses.count(200) == 4
     assert statuses.count(429) == 12
     assert clean_redis.exists(f"{KEY_PREFIX}ip:127.0.0.1") == 1
+
+
+def test_leases_cut_redis_calls_and_never_serve_beyond_the_limit(
+    redis_url: str, clean_redis: redis.Redis
+) -> None:
+    """burst_size 64: each worker counts 4 requests in Redis at once (the automatic
+    lease, 64 // 16) and allows 3 of them locally; every request served was counted,
+    so exactly the burst is served, with a quarter of the Redis calls."""
+    alice = Principal("alice", rate_key="key:alice")
+    calls: list[int] = []
+
+    def evals() -> int:
+        stats = clean_redis.info("commandstats")
+        return sum(int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("evalsha", "eval"))
+
+    async def body(limiters: list[RateLimiter]) -> list[RateDecision]:
+        clean_redis.script_load(GCRA_SCRIPT)  # no NOSCRIPT round first
+        clean_redis.config_resetstat()
+        served = [await limiters[i % 2].check(alice) for i in range(64)]  # two workers
+        calls.append(evals())
+        return served + [await limiters[i % 2].check(alice) for i in range(20)]
+
+    decisions = with_limiters(redis_url, 2, body, requests_per_minute=1, burst_size=64)
+    assert [d.allowed for d in decisions] == [True] * 64 + [False] * 20
+    assert calls == [16]  # 64 requests, 4 per Redis call
+    assert decisions[-1].retry_after_seconds is not None
+
+
+def test_lease_size_1_asks_redis_for_every_request(
+    redis_url: str, clean_redis: redis.Redis
+) -> None:
+    alice = Principal("alice", rate_key="key:alice")
+
+    async def body(limiters: list[RateLimiter]) -> int:
+        clean_redis.script_load(GCRA_SCRIPT)
+        clean_redis.config_resetstat()
+        for _ in range(10):
+            assert (await limiters[0].check(alice)).allowed
+        return int(clean_redis.info("commandstats")["cmdstat_evalsha"]["calls"])
+
+    assert with_limiters(redis_url, 1, body, burst_size=64, lease_size=1) == 10
+
+
+def test_concurrent_requests_wait_for_the_lease_under_way(
+    redis_url: str, clean_redis: redis.Redis
+) -> None:
+    """50 requests at once on one worker: one Redis call per lease of 4, not one each."""
+    alice = Principal("alice", rate_key="key:alice")
+
+    async def body(limiters: list[RateLimiter]) -> tuple[list[RateDecision], int]:
+        clean_redis.script_load(GCRA_SCRIPT)
+        clean_redis.config_resetstat()
+        decisions = await asyncio.gather(*(limiters[0].check(alice) for _ in range(50)))
+        return list(decisions), int(clean_redis.info("commandstats")["cmdstat_evalsha"]["calls"])
+
+    decisions, calls = with_limiters(redis_url, 1, body, requests_per_minute=1, burst_size=64)
+    assert all(d.allowed for d in decisions)
+    assert calls == 13  # ceil(50 / 4)
