@@ -26,7 +26,7 @@ from gateway_worker.config.server import ServerConfig
 from gateway_worker.serving.server import protocol_class, uvicorn_config
 from tests.integration import test_upstash_http as upstash_suite
 from tests.integration import test_webdis_http as webdis_suite
-from tests.integration.conftest_gateway import make_config, serving_in_thread
+from tests.integration.conftest_gateway import serving_in_thread
 
 pytestmark = pytest.mark.integration
 
@@ -59,11 +59,7 @@ def running_other_gateway(config: Config) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def gateway(redis_url: str) -> Iterator[str]:
-    config = make_config(
-        redis_url,
-        server={"max_body_bytes": 4096, "max_arguments": 8, "request_timeout_seconds": 1.0},
-    )
-    with running_other_gateway(config) as base:
+    with running_other_gateway(upstash_suite.gateway_config(redis_url)) as base:
         yield base
 
 
@@ -78,38 +74,13 @@ def http(gateway: str, clean_redis: redis.Redis) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="module")
 def webdis_root(redis_url: str) -> Iterator[str]:
-    config = make_config(
-        redis_url,
-        api={"webdis_prefix": "/", "upstash_prefix": "/upstash"},
-        server={"max_arguments": 6},
-    )
-    with running_other_gateway(config) as base:
+    with running_other_gateway(webdis_suite.webdis_root_config(redis_url)) as base:
         yield base
 
 
 @pytest.fixture(scope="module")
 def secured(redis_url: str) -> Iterator[str]:
-    suite = webdis_suite
-    config = make_config(
-        redis_url,
-        auth={
-            "enabled": True,
-            "jwt_secret": suite.SECRET,
-            "api_keys": [
-                {"name": "open", "key": suite.OPEN_KEY},
-                {
-                    "name": "confined",
-                    "key": suite.CONFINED_KEY,
-                    "policy": "safe",
-                    "key_prefix": "app:",
-                },
-                {"name": "reader", "key": suite.READER_KEY, "policy": "read_only"},
-            ],
-            "rate_limiting": {"enabled": True, "requests_per_minute": 6, "burst_size": 3},
-        },
-        server={"cors": {"enabled": True, "allowed_origins": [suite.APP_ORIGIN]}},
-    )
-    with running_other_gateway(config) as base:
+    with running_other_gateway(webdis_suite.secured_config(redis_url)) as base:
         yield base
 
 

@@ -13,18 +13,23 @@ import httpx
 import pytest
 import redis
 
+from gateway_worker.config import Config
 from tests.integration.conftest_gateway import make_config, running_gateway
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def gateway(redis_url: str) -> Iterator[str]:
-    config = make_config(
+def gateway_config(redis_url: str) -> Config:
+    """The suite's gateway (tests/integration/test_other_engine.py serves it too)."""
+    return make_config(
         redis_url,
         server={"max_body_bytes": 4096, "max_arguments": 8, "request_timeout_seconds": 1.0},
     )
-    with running_gateway(config) as base:
+
+
+@pytest.fixture(scope="module")
+def gateway(redis_url: str) -> Iterator[str]:
+    with running_gateway(gateway_config(redis_url)) as base:
         yield base
 
 

@@ -14,6 +14,7 @@ import jwt
 import pytest
 import redis
 
+from gateway_worker.config import Config
 from tests.helpers import wait_until
 from tests.integration.conftest_gateway import make_config, running_gateway
 
@@ -26,22 +27,24 @@ READER_KEY = "reader-key-0123456789abcd"
 APP_ORIGIN = "https://app.example.com"
 
 
-@pytest.fixture(scope="module")
-def webdis_root(redis_url: str) -> Iterator[str]:
+def webdis_root_config(redis_url: str) -> Config:
     """Webdis mounted at / (Upstash moved away), as Webdis clients expect it."""
-    config = make_config(
+    return make_config(
         redis_url,
         api={"webdis_prefix": "/", "upstash_prefix": "/upstash"},
         server={"max_arguments": 6},
     )
-    with running_gateway(config) as base:
-        yield base
 
 
 @pytest.fixture(scope="module")
-def secured(redis_url: str) -> Iterator[str]:
+def webdis_root(redis_url: str) -> Iterator[str]:
+    with running_gateway(webdis_root_config(redis_url)) as base:
+        yield base
+
+
+def secured_config(redis_url: str) -> Config:
     """Default mounts (/webdis), auth on, a rate limit, CORS for one origin."""
-    config = make_config(
+    return make_config(
         redis_url,
         auth={
             "enabled": True,
@@ -55,7 +58,11 @@ def secured(redis_url: str) -> Iterator[str]:
         },
         server={"cors": {"enabled": True, "allowed_origins": [APP_ORIGIN]}},
     )
-    with running_gateway(config) as base:
+
+
+@pytest.fixture(scope="module")
+def secured(redis_url: str) -> Iterator[str]:
+    with running_gateway(secured_config(redis_url)) as base:
         yield base
 
 
