@@ -205,7 +205,15 @@ class HeadWatch:
     """One connection in the registry: whether it is pending, and how many bytes its
     incomplete head has taken so far."""
 
-    __slots__ = ("_conn", "_registry", "head_bytes", "in_body", "max_head_bytes", "registered")
+    __slots__ = (
+        "_conn",
+        "_registry",
+        "head_bytes",
+        "in_body",
+        "max_head_bytes",
+        "registered",
+        "trailer_bytes",
+    )
 
     def __init__(self, registry: PendingConnections, conn: PendingConnection) -> None:
         self._registry = registry
@@ -214,6 +222,8 @@ class HeadWatch:
         #: In the registry because the body of its request is arriving.
         self.in_body = False
         self.head_bytes = 0
+        #: Bytes read within the trailers of a chunked body (bounded like a head).
+        self.trailer_bytes = 0
         #: ``server.max_header_bytes`` (an attribute: read on every request)
         self.max_head_bytes = registry.policy.max_head_bytes
 
@@ -240,6 +250,34 @@ class HeadWatch:
         if arrived and self.registered:
             self.complete()
         return not pending or self.incomplete(nbytes)
+
+    def read(
+        self,
+        *,
+        arrived: bool,
+        pending: bool,
+        head_nbytes: int,
+        trailer_nbytes: int,
+        body_waiting: bool,
+    ) -> bool:
+        """Everything one read changed, for either engine: ``arrived``, ``pending`` and
+        ``head_nbytes`` as for ``after_read``; ``trailer_nbytes`` of it fell within a
+        chunked body's trailers; ``body_waiting``: the latest request's body is still
+        arriving. False when the head or the trailers are now larger than
+        ``server.max_header_bytes`` (the caller refuses with 431)."""
+        if arrived:
+            self.trailer_bytes = 0
+        else:
+            self.trailer_bytes += trailer_nbytes
+        if (pending or (arrived and self.registered)) and not self.after_read(
+            arrived=arrived, pending=pending, nbytes=head_nbytes
+        ):
+            return False
+        if self.trailer_bytes > self.max_head_bytes:
+            return False
+        if body_waiting is not self.in_body:
+            self.body_pending(body_waiting)
+        return True
 
     def body_pending(self, waiting: bool) -> None:
         """After a read: the latest request's body is still arriving (``waiting``), or

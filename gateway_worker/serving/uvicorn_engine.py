@@ -56,7 +56,6 @@ if HAVE_HTTPTOOLS:
         _drain: ConnectionDrain | None = None
         _head: HeadWatch | None = None  # None: pending connections are not tracked
         _in_last_chunk = False  # a chunk header without data yet: maybe the trailers
-        _trailer_bytes = 0  # bytes read within the trailers of a chunked body
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             # One send() per response instead of two (status+headers, then body): see
@@ -117,26 +116,19 @@ if HAVE_HTTPTOOLS:
             head = self._head
             if head is not None:
                 arrived = self.cycle is not cycle
-                if arrived:
-                    if self._trailer_bytes:
-                        self._trailer_bytes = 0
-                elif in_trailers and self._in_last_chunk:  # no body data: trailers
-                    self._trailer_bytes += len(data)
-                pending = self._head_begun() or (head_counts and not arrived)
-                if (
-                    (pending or (arrived and head.registered))
-                    and not head.after_read(
-                        arrived=arrived,
-                        pending=pending,
-                        nbytes=len(data) if head_counts and not arrived else 0,
-                    )
-                ) or self._trailer_bytes > head.max_head_bytes:
+                latest = self.cycle
+                if not head.read(
+                    arrived=arrived,
+                    pending=self._head_begun() or (head_counts and not arrived),
+                    head_nbytes=len(data) if head_counts and not arrived else 0,
+                    # a read with no body data in the last chunk: the trailers
+                    trailer_nbytes=len(data) if in_trailers and self._in_last_chunk else 0,
+                    body_waiting=(
+                        latest is not None and latest.more_body and not latest.response_complete
+                    ),
+                ):
                     self._refuse_head(head)  # (refuse() does nothing if uvicorn closed already)
                     return
-                latest = self.cycle
-                waiting = latest is not None and latest.more_body and not latest.response_complete
-                if waiting is not head.in_body:
-                    head.body_pending(waiting)
             if self._drain is not None:
                 self._drain.after_data()
 

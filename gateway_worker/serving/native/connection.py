@@ -107,7 +107,6 @@ class NativeHttpProtocol(asyncio.Protocol):
         self._in_head = False  # a request head has begun and is not complete
         self._in_body = False  # a head is complete, its message is not
         self._in_last_chunk = False  # a chunk header without data yet: maybe the trailers
-        self._trailer_bytes = 0  # bytes read within the trailers of a chunked body
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # asyncio declares the base class; a stream server passes a Transport.
@@ -186,27 +185,19 @@ class NativeHttpProtocol(asyncio.Protocol):
         head = self._head
         if head is not None:
             arrived = self.cycle is not cycle
-            if arrived:
-                if self._trailer_bytes:
-                    self._trailer_bytes = 0
-            elif in_trailers and self._in_last_chunk:  # a read with no body data: trailers
-                self._trailer_bytes += len(data)
-            pending = self._in_head or (head_counts and not arrived)
-            if (
-                (pending or (arrived and head.registered))
-                and not head.after_read(
-                    arrived=arrived,
-                    pending=pending,
-                    nbytes=len(data) if head_counts and not arrived else 0,
-                )
-            ) or self._trailer_bytes > head.max_head_bytes:
+            if not head.read(
+                arrived=arrived,
+                pending=self._in_head or (head_counts and not arrived),
+                head_nbytes=len(data) if head_counts and not arrived else 0,
+                # a read with no body data in the last chunk: the trailers
+                trailer_nbytes=len(data) if in_trailers and self._in_last_chunk else 0,
+                body_waiting=self._in_body,
+            ):
                 log.warning("Request head too large.")
                 self._refuse(
                     431, f"request head larger than server.max_header_bytes={head.max_head_bytes}"
                 )
                 return
-            if self._in_body is not head.in_body:
-                head.body_pending(self._in_body)
         if self._drain is not None:
             self._drain.after_data()
 
