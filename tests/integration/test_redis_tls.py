@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import ssl
-import subprocess
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -23,35 +22,9 @@ from gateway_worker.config import RedisConfig
 from gateway_worker.errors import RedisUnavailable
 from gateway_worker.redis import RedisClient
 from supervisor.embedded_redis import free_port
+from tests.helpers import self_signed_cert
 
 pytestmark = pytest.mark.integration
-
-
-def _self_signed(directory: Path, name: str) -> tuple[Path, Path]:
-    cert, key = directory / f"{name}.pem", directory / f"{name}.key"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +33,8 @@ def tls_endpoint(redis_url: str) -> Iterator[tuple[int, Path, Path]]:
     if shutil.which("openssl") is None:
         pytest.skip("openssl CLI not available to make test certificates")
     workdir = Path(tempfile.mkdtemp(prefix="gw-tls-"))
-    cert, key = _self_signed(workdir, "server")
-    other, _ = _self_signed(workdir, "other")
+    cert, key = self_signed_cert(workdir, "server")
+    other, _ = self_signed_cert(workdir, "other")
     redis_port = int(redis_url.rsplit(":", 1)[1])
     port = free_port()
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

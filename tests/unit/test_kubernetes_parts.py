@@ -10,7 +10,6 @@ import os
 import random
 import shutil
 import ssl
-import subprocess
 import threading
 import time
 import traceback
@@ -37,7 +36,7 @@ from supervisor.kubernetes.backoff import Backoff
 from supervisor.kubernetes.mirror import Mirror
 from supervisor.kubernetes.objects import CONFIGMAP, SECRET, extract
 from supervisor.kubernetes.settings import resolve_api_url, resolve_namespace
-from tests.helpers import wait_until
+from tests.helpers import self_signed_cert, wait_until
 from tests.kube_api import FakeKubeApi
 from tests.kube_support import CM, JWT, NS, SEC, TOKEN, mirrored, reconnect_warnings, settings
 
@@ -281,38 +280,11 @@ def test_backoff_doubles_to_the_cap_with_bounded_jitter() -> None:
     assert b.next_delay() == 4.0
 
 
-def _self_signed(directory: Path, name: str) -> tuple[Path, Path]:
-    cert, key = directory / f"{name}.pem", directory / f"{name}.key"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
-
-
 def test_https_verifies_the_api_against_the_ca_file(tmp_path: Path, token_file: Path) -> None:
     if shutil.which("openssl") is None:
         pytest.skip("openssl CLI not available to make test certificates")
-    cert, key = _self_signed(tmp_path, "server")
-    other, _ = _self_signed(tmp_path, "other")
+    cert, key = self_signed_cert(tmp_path, "server")
+    other, _ = self_signed_cert(tmp_path, "other")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     with FakeKubeApi(token=TOKEN, tls=context) as api, structlog.testing.capture_logs() as logs:
