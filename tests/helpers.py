@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal, TypeVar
 
+from gateway_worker.exchange import Request
 from supervisor.embedded_redis import free_port
 
 T = TypeVar("T")
@@ -81,3 +82,21 @@ def self_signed_cert(directory: Path, name: str) -> tuple[Path, Path]:
         capture_output=True,
     )
     return cert, key
+
+
+def make_request(
+    method: str,
+    path: str,
+    query: list[tuple[str, str]] | None = None,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+) -> Request:
+    """A protocol handler's request from 127.0.0.1 (no principal)."""
+    return Request(
+        method=method,
+        path=path,
+        query=query or [],
+        headers=headers or {},
+        body=body,
+        client_ip="127.0.0.1",
+    )

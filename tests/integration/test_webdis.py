@@ -22,6 +22,7 @@ from gateway_worker.redis import RedisClient
 from gateway_worker.streams.services import StreamServices
 from tests.fakes import FakeMetrics
 from tests.helpers import free_port
+from tests.helpers import make_request as req
 
 pytestmark = pytest.mark.integration
 T = TypeVar("T")
@@ -29,23 +30,6 @@ T = TypeVar("T")
 
 def allow_all(args: list[bytes], db: int | None = None) -> str | None:
     return None
-
-
-def req(
-    method: str,
-    path: str,
-    query: list[tuple[str, str]] | None = None,
-    body: bytes = b"",
-    headers: dict[str, str] | None = None,
-) -> Request:
-    return Request(
-        method=method,
-        path=path,
-        query=query or [],
-        headers=headers or {},
-        body=body,
-        client_ip="127.0.0.1",
-    )
 
 
 def with_client(url: str, body: Callable[[RedisClient], Awaitable[T]]) -> T:

@@ -30,6 +30,7 @@ from gateway_worker.redis.connection import ConnectOptions
 from gateway_worker.redis.values import ReplyError, RespValue, Status
 from gateway_worker.streams.services import StreamServices
 from tests.fakes import FakeMetrics, SingleCommandRedis
+from tests.helpers import make_request as request
 
 
 class ScriptedRedis(SingleCommandRedis):
@@ -48,23 +49,6 @@ class ScriptedRedis(SingleCommandRedis):
 
     async def ping(self) -> bool:
         return not self.down
-
-
-def request(
-    method: str,
-    path: str,
-    query: list[tuple[str, str]] | None = None,
-    body: bytes = b"",
-    headers: dict[str, str] | None = None,
-) -> Request:
-    return Request(
-        method=method,
-        path=path,
-        query=query or [],
-        headers=headers or {},
-        body=body,
-        client_ip="127.0.0.1",
-    )
 
 
 def run(
