@@ -111,18 +111,20 @@ class RateLimiter:
         self._redis = redis
         self._interval = str(60_000_000 / settings.requests_per_minute).encode()
         self._burst = str(settings.burst_size).encode()
-        self._wanted = str(settings.lease).encode()
+        self._lease = settings.lease
+        self._wanted = str(self._lease).encode()
         #: key → (requests left of its lease, when the lease ends, remaining then)
         self._leases: dict[bytes, tuple[int, float, int]] = {}
-        #: key → the answer of the Redis call under way for it
-        self._asking: dict[bytes, asyncio.Future[RateDecision]] = {}
+        #: key → the answer of the Redis call under way for it (None: it got none,
+        #: its request was cancelled: a waiter asks in its place)
+        self._asking: dict[bytes, asyncio.Future[RateDecision | None]] = {}
 
     async def check(self, principal: Principal) -> RateDecision:
         """Count one request for ``principal`` and say whether it may proceed."""
         if not self.enabled:
             return RateDecision(allowed=True, limit=self.limit, remaining=self.limit)
         key = (KEY_PREFIX + (principal.rate_key or principal.name)).encode()
-        if self._wanted == b"1":
+        if self._lease == 1:
             return await self._ask_redis(key)  # exact: every request asks Redis
         while True:
             local = self._spend_lease(key)
@@ -134,12 +136,12 @@ class RateLimiter:
             # One call for a key at a time (with leases): wait for its answer, then
             # spend from the lease it brought; a refusal (or Redis unavailable) holds
             # for those who waited.
-            decision = await asyncio.shield(asking)
-            if not decision.allowed or decision.unavailable:
-                return decision
+            answer = await asyncio.shield(asking)
+            if answer is not None and (not answer.allowed or answer.unavailable):
+                return answer
         asking = asyncio.get_running_loop().create_future()
         self._asking[key] = asking
-        decision = RateDecision(allowed=self.fail_open, limit=self.limit, remaining=0)
+        decision: RateDecision | None = None
         try:
             decision = await self._ask_redis(key)
         finally:

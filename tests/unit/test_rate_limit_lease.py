@@ -65,3 +65,34 @@ def test_a_lease_is_spent_locally_until_it_expires(monkeypatch: pytest.MonkeyPat
 def test_the_lease_size_in_effect(limits: dict[str, int], lease: int) -> None:
     config = Config.model_validate({"auth": {"rate_limiting": {"enabled": True, **limits}}})
     assert config.auth.rate_limiting.lease == lease
+
+
+class HangsFirst(Grants):
+    """The first call never answers (its request is cancelled); the next ones grant."""
+
+    async def execute(self, args: Sequence[bytes], db: int | None = None) -> RespValue:
+        if not self.calls:
+            self.calls.append(args)
+            await asyncio.Event().wait()
+        return await super().execute(args, db)
+
+
+def test_a_waiter_asks_in_place_of_a_cancelled_asker() -> None:
+    """Its answer was never given: the waiter is not handed a made-up decision (with
+    failure_mode closed it was a refusal that nobody counted)."""
+    redis = HangsFirst(granted=4)
+    rl = limiter(redis, burst_size=64, failure_mode="closed")
+    alice = Principal("alice", rate_key="k")
+
+    async def scenario() -> bool:
+        asker = asyncio.create_task(rl.check(alice))
+        waiter = asyncio.create_task(rl.check(alice))
+        while not redis.calls:
+            await asyncio.sleep(0)
+        await asyncio.sleep(0)  # the waiter is waiting on the asker's call
+        asker.cancel()
+        decision = await waiter
+        return decision.allowed and not decision.unavailable
+
+    assert asyncio.run(scenario())
+    assert len(redis.calls) == 2  # the waiter asked Redis itself
