@@ -75,7 +75,7 @@ class Arbiter:
         self.reload: ReloadTransaction | None = None
         self.reload_pending: list[ReloadRequest] = []
         self.waiters: list[Waiter] = []
-        self.held_answer: ReloadOutcome | None = None  # for waiters, until answerable
+        self.held_answer: ReloadOutcome | None = None  # for waiters, until answerable()
         self.pending_waiters: list[Waiter] = []
         self.last_reload: ReloadOutcome | None = None
         self.reload_counts: collections.Counter[ReloadResult] = collections.Counter()
@@ -211,7 +211,7 @@ class Arbiter:
             outcome = self.reload.step()
             if outcome is not None:
                 self._report(outcome)
-            if self.held_answer is not None and self.reload.answerable:
+            if self.held_answer is not None and self.reload.answerable():
                 self._answer(self.held_answer)
             if self.reload.finished:
                 # Only now may the next (coalesced) reload start: never two at once.
@@ -289,10 +289,10 @@ class Arbiter:
         self.reload_counts[outcome.result] += 1
         if self.lifecycle.after(outcome, self.generations.current):
             self._drift_changed()
-        if self.reload is None or self.reload.answerable:
+        if self.reload is None or self.reload.answerable():
             self._answer(outcome)
         else:
-            self.held_answer = outcome  # until no old worker accepts (see answerable)
+            self.held_answer = outcome  # until no old worker accepts (see answerable())
         self.hooks.reload_finished(outcome, self.status_line())
 
     def _answer(self, outcome: ReloadOutcome) -> None:

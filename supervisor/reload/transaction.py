@@ -124,7 +124,7 @@ class ReloadTransaction:
         self.ready_seconds: float | None = None
         self.changed: list[str] = []
         self.generation = 0
-        #: When it committed (``answerable`` waits from then), None once answered.
+        #: When it committed (``answerable()`` waits from then), None once answered.
         self._committed_at: float | None = None
 
     def _outcome(
@@ -256,7 +256,6 @@ class ReloadTransaction:
             )
         return None
 
-    @property
     def answerable(self) -> bool:
         """Whoever asked for this reload may have its answer: it failed, or it committed
         and no old worker accepts connections any more (each said so, or exited), so a
