@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import socket
@@ -92,6 +93,11 @@ async def serve(
     heartbeat = Heartbeat(status, config.supervisor.heartbeat_interval_seconds)
 
     def on_started() -> None:
+        # Everything imported and built so far lives as long as the worker: out of the
+        # cyclic GC's sight, a full collection no longer walks it (~16 ms each, a pause
+        # every few seconds under load otherwise; benchmarks/THROUGHPUT.md).
+        gc.collect()
+        gc.freeze()
         status.send({"type": "ready"})
         log.info("worker.ready", listen=[_addr(s) for s in sockets])
         heartbeat.start()

@@ -3,7 +3,9 @@
 Interface used by the worker entry point (and nothing else may be assumed):
 ``build_app(config) -> GatewayApp``; ``await app.startup()`` (raises ``BootError``
 when Redis does not answer PING, or tracing is on without its SDK); the app is an
-ASGI callable served with ``lifespan="off"``; ``await app.shutdown()`` after serving.
+ASGI callable served with ``lifespan="off"``, and ``app.serve_exchange`` takes an HTTP
+request without ASGI (``asgi.HttpExchange``: how the native engine calls it);
+``await app.shutdown()`` after serving.
 
 Order of the steps for one HTTP request (each may answer on its own):
 
@@ -49,8 +51,8 @@ from gateway_worker.access.policy import CommandPolicy
 from gateway_worker.access.rate_limit import RateDecision, RateLimiter
 from gateway_worker.app.admin import Admin
 from gateway_worker.app.limits import BodyTooLarge, ClientGone, RequestDeadlines, read_body
-from gateway_worker.app.responses import send_body, send_response, stream_head
-from gateway_worker.asgi import ASGIApp, Receive, Scope, Send
+from gateway_worker.app.responses import AsgiExchange, stream_head
+from gateway_worker.asgi import ASGIApp, HttpExchange, Receive, Scope, Send
 from gateway_worker.config import Config
 from gateway_worker.errors import GatewayError, RedisUnavailable, ScriptTimeout
 from gateway_worker.exchange import CommandGuard, Request, Response
@@ -66,7 +68,7 @@ from gateway_worker.streams.services import StreamServices
 
 log = structlog.get_logger("gateway_worker.app")
 
-_JSON = b"application/json"
+_JSON = "application/json"
 _HEALTHY = b'{"status":"ok"}'
 _READY = b'{"status":"ready"}'
 
@@ -180,7 +182,7 @@ class GatewayApp:
             await asyncio.sleep(1.0)
             self.metrics.flush()
 
-    # -- ASGI -------------------------------------------------------------------------
+    # -- requests ---------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -188,35 +190,35 @@ class GatewayApp:
             if scope["type"] == "websocket" and self.websockets is not None:
                 await self.websockets(scope, receive, send)
             return
-        raw: bytes | None = scope.get("raw_path")
-        path = raw.decode("latin-1") if raw else scope["path"]
-        if "?" in path:  # some servers (httpx's ASGI transport) leave the query in
-            path = path.partition("?")[0]
+        await self.serve_exchange(AsgiExchange(scope, receive, send))
+
+    async def serve_exchange(self, exchange: HttpExchange) -> None:
+        """One HTTP request (the steps of the module docstring)."""
+        path = exchange.path
         if path == "/healthz":
-            await send_body(send, 200, _JSON, _HEALTHY, [])
+            await exchange.respond(200, _JSON, _HEALTHY, [])
             return
         if path == "/readyz":
-            await self._readyz(send)
+            await self._readyz(exchange)
             return
         if self.tracing.enabled:
-            with self.tracing.request_span(scope["method"], "http") as span:
-                await self._serve(scope, receive, send, path, span)
+            with self.tracing.request_span(exchange.method, "http") as span:
+                await self._serve(exchange, path, span)
         else:
-            await self._serve(scope, receive, send, path, None)
+            await self._serve(exchange, path, None)
 
-    async def _serve(
-        self, scope: Scope, receive: Receive, send: Send, path: str, span: Span | None
-    ) -> None:
+    async def _serve(self, exchange: HttpExchange, path: str, span: Span | None) -> None:
         start = time.perf_counter()
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        if len(headers) != len(scope["headers"]):
-            headers = _join_repeated(scope["headers"])
+        raw_headers = exchange.headers
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in raw_headers}
+        if len(headers) != len(raw_headers):
+            headers = _join_repeated(raw_headers)
         protocol = "none"
         task = asyncio.current_task()
         assert task is not None
         slot = self.deadlines.start(task)
         try:
-            response, protocol = await self._handle(scope, receive, path, headers)
+            response, protocol = await self._handle(exchange, path, headers)
         except ClientGone:
             return
         except asyncio.CancelledError:
@@ -239,14 +241,21 @@ class GatewayApp:
             response.headers.extend(self.cors.response_headers(headers))
         if response.stream is not None:
             # Counted (and logged) when it starts: its duration is the client's business.
-            self._answered(scope, response, protocol, start, span)
-            await relay(send, receive, response.stream, stream_head(response))
+            self._answered(exchange, response, protocol, start, span)
+            await relay(exchange.send, exchange.receive, response.stream, stream_head(response))
             return
-        await send_response(send, response, receive)
-        self._answered(scope, response, protocol, start, span)
+        await exchange.respond(
+            response.status, response.content_type, response.body, response.headers
+        )
+        self._answered(exchange, response, protocol, start, span)
 
     def _answered(
-        self, scope: Scope, response: Response, protocol: str, start: float, span: Span | None
+        self,
+        exchange: HttpExchange,
+        response: Response,
+        protocol: str,
+        start: float,
+        span: Span | None,
     ) -> None:
         """Metrics, trace and access log of an answered request."""
         if span is not None:
@@ -256,10 +265,10 @@ class GatewayApp:
             protocol, response.command, response.status, elapsed, response.batch_size
         )
         if self.access_log:
-            client = scope.get("client")
+            client = exchange.client
             log.info(
                 "http.request",
-                method=scope["method"],
+                method=exchange.method,
                 protocol=protocol,
                 command=metrics.command_label(response.command),
                 commands=response.batch_size,
@@ -270,9 +279,9 @@ class GatewayApp:
             )
 
     async def _handle(
-        self, scope: Scope, receive: Receive, path: str, headers: dict[str, str]
+        self, exchange: HttpExchange, path: str, headers: dict[str, str]
     ) -> tuple[Response, str]:
-        method: str = scope["method"]
+        method = exchange.method
         if self.cors is not None and method == "OPTIONS":
             preflight = self.cors.preflight(method, headers)
             if preflight is not None:
@@ -281,12 +290,12 @@ class GatewayApp:
             override = headers.get("x-http-method-override")
             if override:
                 method = override.strip().upper()
-        body = await self._body(receive, method, headers)
+        body = await self._body(exchange.receive, method, headers)
         if isinstance(body, Response):
             return body, "none"
-        client = scope.get("client")
+        client = exchange.client
         client_ip = client[0] if client else ""
-        qs: bytes = scope.get("query_string", b"")
+        qs = exchange.query_string
         query = parse_qsl(qs.decode("latin-1"), keep_blank_values=True) if qs else []
         try:
             principal = self.auth.authenticate(headers, query, client_ip)
@@ -363,13 +372,13 @@ class GatewayApp:
             return error_response(403, "/admin needs an admin credential")
         return await admin.handle(request)
 
-    async def _readyz(self, send: Send) -> None:
+    async def _readyz(self, exchange: HttpExchange) -> None:
         if await self.redis_client.ping():
-            await send_body(send, 200, _JSON, _READY, [])
+            await exchange.respond(200, _JSON, _READY, [])
             return
         error = self.redis_client.unready_reason()
         body = json_bytes({"status": "unavailable", "error": error})
-        await send_body(send, 503, _JSON, body, [])
+        await exchange.respond(503, _JSON, body, [])
 
     def _internal_error(self, exc: Exception) -> Response:
         log.error("request.failed", error_type=type(exc).__name__, exc_info=self.debug)

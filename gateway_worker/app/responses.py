@@ -1,28 +1,43 @@
-"""Writing a ``Response`` over ASGI: status and headers, then the body; a streamed
-body (``Response.stream``) is sent by ``gateway_worker.streams.relay``, with the head
-``stream_head`` makes."""
+"""How the app answers: ``asgi.HttpExchange`` over ASGI (``AsgiExchange``, for uvicorn
+and any ASGI server; the native engine's requests are exchanges themselves), and the
+head of a streamed body (``Response.stream``, sent by ``gateway_worker.streams.relay``)."""
 
 from __future__ import annotations
 
-from gateway_worker.asgi import Message, Receive, Send
+from gateway_worker.asgi import Message, Receive, Scope, Send
 from gateway_worker.exchange import Response
 
 
-async def send_body(
-    send: Send, status: int, content_type: bytes, body: bytes, extra: list[tuple[bytes, bytes]]
-) -> None:
-    """A whole response: status, Content-Type, Content-Length, ``extra`` headers, body."""
-    headers = [(b"content-type", content_type), (b"content-length", b"%d" % len(body))]
-    headers.extend(extra)
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+class AsgiExchange:
+    """An ASGI request as an ``asgi.HttpExchange``."""
 
+    __slots__ = ("client", "headers", "method", "path", "query_string", "receive", "send")
 
-async def send_response(send: Send, response: Response, receive: Receive) -> None:
-    """``response`` (a whole body) over ASGI."""
-    extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
-    content_type = response.content_type.encode("latin-1")
-    await send_body(send, response.status, content_type, response.body, extra)
+    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw: bytes | None = scope.get("raw_path")
+        path = raw.decode("latin-1") if raw else scope["path"]
+        if "?" in path:  # some servers (httpx's ASGI transport) leave the query in
+            path = path.partition("?")[0]
+        self.path: str = path
+        self.method: str = scope["method"]
+        self.query_string: bytes = scope.get("query_string", b"")
+        self.headers: list[tuple[bytes, bytes]] = scope["headers"]
+        self.client: tuple[str, int] | None = scope.get("client")
+        # The server's own callables (a stream finds the connection behind ``send``).
+        self.receive = receive
+        self.send = send
+
+    async def respond(
+        self, status: int, content_type: str, body: bytes, headers: list[tuple[str, str]]
+    ) -> None:
+        """Status, Content-Type, Content-Length, ``headers``, then the body."""
+        raw = [
+            (b"content-type", content_type.encode("latin-1")),
+            (b"content-length", b"%d" % len(body)),
+        ]
+        raw += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+        await self.send({"type": "http.response.start", "status": status, "headers": raw})
+        await self.send({"type": "http.response.body", "body": body})
 
 
 def stream_head(response: Response) -> Message:

@@ -1,8 +1,9 @@
-"""A real gateway app served by a real uvicorn on a free port, in a background thread.
+"""A real gateway app served by a real HTTP engine on a free port, in a background thread.
 
 Used by the protocol integration tests, which need the app but not the supervisor:
 ``running_gateway(config)`` yields the base URL and stops the server (and the app's
-Redis connections) on exit.
+Redis connections) on exit. The engine is the worker's (``server.http_engine``);
+``test_other_engine.py`` reruns the suites on the other one.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -19,8 +20,10 @@ import uvicorn
 import uvloop
 
 from gateway_worker.app import GatewayApp, build_app
+from gateway_worker.asgi import ASGIApp
 from gateway_worker.config import Config
-from tests.helpers import free_port, wait_until
+from gateway_worker.serving.server import protocol_class, uvicorn_config
+from tests.helpers import wait_until
 
 
 def make_config(redis_url: str, **sections: Any) -> Config:
@@ -33,15 +36,27 @@ def make_config(redis_url: str, **sections: Any) -> Config:
 
 
 @contextmanager
-def running_gateway(config: Config) -> Iterator[str]:
-    """Serve ``build_app(config)`` on 127.0.0.1 with stock uvicorn; yield its base URL."""
-    port = free_port()
+def running_gateway(
+    config: Config, serve: Callable[[GatewayApp], ASGIApp] | None = None
+) -> Iterator[str]:
+    """Serve ``build_app(config)`` on 127.0.0.1 as a worker does (``uvicorn_config``: the
+    engine of ``server.http_engine``, native by default); yield its base URL.
+
+    ``serve``: what the engine is given instead of the app itself (e.g. a wrapper that
+    hides ``serve_exchange``, to compare the engine's two ways into the app)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    port = sock.getsockname()[1]
     app = build_app(config)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
-    )
-    with serving_in_thread(app, server, port) as base:
-        yield base
+    uconfig = uvicorn_config(app if serve is None else serve(app), config)
+    assert uconfig.http is protocol_class(config.server.http_engine)
+    # Plain uvicorn.Server: WorkerServer installs signal handlers, main thread only.
+    try:
+        with serving_in_thread(app, uvicorn.Server(uconfig), port, sockets=[sock]) as base:
+            yield base
+    finally:
+        sock.close()
 
 
 @contextmanager

@@ -10,7 +10,6 @@ streamed SUBSCRIBE must come out the same on both.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,15 +17,12 @@ from typing import Any
 import httpx
 import pytest
 import redis
-import uvicorn
 
-from gateway_worker.app import build_app
 from gateway_worker.config import Config
 from gateway_worker.config.server import ServerConfig
-from gateway_worker.serving.server import protocol_class, uvicorn_config
 from tests.integration import test_upstash_http as upstash_suite
 from tests.integration import test_webdis_http as webdis_suite
-from tests.integration.conftest_gateway import serving_in_thread
+from tests.integration.conftest_gateway import running_gateway
 
 pytestmark = pytest.mark.integration
 
@@ -36,22 +32,9 @@ OTHER_ENGINE = "uvicorn" if ServerConfig().http_engine == "native" else "native"
 @contextmanager
 def running_other_gateway(config: Config) -> Iterator[str]:
     """As conftest_gateway.running_gateway, on the other engine."""
-    config = config.model_copy(
-        update={"server": config.server.model_copy(update={"http_engine": OTHER_ENGINE})}
-    )
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    port = sock.getsockname()[1]
-    app = build_app(config)
-    uconfig = uvicorn_config(app, config)
-    assert uconfig.http is protocol_class(OTHER_ENGINE)
-    # Plain uvicorn.Server: WorkerServer installs signal handlers, main thread only.
-    try:
-        with serving_in_thread(app, uvicorn.Server(uconfig), port, sockets=[sock]) as base:
-            yield base
-    finally:
-        sock.close()
+    server = config.server.model_copy(update={"http_engine": OTHER_ENGINE})
+    with running_gateway(config.model_copy(update={"server": server})) as base:
+        yield base
 
 
 # -- the Upstash suite ---------------------------------------------------------------

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from gateway_worker.asgi import Receive, Scope, Send
+from gateway_worker.asgi import ASGIApp, Receive, Scope, Send
 from gateway_worker.config import Config
 from gateway_worker.serving.native.connection import NativeHttpProtocol
 from gateway_worker.serving.server import WorkerServer, uvicorn_config
@@ -90,7 +90,7 @@ async def _reply(send: Send, body: bytes) -> None:
 
 
 @asynccontextmanager
-async def serving(app: App, **server: Any) -> AsyncIterator[int]:
+async def serving(app: ASGIApp, **server: Any) -> AsyncIterator[int]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)

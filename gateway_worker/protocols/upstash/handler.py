@@ -27,7 +27,6 @@ ran a write.
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 
 from gateway_worker.exchange import CommandGuard, Request, Response
 from gateway_worker.protocols.json_bodies import error_response, json_bytes
@@ -123,7 +122,7 @@ class Upstash:
             return error_response(501, "streams are not available in this app")
         if request.path != "/" and request.body:
             # The path form's body is no argument of a stream (@upstash/redis POSTs "[]").
-            args = command_from_path(replace(request, body=b""), self.max_arguments)
+            args = command_from_path(request._replace(body=b""), self.max_arguments)
         return await open_stream(request, args, guard, self.streams)
 
     def _batch(self, body: bytes) -> list[list[bytes]]:

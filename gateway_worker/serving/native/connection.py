@@ -35,7 +35,7 @@ from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.utils import get_local_addr, get_remote_addr, is_ssl
 from uvicorn.server import ServerState
 
-from gateway_worker.asgi import ASGIApp, Scope
+from gateway_worker.asgi import ASGIApp, ExchangeApp, Scope
 from gateway_worker.serving.connection_drain import ConnectionDrain
 from gateway_worker.serving.connection_end import (
     keep_open_after_eof,
@@ -78,6 +78,10 @@ class NativeHttpProtocol(asyncio.Protocol):
         proxy = self.app if isinstance(self.app, ProxyHeadersMiddleware) else None
         self._proxy = proxy
         self.bare_app = cast(ASGIApp, proxy.app) if proxy is not None else None
+        # The app's HttpExchange entry (the gateway's serve_exchange), when it has one and
+        # nothing but the proxy-headers middleware wraps it: requests go to it without ASGI.
+        inner = self.bare_app if proxy is not None else self.app
+        self.exchange_app: ExchangeApp | None = getattr(inner, "serve_exchange", None)
         self._forwarded = False
         self.loop = _loop or asyncio.get_event_loop()
         self.server_state = server_state
@@ -92,7 +96,8 @@ class NativeHttpProtocol(asyncio.Protocol):
         self.keepalive_timeout: float = float(config.timeout_keep_alive)
         self.parser = httptools.HttpRequestParser(self)
         self.cycle: Cycle | None = None
-        self.pipeline: collections.deque[tuple[Cycle, ASGIApp]] = collections.deque()
+        # pipelined requests waiting their turn, with their app (None: exchange_app) and scope
+        self.pipeline: collections.deque[tuple[Cycle, ASGIApp | None, Scope]] = collections.deque()
         self.read_paused = False
         self.write_paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
@@ -101,7 +106,6 @@ class NativeHttpProtocol(asyncio.Protocol):
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._expect_100 = False
-        self._scope: Scope = {}
         self._drain: ConnectionDrain | None = None
         self._head: HeadWatch | None = None  # None: pending connections are not tracked
         self._in_head = False  # a request head has begun and is not complete
@@ -144,7 +148,7 @@ class NativeHttpProtocol(asyncio.Protocol):
             if not cycle.response_complete:
                 cycle.disconnected = True
             cycle.wake()
-        for pending, _ in self.pipeline:
+        for pending, _, _ in self.pipeline:
             pending.disconnected = True
         self.write_paused = False
         self._wake_drainers()
@@ -250,17 +254,6 @@ class NativeHttpProtocol(asyncio.Protocol):
         self._expect_100 = False
         self._forwarded = False
         self._headers = []
-        self._scope = {
-            "type": "http",
-            "asgi": _ASGI,
-            "http_version": "1.1",
-            "server": self.server_addr,
-            "client": self.client_addr,
-            "scheme": self.scheme,
-            "root_path": "",
-            "headers": self._headers,
-            "state": self.app_state.copy(),
-        }
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -279,41 +272,58 @@ class NativeHttpProtocol(asyncio.Protocol):
         self._in_head = False
         self._in_body = True
         parser = self.parser
-        scope = self._scope
         version = parser.get_http_version()
-        scope["method"] = parser.get_method().decode("ascii")
-        if version != "1.1":
-            scope["http_version"] = version
+        method = parser.get_method().decode("ascii")
         url = httptools.parse_url(self._url)
         raw_path: bytes = url.path
-        path = raw_path.decode("ascii")
-        if "%" in path:
-            path = urllib.parse.unquote(path)
-        scope["path"] = path
-        scope["raw_path"] = raw_path
-        scope["query_string"] = url.query or b""
+        path = raw_path.decode("ascii")  # as uvicorn: a non-ASCII path is a 400
+        query: bytes = url.query or b""
         if self._ws is not None and parser.should_upgrade() and wants_websocket(self._headers):
             self._upgrading = True  # data_received hands the connection over
             return
         limit = self.limit_concurrency
-        app: ASGIApp
+        app: ASGIApp | None  # None: the app's serve_exchange, without a scope
         if limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit):
             log.warning("Exceeded concurrency limit.")
             app = _SERVICE_UNAVAILABLE
+        elif self.exchange_app is not None and not (self._forwarded and self.app is self._proxy):
+            app = None  # (a trusted proxy's X-Forwarded-* go through its middleware: ASGI)
         elif self._forwarded or self.bare_app is None:
             app = self.app
         else:
             app = self.bare_app
+        scope: Scope = {} if app is None else self._scope(method, version, path, raw_path, query)
         previous = self.cycle
         cycle = self.cycle = Cycle(
-            self, scope, version != "1.0" and parser.should_keep_alive(), self._expect_100
+            self,
+            (method, path, query, self._headers, self.client_addr),
+            version != "1.0" and parser.should_keep_alive(),
+            self._expect_100,
         )
         if previous is None or previous.response_complete:
-            self._start(cycle, app)
+            self._start(cycle, app, scope)
         else:
             # Pipelined: answered in order, after the one in flight.
             self.pause_reading()
-            self.pipeline.appendleft((cycle, app))
+            self.pipeline.appendleft((cycle, app, scope))
+
+    def _scope(self, method: str, version: str, path: str, raw_path: bytes, query: bytes) -> Scope:
+        """The ASGI scope of the request whose head just completed."""
+        return {
+            "type": "http",
+            "asgi": _ASGI,
+            "http_version": version,
+            "server": self.server_addr,
+            "client": self.client_addr,
+            "scheme": self.scheme,
+            "root_path": "",
+            "headers": self._headers,
+            "state": self.app_state.copy(),
+            "method": method,
+            "path": urllib.parse.unquote(path) if "%" in path else path,
+            "raw_path": raw_path,
+            "query_string": query,
+        }
 
     def on_chunk_header(self) -> None:
         # Data follows, or trailers (the last, empty chunk: no on_body before complete).
@@ -340,8 +350,12 @@ class NativeHttpProtocol(asyncio.Protocol):
         cycle.more_body = False
         cycle.wake()
 
-    def _start(self, cycle: Cycle, app: ASGIApp) -> None:
-        task = self.loop.create_task(cycle.run(app))
+    def _start(self, cycle: Cycle, app: ASGIApp | None, scope: Scope) -> None:
+        if app is None:
+            assert self.exchange_app is not None
+            task = self.loop.create_task(cycle.serve(self.exchange_app))
+        else:
+            task = self.loop.create_task(cycle.run(app, scope))
         task.add_done_callback(self.tasks.discard)
         self.tasks.add(task)
 
@@ -354,8 +368,8 @@ class NativeHttpProtocol(asyncio.Protocol):
             return
         self.resume_reading()
         if self.pipeline:
-            cycle, app = self.pipeline.pop()
-            self._start(cycle, app)
+            cycle, app, scope = self.pipeline.pop()
+            self._start(cycle, app, scope)
         else:
             self._idle_since = self.loop.time()
             if self._keepalive_timer is None:

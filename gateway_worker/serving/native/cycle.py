@@ -6,6 +6,12 @@ no ``asyncio.Event`` (``receive()`` creates a future only when it has to wait), 
 status line and headers held back until the first body bytes, so that a (non-streamed)
 response leaves in one ``transport.write``. The connection (``native.connection``)
 parses requests, creates one ``Cycle`` each and runs it.
+
+A cycle is also the request's ``asgi.HttpExchange``: an app offering
+``serve_exchange`` (the gateway's) is given the cycle itself, reads the request from its
+fields and answers with ``respond`` (one status line and header block, cached per status
+and per second of ``Date``, one ``write``), with no scope or ASGI message built. Any
+other app, and requests the proxy-headers middleware must see, get ASGI (``run``).
 """
 
 from __future__ import annotations
@@ -13,11 +19,12 @@ from __future__ import annotations
 import asyncio
 import http
 import logging
+from collections.abc import Awaitable
 from typing import Protocol
 
 from uvicorn.server import ServerState
 
-from gateway_worker.asgi import ASGIApp, Message, Scope
+from gateway_worker.asgi import ASGIApp, ExchangeApp, Message, Scope
 
 log = logging.getLogger("uvicorn.error")
 
@@ -47,32 +54,68 @@ def _status_line(status: int) -> bytes:
     return line if line is not None else b"HTTP/1.1 %d \r\n" % status
 
 
+class _Heads:
+    """Status line + the server's default headers (``Date``, which uvicorn's server
+    renews every second), per status, for ``Cycle.respond``: rebuilt when the default
+    headers change."""
+
+    def __init__(self) -> None:
+        self._for: list[tuple[bytes, bytes]] | None = None
+        self._heads: dict[int, bytes] = {}
+
+    def get(self, status: int, default_headers: list[tuple[bytes, bytes]]) -> bytes:
+        if default_headers is not self._for:
+            self._for = default_headers
+            self._heads = {}
+        head = self._heads.get(status)
+        if head is None:
+            parts = [_status_line(status)]
+            for name, value in default_headers:
+                parts += (name, b": ", value, b"\r\n")
+            head = self._heads[status] = b"".join(parts)
+        return head
+
+
+_HEADS = _Heads()
+
+
 class Cycle:
     """One request/response exchange (the state uvicorn keeps in RequestResponseCycle)."""
 
+    # method, path, query_string, headers, client: the request, as asgi.HttpExchange has it
     __slots__ = (
         "body",
         "chunked",
+        "client",
         "conn",
         "delivered",
         "disconnected",
         "expect_100",
         "head",
         "head_only",
+        "headers",
         "keep_alive",
+        "method",
         "more_body",
+        "path",
+        "query_string",
         "response_complete",
         "response_started",
-        "scope",
         "waiter",
     )
 
-    def __init__(self, conn: Connection, scope: Scope, keep_alive: bool, expect_100: bool) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        request: tuple[str, str, bytes, list[tuple[bytes, bytes]], tuple[str, int] | None],
+        keep_alive: bool,
+        expect_100: bool,
+    ) -> None:
         self.conn = conn
-        self.scope = scope
+        self.method, self.path, self.query_string, self.headers, self.client = request
         self.keep_alive = keep_alive
         self.expect_100 = expect_100
-        self.head_only = scope["method"] == "HEAD"
+        self.head_only = self.method == "HEAD"
         self.body = bytearray()
         self.more_body = True
         self.delivered = False  # the last body message was handed to the app
@@ -96,9 +139,17 @@ class Cycle:
             if not waiter.done():
                 waiter.set_result(None)
 
-    async def run(self, app: ASGIApp) -> None:
+    async def run(self, app: ASGIApp, scope: Scope) -> None:
+        """The request through an ASGI app (``scope`` made by the connection)."""
+        await self._guarded(app(scope, self.receive, self.send))
+
+    async def serve(self, app: ExchangeApp) -> None:
+        """The request through an app that takes the cycle as its ``HttpExchange``."""
+        await self._guarded(app(self))
+
+    async def _guarded(self, call: Awaitable[None]) -> None:
         try:
-            await app(self.scope, self.receive, self.send)
+            await call
         except BaseException:  # as uvicorn: a cancelled or failed request is logged
             log.exception("Exception in ASGI application\n")
             if not self.response_started:
@@ -192,6 +243,42 @@ class Cycle:
             if not self.keep_alive:
                 conn.transport.close()
             conn.on_response_complete()
+
+    async def respond(
+        self, status: int, content_type: str, body: bytes, headers: list[tuple[str, str]]
+    ) -> None:
+        """A whole answer in one write (``asgi.HttpExchange``): what ``send`` makes of an
+        ``http.response.start`` with Content-Type and Content-Length and one body."""
+        conn = self.conn
+        if conn.write_paused:
+            await conn.drain()
+        if self.disconnected:
+            return  # as send: writes to a closed connection are dropped
+        if self.response_started:
+            raise RuntimeError("respond() after the response started")
+        self.response_started = True
+        text = f"content-type: {content_type}\r\ncontent-length: {len(body)}\r\n"
+        if headers:
+            extra = "".join([f"{name.lower()}: {value}\r\n" for name, value in headers])
+            # one CR and one LF per header: none inside a name or a value
+            if extra.count("\n") != len(headers) or extra.count("\r") != len(headers):
+                raise RuntimeError("Invalid HTTP header.")
+            text += extra
+        if not self.keep_alive:
+            text += "connection: close\r\n"
+        head = _HEADS.get(status, conn.server_state.default_headers)
+        out = head + text.encode("latin-1") + b"\r\n"
+        if not self.head_only:
+            out += body
+        if conn.transport.is_closing():
+            self.disconnected = True
+            return
+        conn.transport.write(out)
+        self.response_complete = True
+        self.wake()
+        if not self.keep_alive:
+            conn.transport.close()
+        conn.on_response_complete()
 
     def _start(self, message: Message) -> None:
         parts = [_status_line(message["status"])]
