@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -38,6 +39,7 @@ from gateway_worker.serving.state import WorkerServerState  # noqa: E402
 from supervisor.embedded_redis import find_server_binary, free_port  # noqa: E402
 
 VALUE = b"v" * 32
+API_KEY = "hot-path-benchmark-key-0123456789abcdef"
 #: name -> (request bytes, what the answer's body must end with)
 PATHS: dict[str, tuple[bytes, bytes]] = {
     "healthz": (b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", b'{"status":"ok"}'),
@@ -57,6 +59,29 @@ PATHS: dict[str, tuple[bytes, bytes]] = {
         b"GET /webdis/SET/bench:set/" + VALUE + b" HTTP/1.1\r\nHost: x\r\n\r\n",
         b'{"SET":[true,"OK"]}',
     ),
+    "upstash-get+auth": (
+        b"GET /get/bench:key HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+        + API_KEY.encode()
+        + b"\r\n\r\n",
+        b'{"result":"' + VALUE + b'"}',
+    ),
+    "upstash-get+ratelimit": (
+        b"GET /get/bench:key HTTP/1.1\r\nHost: x\r\n\r\n",
+        b'{"result":"' + VALUE + b'"}',
+    ),
+}
+#: path -> the settings it adds to the app's (as the throughput benchmark's rows)
+SETTINGS: dict[str, dict[str, Any]] = {
+    "upstash-get+auth": {"auth": {"enabled": True, "api_keys": [{"name": "b", "key": API_KEY}]}},
+    "upstash-get+ratelimit": {
+        "auth": {
+            "rate_limiting": {
+                "enabled": True,
+                "requests_per_minute": 600_000_000,
+                "burst_size": 1_000_000,
+            }
+        }
+    },
 }
 
 
@@ -148,26 +173,30 @@ async def measure(app: GatewayApp, config: Config, path: str, requests: int, con
     return cpu / requests * 1e6
 
 
+def app_config(redis_port: int, path: str) -> Config:
+    data: dict[str, Any] = {
+        "redis": {"url": f"redis://127.0.0.1:{redis_port}"},
+        "observability": {"logging": {"access_log": False}},
+        **SETTINGS.get(path, {}),
+    }
+    return Config.model_validate(data)
+
+
 async def main_async(args: argparse.Namespace, redis_port: int) -> None:
-    config = Config.model_validate(
-        {
-            "redis": {"url": f"redis://127.0.0.1:{redis_port}"},
-            "observability": {"logging": {"access_log": False}},
-        }
-    )
-    app = build_app(config)
-    await app.startup()
-    try:
-        for path in args.paths.split(","):
+    for path in args.paths.split(","):
+        config = app_config(redis_port, path)
+        app = build_app(config)
+        await app.startup()
+        try:
             await measure(app, config, path, min(2000, args.requests), args.connections)  # warm
             runs = [
                 await measure(app, config, path, args.requests, args.connections)
                 for _ in range(args.repeat)
             ]
-            spread = ", ".join(f"{r:.1f}" for r in runs)
-            print(f"{path:12s} {min(runs):6.1f} µs/request (best of {args.repeat}: {spread})")
-    finally:
-        await app.shutdown()
+        finally:
+            await app.shutdown()
+        spread = ", ".join(f"{r:.1f}" for r in runs)
+        print(f"{path:22s} {min(runs):6.1f} µs/request (best of {args.repeat}: {spread})")
 
 
 def main() -> None:

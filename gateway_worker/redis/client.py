@@ -129,7 +129,14 @@ class RedisClient:
             async with self.dedicated(db) as dconn:
                 await dconn.send(args)
                 return await self.scripts.reply(dconn, name)
-        db = self._db if db is None else db
+        return await self._shared_call(args, name, self._db if db is None else db)
+
+    async def execute_own(self, args: Sequence[bytes]) -> RespValue:
+        """A command of the gateway's own making (``RedisBackend.execute_own``)."""
+        return await self._shared_call(args, args[0].upper(), self._db)
+
+    async def _shared_call(self, args: Sequence[bytes], name: bytes, db: int) -> RespValue:
+        """``args`` on the shared connection of ``db``, retried as the config says."""
         attempt = 0
         while True:
             conn = self._mux.get(db)

@@ -79,6 +79,11 @@ class RedisBackend(RedisExecutor, Protocol):
     async def start(self) -> None:
         """Connect and check Redis answers; ``RedisUnavailable`` if not (worker boot)."""
 
+    async def execute_own(self, args: Sequence[bytes]) -> RespValue:
+        """Run a command of the gateway's own making on the shared connection, a script
+        included: no script guard and no dedicated connection, for the short scripts the
+        gateway wrote itself (the rate limiter's). Never for a client's command."""
+
     async def close(self) -> None:
         """Close every connection and stop the background tasks."""
 

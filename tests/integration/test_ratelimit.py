@@ -178,9 +178,10 @@ def test_limit_holds_across_the_workers_of_a_running_gateway(
 def test_leases_cut_redis_calls_and_never_serve_beyond_the_limit(
     redis_url: str, clean_redis: redis.Redis
 ) -> None:
-    """burst_size 64: each worker counts 4 requests in Redis at once (the automatic
-    lease, 64 // 16) and allows 3 of them locally; every request served was counted,
-    so exactly the burst is served, with a quarter of the Redis calls."""
+    """burst_size 64: each worker counts up to 4 requests in Redis at once (the
+    automatic lease, 64 // 16, topped up when half of it is left) and allows them
+    locally; every request served was counted, so never more than the burst is served,
+    and at most one lease per worker is left unspent, with at most half the Redis calls."""
     alice = Principal("alice", rate_key="key:alice")
     calls: list[int] = []
 
@@ -196,8 +197,11 @@ def test_leases_cut_redis_calls_and_never_serve_beyond_the_limit(
         return served + [await limiters[i % 2].check(alice) for i in range(20)]
 
     decisions = with_limiters(redis_url, 2, body, requests_per_minute=1, burst_size=64)
-    assert [d.allowed for d in decisions] == [True] * 64 + [False] * 20
-    assert calls == [16]  # 64 requests, 4 per Redis call
+    allowed = [d.allowed for d in decisions]
+    assert 64 - 2 * 4 <= allowed.count(True) <= 64
+    assert allowed[: 64 - 2 * 4] == [True] * (64 - 2 * 4)
+    assert allowed[-10:] == [False] * 10  # what was left of the leases is spent by then
+    assert calls[0] <= 64 // 2  # at least 2 requests per Redis call
     assert decisions[-1].retry_after_seconds is not None
 
 
@@ -219,7 +223,8 @@ def test_lease_size_1_asks_redis_for_every_request(
 def test_concurrent_requests_wait_for_the_lease_under_way(
     redis_url: str, clean_redis: redis.Redis
 ) -> None:
-    """50 requests at once on one worker: one Redis call per lease of 4, not one each."""
+    """50 requests at once on one worker: one Redis call per lease (or top-up), not one
+    each."""
     alice = Principal("alice", rate_key="key:alice")
 
     async def body(limiters: list[RateLimiter]) -> tuple[list[RateDecision], int]:
@@ -230,4 +235,4 @@ def test_concurrent_requests_wait_for_the_lease_under_way(
 
     decisions, calls = with_limiters(redis_url, 1, body, requests_per_minute=1, burst_size=64)
     assert all(d.allowed for d in decisions)
-    assert calls == 13  # ceil(50 / 4)
+    assert 13 <= calls < 50 // 2  # a lease of 4, or top-ups of 2 when half is left

@@ -177,6 +177,24 @@ def test_fan_out_scan_scripts_and_refusals(http: httpx.Client) -> None:
     assert http.get("/dbsize").json() == {"result": 0}
 
 
+def test_the_rate_limit_is_kept_on_the_cluster(cluster: LocalCluster) -> None:
+    """The limiter's script goes to the node of its key (``execute_own``)."""
+    config = cluster_config(cluster.seeds[:1])
+    limits = {"enabled": True, "requests_per_minute": 6, "burst_size": 5}
+    auth = config.auth.model_copy(
+        update={"rate_limiting": config.auth.rate_limiting.model_copy(update=limits)}
+    )
+    with (
+        running_gateway(config.model_copy(update={"auth": auth})) as base,
+        httpx.Client(base_url=base) as client,
+    ):
+        statuses = [client.get("/get/rl:anything").status_code for _ in range(8)]
+    assert statuses == [200] * 5 + [429] * 3
+    key = b"rgw:rl:ip:127.0.0.1"
+    with redis.Redis(port=cluster.primary_port_for(key)) as owner:
+        assert owner.exists(key) == 1  # on the node that owns its slot
+
+
 def test_blocking_command_waits_on_a_connection_of_its_own(
     http: httpx.Client, gateway: str, cluster: LocalCluster
 ) -> None:

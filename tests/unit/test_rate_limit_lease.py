@@ -23,14 +23,14 @@ class Grants:
         self.granted = granted
         self.calls: list[Sequence[bytes]] = []
 
-    async def execute(self, args: Sequence[bytes], db: int | None = None) -> RespValue:
+    async def execute_own(self, args: Sequence[bytes]) -> RespValue:
         self.calls.append(args)
         return [self.granted, 0, 10]
 
 
 def limiter(redis: Grants, **limits: object) -> RateLimiter:
     config = Config.model_validate({"auth": {"rate_limiting": {"enabled": True, **limits}}})
-    return RateLimiter(config, redis)  # type: ignore[arg-type]  # the fake has what check uses
+    return RateLimiter(config, redis)
 
 
 def test_a_lease_is_spent_locally_until_it_expires(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -70,11 +70,11 @@ def test_the_lease_size_in_effect(limits: dict[str, int], lease: int) -> None:
 class HangsFirst(Grants):
     """The first call never answers (its request is cancelled); the next ones grant."""
 
-    async def execute(self, args: Sequence[bytes], db: int | None = None) -> RespValue:
+    async def execute_own(self, args: Sequence[bytes]) -> RespValue:
         if not self.calls:
             self.calls.append(args)
             await asyncio.Event().wait()
-        return await super().execute(args, db)
+        return await super().execute_own(args)
 
 
 def test_a_waiter_asks_in_place_of_a_cancelled_asker() -> None:
@@ -96,3 +96,69 @@ def test_a_waiter_asks_in_place_of_a_cancelled_asker() -> None:
 
     assert asyncio.run(scenario())
     assert len(redis.calls) == 2  # the waiter asked Redis itself
+
+
+class Answers(Grants):
+    """Grants what is asked for (up to ``granted``), ``remaining`` left; a call takes one
+    turn of the loop, as a Redis round trip does."""
+
+    def __init__(self, granted: int, remaining: int) -> None:
+        super().__init__(granted)
+        self.remaining = remaining
+
+    async def execute_own(self, args: Sequence[bytes]) -> RespValue:
+        self.calls.append(args)
+        await asyncio.sleep(0)
+        return [min(self.granted, int(args[-1])), 0, self.remaining]
+
+
+def test_a_lease_is_topped_up_before_it_runs_out_far_from_the_limit() -> None:
+    redis = Answers(granted=64, remaining=900)
+    rl = limiter(redis, burst_size=1000)  # lease 62 (1000 // 16), topped up at 31 left
+    alice = Principal("alice", rate_key="k")
+
+    async def scenario() -> list[bool]:
+        first = [(await rl.check(alice)).allowed for _ in range(31)]  # 31 left of 62
+        assert [c[-1] for c in redis.calls] == [b"62"]
+        # one more: 30 left, a top-up of 32 is asked in the background; the requests
+        # spending the lease meanwhile do not wait for it
+        spent = [(await asyncio.wait_for(rl.check(alice), 0.001)).allowed for _ in range(5)]
+        while len(redis.calls) < 2:
+            await asyncio.sleep(0)
+        assert redis.calls[1][-1] == b"31"  # 62 - 31 left when it was asked
+        return first + spent
+
+    assert all(asyncio.run(scenario()))
+
+
+def test_near_the_limit_a_lease_is_asked_for_only_when_spent() -> None:
+    redis = Answers(granted=64, remaining=400)  # less than half of the burst left
+    rl = limiter(redis, burst_size=1000)
+    alice = Principal("alice", rate_key="k")
+
+    async def scenario() -> None:
+        for _ in range(62):
+            assert (await rl.check(alice)).allowed
+            await asyncio.sleep(0)
+        assert len(redis.calls) == 1
+        assert (await rl.check(alice)).allowed
+        assert len(redis.calls) == 2
+
+    asyncio.run(scenario())
+
+
+def test_a_top_up_that_never_ran_leaves_no_call_to_wait_for() -> None:
+    """Its loop ended before it started (the worker stopping): the next request asks
+    Redis itself instead of waiting forever for it."""
+    redis = Answers(granted=4, remaining=900)
+    rl = limiter(redis, burst_size=64)  # lease 4, topped up at 2 left
+    alice = Principal("alice", rate_key="k")
+
+    async def spend(n: int) -> None:
+        for _ in range(n):
+            assert (await asyncio.wait_for(rl.check(alice), 2)).allowed
+
+    asyncio.run(spend(3))  # the top-up was started, then its loop closed
+    calls = len(redis.calls)
+    asyncio.run(spend(3))
+    assert len(redis.calls) > calls

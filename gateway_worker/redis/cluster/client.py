@@ -147,6 +147,12 @@ class ClusterClient:
             return where
         return await self.caller.run(where, name in READ_ONLY)
 
+    async def execute_own(self, args: Sequence[bytes]) -> RespValue:
+        where = route(args[0].upper(), args, self.keeper.map)
+        if isinstance(where, int):
+            return await self.caller.call(where, args, False)
+        return await self.execute(args)  # (the gateway's own commands name one key)
+
     async def pipeline(
         self, commands: Sequence[Sequence[bytes]], db: int | None = None
     ) -> list[RespValue]:

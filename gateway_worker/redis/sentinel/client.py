@@ -117,6 +117,16 @@ class SentinelClient:
             raise self._demoted()
         return reply
 
+    async def execute_own(self, args: Sequence[bytes]) -> RespValue:
+        try:
+            reply = await self.inner.execute_own(args)
+        except RedisUnavailable:
+            self._suspect("the master could not be reached")
+            raise
+        if _readonly(reply):
+            raise self._demoted()
+        return reply
+
     async def pipeline(
         self, commands: Sequence[Sequence[bytes]], db: int | None = None
     ) -> list[RespValue]:
