@@ -1,15 +1,20 @@
 """The throughput benchmark's checks and loads against a real gateway, briefly, so
 they cannot rot: the HTTP/1.1 pipelining order check (and that it catches disorder),
-the soak's RSS sampling, and (with wrk installed) its pipelined and POST scripts."""
+the soak's RSS sampling, and (with wrk installed) its pipelined and POST scripts; and
+the in-process benchmark (benchmarks/hot_path.py), briefly."""
 
 from __future__ import annotations
 
+import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from benchmarks.hot_path import PATHS as HOT_PATHS
 from benchmarks.throughput_checks import check_pipelined_order, order_check_keys, pipelined
 from benchmarks.throughput_procs import worker_pids
 from benchmarks.throughput_soak import sample
@@ -59,3 +64,20 @@ def test_wrk_runs_the_pipelined_and_pipeline_loads(
         assert script is not None
         result = run_wrk(op, target.url, 1, 4, 1, script)
         assert result.requests > 0 and result.non_2xx == 0 and result.errors == 0, result
+
+
+def test_the_in_process_benchmark_serves_every_path() -> None:
+    """benchmarks/hot_path.py: every path answered (it checks each answer) and timed."""
+    root = Path(__file__).resolve().parents[2]
+    script = str(root / "benchmarks" / "hot_path.py")
+    done = subprocess.run(
+        [sys.executable, script, "--requests", "300", "--repeat", "1", "--connections", "8"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    timed = re.findall(r"^(\S+) +([0-9.]+) µs/request", done.stdout, re.MULTILINE)
+    assert [name for name, _ in timed] == list(HOT_PATHS)
+    assert all(float(us) > 0 for _, us in timed)
