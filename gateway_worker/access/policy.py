@@ -20,7 +20,9 @@ Rules, applied in this order (the first refusal wins):
    ``SAFE_COMMANDS`` plus ``policy.allowed_commands``; ``all_but_dangerous`` → anything
    not denied by rule 1; ``all`` → anything. Under ``read_only`` and ``safe``,
    ``XREAD``/``XREADGROUP`` with ``BLOCK`` are refused (see ``SAFE_COMMANDS``).
-4. ``key_prefix`` confinement: every key argument must start with the prefix (located
+4. Under every policy but ``all``, a SCAN-family ``COUNT`` is at most
+   ``scan_count.MAX_SCAN_COUNT`` (a larger one blocks Redis for everyone, as ``KEYS``).
+5. ``key_prefix`` confinement: every key argument must start with the prefix (located
    with ``gateway_worker.access.key_confinement``); a command whose keys cannot be
    located is refused, and so are scripts; the command must run in the gateway's own
    database (``redis.db``): a Webdis ``/DB/CMD`` naming another one is refused.
@@ -29,6 +31,7 @@ Rules, applied in this order (the first refusal wins):
 from __future__ import annotations
 
 from gateway_worker.access.key_confinement import check_key_prefix
+from gateway_worker.access.scan_count import SCAN_COMMANDS, scan_count_refusal
 from gateway_worker.config import Config
 from gateway_worker.exchange import CommandGuard, PolicyName, Principal
 
@@ -319,6 +322,10 @@ class CommandPolicy:
             and _has_block_option(args)
         ):
             return f"{name} with BLOCK is a blocking command, not in the safe command set"
+        if policy != "all" and name in SCAN_COMMANDS:
+            refusal = scan_count_refusal(name, args)
+            if refusal is not None:
+                return refusal
         if key_prefix is not None:
             if db is not None and db != self.home_db:
                 return (

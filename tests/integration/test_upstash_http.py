@@ -202,6 +202,10 @@ def test_refused_commands_are_403(http: httpx.Client) -> None:
     r = http.get("/select/2")
     assert r.status_code == 400
     assert "not allowed through the gateway" in r.json()["error"]
+    r = http.get("/scan/0/count/1000000")  # one call that large would block Redis
+    assert r.status_code == 403
+    assert "SCAN COUNT 1000000 is above the gateway's limit of 10000" in r.json()["error"]
+    assert http.get("/scan/0/count/1000").status_code == 200
 
 
 def test_blocking_command_does_not_stall_others(

@@ -114,3 +114,39 @@ def test_docs_list_the_command_sets() -> None:
     extra = {f"`{c}`" for c in SAFE_COMMANDS - READ_ONLY_COMMANDS}
     assert extra == set(safe.replace(",", " ").split()) & {f"`{c}`" for c in SAFE_COMMANDS}
     assert all(name in doc for name in DANGEROUS_COMMANDS)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("SCAN", "0", "COUNT", "10001"),
+        ("scan", "0", "count", "100000000"),
+        ("SCAN", "0", "COUNT", "10", "COUNT", "50000"),  # Redis uses the last one
+        ("SCAN", "0", "MATCH", "a:*", "COUNT", "20000", "TYPE", "hash"),
+        ("HSCAN", "h", "0", "COUNT", "20000", "NOVALUES"),
+        ("SSCAN", "s", "0", "COUNT", "20000"),
+        ("ZSCAN", "z", "0", "COUNT", "20000"),
+        ("SCAN", "0", "FUTUREOPT", "COUNT", "20000"),  # unknown option: still judged
+    ],
+)
+def test_a_scan_count_too_large_is_refused(args: tuple[str, ...]) -> None:
+    policy = make()
+    for who in ("read_only", "safe", "all_but_dangerous"):
+        reason = check(policy, *args, who=who)
+        assert reason is not None and "above the gateway's limit of 10000" in reason, who
+    assert check(policy, *args, who="all") is None  # "all" may do anything
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("SCAN", "0"),
+        ("SCAN", "0", "COUNT", "10000"),
+        ("SCAN", "0", "MATCH", "COUNT", "COUNT", "100"),  # the pattern "COUNT"
+        ("HSCAN", "h", "0", "COUNT", "500"),
+        ("SCAN", "0", "COUNT", "notanumber"),  # Redis refuses it itself
+        ("GET", "COUNT"),
+    ],
+)
+def test_a_scan_count_within_the_limit_is_allowed(args: tuple[str, ...]) -> None:
+    assert check(make(), *args) is None
