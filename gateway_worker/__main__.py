@@ -93,11 +93,7 @@ async def serve(
     heartbeat = Heartbeat(status, config.supervisor.heartbeat_interval_seconds)
 
     def on_started() -> None:
-        # Everything imported and built so far lives as long as the worker: out of the
-        # cyclic GC's sight, a full collection no longer walks it (~16 ms each, a pause
-        # every few seconds under load otherwise; benchmarks/THROUGHPUT.md).
-        gc.collect()
-        gc.freeze()
+        _freeze_startup_heap()
         status.send({"type": "ready"})
         log.info("worker.ready", listen=[_addr(s) for s in sockets])
         heartbeat.start()
@@ -129,6 +125,14 @@ async def serve(
     exit_code = ExitCode.ORPHANED if watch is not None and watch.orphaned else ExitCode.OK
     log.info("worker.exited", code=int(exit_code))
     return int(exit_code)
+
+
+def _freeze_startup_heap() -> None:
+    """Everything imported and built so far lives as long as the worker: out of the
+    cyclic GC's sight, a full collection no longer walks it (~16 ms each, a pause every
+    few seconds under load otherwise; benchmarks/THROUGHPUT.md)."""
+    gc.collect()
+    gc.freeze()
 
 
 def _addr(sock: socket.socket) -> str:

@@ -37,9 +37,7 @@ import asyncio
 import contextlib
 import functools
 import importlib
-import math
 import time
-import traceback
 from typing import cast
 from urllib.parse import parse_qsl
 
@@ -48,10 +46,10 @@ import structlog
 from gateway_worker.access.auth import Authenticator, AuthError
 from gateway_worker.access.cors import Cors
 from gateway_worker.access.policy import CommandPolicy
-from gateway_worker.access.rate_limit import RateDecision, RateLimiter
+from gateway_worker.access.rate_limit import RateLimiter
 from gateway_worker.app.admin import Admin
 from gateway_worker.app.limits import BodyTooLarge, ClientGone, RequestDeadlines, read_body
-from gateway_worker.app.responses import AsgiExchange, stream_head
+from gateway_worker.app.responses import AsgiExchange, internal_error, rate_limited, stream_head
 from gateway_worker.asgi import ASGIApp, HttpExchange, Receive, Scope, Send
 from gateway_worker.config import Config
 from gateway_worker.errors import GatewayError, RedisUnavailable, ScriptTimeout
@@ -305,7 +303,9 @@ class GatewayApp:
         if self.limiter.enabled:
             decision = await self.limiter.check(principal)
             if not decision.allowed:
-                return self._rate_limited(decision), "ratelimit"
+                if not decision.unavailable:
+                    self.metrics.rate_limited.inc()
+                return rate_limited(decision), "ratelimit"
         if self.admin is not None and (path == "/admin" or path.startswith("/admin/")):
             request = Request(method, path[6:] or "/", query, headers, body, client_ip, principal)
             return await self._admin(self.admin, request), "admin"
@@ -349,21 +349,9 @@ class GatewayApp:
                 f"{self.request_timeout:g}",
             )
 
-    def _rate_limited(self, decision: RateDecision) -> Response:
-        """The answer to a request the rate limiter refused (429, or 503 fail-closed)."""
-        if decision.unavailable:
-            return error_response(503, "Redis unavailable: the rate limiter cannot be asked")
-        self.metrics.rate_limited.inc()
-        retry = math.ceil(decision.retry_after_seconds or 1)
-        return error_response(
-            429,
-            f"rate limit exceeded: retry after {retry}s",
-            [
-                ("retry-after", str(retry)),
-                ("ratelimit-limit", str(decision.limit)),
-                ("ratelimit-remaining", str(decision.remaining)),
-            ],
-        )
+    def _internal_error(self, exc: Exception) -> Response:
+        log.error("request.failed", error_type=type(exc).__name__, exc_info=self.debug)
+        return internal_error(exc, self.debug)
 
     async def _admin(self, admin: Admin, request: Request) -> Response:
         """``/admin/*``: admin principals only (403 otherwise)."""
@@ -379,20 +367,6 @@ class GatewayApp:
         error = self.redis_client.unready_reason()
         body = json_bytes({"status": "unavailable", "error": error})
         await exchange.respond(503, _JSON, body, [])
-
-    def _internal_error(self, exc: Exception) -> Response:
-        log.error("request.failed", error_type=type(exc).__name__, exc_info=self.debug)
-        if self.debug:
-            return Response(
-                500,
-                json_bytes(
-                    {
-                        "error": f"internal error: {type(exc).__name__}: {exc}",
-                        "traceback": traceback.format_exception(exc),
-                    }
-                ),
-            )
-        return error_response(500, "internal error (details in the gateway's log)")
 
 
 def _join_repeated(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:

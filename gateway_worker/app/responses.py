@@ -1,11 +1,17 @@
 """How the app answers: ``asgi.HttpExchange`` over ASGI (``AsgiExchange``, for uvicorn
-and any ASGI server; the native engine's requests are exchanges themselves), and the
-head of a streamed body (``Response.stream``, sent by ``gateway_worker.streams.relay``)."""
+and any ASGI server; the native engine's requests are exchanges themselves), the head
+of a streamed body (``Response.stream``, sent by ``gateway_worker.streams.relay``), and
+the app's own refusals (rate limited, internal error)."""
 
 from __future__ import annotations
 
+import math
+import traceback
+
+from gateway_worker.access.rate_limit import RateDecision
 from gateway_worker.asgi import Message, Receive, Scope, Send
 from gateway_worker.exchange import Response
+from gateway_worker.protocols.json_bodies import error_response, json_bytes
 
 
 class AsgiExchange:
@@ -45,3 +51,35 @@ def stream_head(response: Response) -> Message:
     headers = [(b"content-type", response.content_type.encode("latin-1"))]
     headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
     return {"type": "http.response.start", "status": response.status, "headers": headers}
+
+
+def rate_limited(decision: RateDecision) -> Response:
+    """The answer to a request the rate limiter refused (429, or 503 fail-closed)."""
+    if decision.unavailable:
+        return error_response(503, "Redis unavailable: the rate limiter cannot be asked")
+    retry = math.ceil(decision.retry_after_seconds or 1)
+    return error_response(
+        429,
+        f"rate limit exceeded: retry after {retry}s",
+        [
+            ("retry-after", str(retry)),
+            ("ratelimit-limit", str(decision.limit)),
+            ("ratelimit-remaining", str(decision.remaining)),
+        ],
+    )
+
+
+def internal_error(exc: Exception, debug: bool) -> Response:
+    """A 500 for an unexpected exception: its type, message and traceback only with
+    ``features.debug_mode`` (``debug``), else a generic message (the log has the rest)."""
+    if debug:
+        return Response(
+            500,
+            json_bytes(
+                {
+                    "error": f"internal error: {type(exc).__name__}: {exc}",
+                    "traceback": traceback.format_exception(exc),
+                }
+            ),
+        )
+    return error_response(500, "internal error (details in the gateway's log)")

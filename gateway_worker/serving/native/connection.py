@@ -8,7 +8,10 @@ request) and a third in its two ``send`` syscalls per response. This protocol sp
 the same ASGI subset to the same app (``config.loaded_app``, uvicorn's middleware kept)
 with less work per request: the status line and headers leave with the body in one
 ``transport.write``; ``receive()`` creates a future only when it has to wait; the
-keep-alive timeout is one self-re-arming timer per connection.
+keep-alive timeout is one self-re-arming timer per connection. An app with a
+``serve_exchange`` (the gateway's) is called without ASGI at all: the cycle is the
+request's ``asgi.HttpExchange`` (``native.cycle``); a trusted proxy's forwarded
+requests still go through uvicorn's proxy-headers middleware, over ASGI.
 
 Everything else follows uvicorn's ``HttpToolsProtocol`` on purpose (a drop-in):
 pipelined requests answered in order; uvicorn's 503 beyond ``limit_concurrency``
@@ -25,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import urllib.parse
 from typing import cast
 
 import httptools
@@ -43,7 +45,7 @@ from gateway_worker.serving.connection_end import (
     request_left_unread,
 )
 from gateway_worker.serving.drain import MAX_IDLE_GRACE_SECONDS
-from gateway_worker.serving.native.cycle import Cycle
+from gateway_worker.serving.native.cycle import Cycle, asgi_scope
 from gateway_worker.serving.native.upgrade import hand_over, request_head, wants_websocket
 from gateway_worker.serving.pending import HeadWatch
 from gateway_worker.serving.state import draining_grace, pending_connections
@@ -53,7 +55,6 @@ log = logging.getLogger("uvicorn.error")
 #: Request body buffered before reading from the socket pauses (as uvicorn).
 HIGH_WATER_LIMIT = 65536
 
-_ASGI = {"version": "3.0", "spec_version": "2.3"}
 
 # uvicorn types its 503 app with its own TypedDict scopes; it is the same ASGI callable.
 _SERVICE_UNAVAILABLE = cast(ASGIApp, service_unavailable)
@@ -292,7 +293,9 @@ class NativeHttpProtocol(asyncio.Protocol):
             app = self.app
         else:
             app = self.bare_app
-        scope: Scope = {} if app is None else self._scope(method, version, path, raw_path, query)
+        scope: Scope = {}
+        if app is not None:
+            scope = asgi_scope(self, (method, version, path, raw_path, query), self._headers)
         previous = self.cycle
         cycle = self.cycle = Cycle(
             self,
@@ -306,24 +309,6 @@ class NativeHttpProtocol(asyncio.Protocol):
             # Pipelined: answered in order, after the one in flight.
             self.pause_reading()
             self.pipeline.appendleft((cycle, app, scope))
-
-    def _scope(self, method: str, version: str, path: str, raw_path: bytes, query: bytes) -> Scope:
-        """The ASGI scope of the request whose head just completed."""
-        return {
-            "type": "http",
-            "asgi": _ASGI,
-            "http_version": version,
-            "server": self.server_addr,
-            "client": self.client_addr,
-            "scheme": self.scheme,
-            "root_path": "",
-            "headers": self._headers,
-            "state": self.app_state.copy(),
-            "method": method,
-            "path": urllib.parse.unquote(path) if "%" in path else path,
-            "raw_path": raw_path,
-            "query_string": query,
-        }
 
     def on_chunk_header(self) -> None:
         # Data follows, or trailers (the last, empty chunk: no on_body before complete).

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import http
 import logging
+import urllib.parse
 from collections.abc import Awaitable
 from typing import Protocol
 
@@ -52,6 +53,42 @@ class Connection(Protocol):
 def _status_line(status: int) -> bytes:
     line = STATUS_LINE.get(status)
     return line if line is not None else b"HTTP/1.1 %d \r\n" % status
+
+
+_ASGI = {"version": "3.0", "spec_version": "2.3"}
+
+
+class Peers(Protocol):
+    """What a request's ASGI scope takes from its connection."""
+
+    server_addr: tuple[str, int | None] | None
+    client_addr: tuple[str, int] | None
+    scheme: str
+    app_state: dict[str, object]
+
+
+def asgi_scope(
+    conn: Peers,
+    request: tuple[str, str, str, bytes, bytes],
+    headers: list[tuple[bytes, bytes]],
+) -> Scope:
+    """The ASGI scope of a request: (method, HTTP version, path as sent, raw path, query)."""
+    method, version, path, raw_path, query = request
+    return {
+        "type": "http",
+        "asgi": _ASGI,
+        "http_version": version,
+        "server": conn.server_addr,
+        "client": conn.client_addr,
+        "scheme": conn.scheme,
+        "root_path": "",
+        "headers": headers,
+        "state": conn.app_state.copy(),
+        "method": method,
+        "path": urllib.parse.unquote(path) if "%" in path else path,
+        "raw_path": raw_path,
+        "query_string": query,
+    }
 
 
 class _Heads:
