@@ -81,3 +81,22 @@ def test_the_in_process_benchmark_serves_every_path() -> None:
     timed = re.findall(r"^(\S+) +([0-9.]+) µs/request", done.stdout, re.MULTILINE)
     assert [name for name, _ in timed] == list(HOT_PATHS)
     assert all(float(us) > 0 for _, us in timed)
+
+
+def test_the_accept_balance_benchmark_counts_every_connection() -> None:
+    """benchmarks/accept_balance.py: each burst's split adds up to its connections."""
+    root = Path(__file__).resolve().parents[2]
+    script = str(root / "benchmarks" / "accept_balance.py")
+    done = subprocess.run(
+        [sys.executable, script, "--trials", "2", "--connections", "8", "--compare"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    splits = re.findall(r"^  splits: (.+)$", done.stdout, re.MULTILINE)
+    assert len(splits) == 2  # libuv's default, then single accept
+    for line in splits:
+        bursts = [list(map(int, s.split("/"))) for s in line.split()]
+        assert len(bursts) == 2 and all(sum(b) == 8 and len(b) == 2 for b in bursts)
