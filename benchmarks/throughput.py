@@ -34,9 +34,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import redis
@@ -46,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.throughput_checks import check_pipelined_order, order_check_keys  # noqa: E402
 from benchmarks.throughput_procs import (  # noqa: E402
+    connections_held,
     control_socket,
     cpu_seconds,
     start_gateway,
@@ -205,10 +208,23 @@ def measure_one(
 ) -> Result:
     pids = pids_of(target.server, owners)
     connections = target.connections or args.connections
+    held: list[list[int]] = []
+    port = urlsplit(target.url).port
+    sampler = None
+    if target.server != "webdis" and port is not None:  # mid-run: wrk's connections
+        sampler = threading.Timer(
+            args.duration / 2, lambda: held.append(connections_held(pids, port))
+        )
+        sampler.start()
     before = cpu_seconds(pids)
     result = run_wrk(target.name, target.url, args.duration, connections, args.threads, script)
     if result.requests:
         result.cpu_us = (cpu_seconds(pids) - before) / result.requests * 1e6
+    if sampler is not None:
+        sampler.join()
+        # (warm standbys hold the listening socket too, and no connection: the
+        # ``workers`` busiest are the workers)
+        result.split = "/".join(map(str, held[0][: args.workers])) if held else ""
     return result
 
 

@@ -149,3 +149,18 @@ def worker_pids(supervisor_pid: int) -> list[int]:
         return sorted(c.pid for c in psutil.Process(supervisor_pid).children())
     except psutil.NoSuchProcess:
         return []
+
+
+def connections_held(pids: list[int], port: int) -> list[int]:
+    """Established connections to ``port`` held by each of ``pids`` that listens on it
+    (the workers, and warm standbys, which hold none), busiest first."""
+    held = []
+    for pid in pids:
+        try:
+            conns = psutil.Process(pid).net_connections("tcp")
+        except psutil.NoSuchProcess:
+            continue
+        mine = [c for c in conns if c.laddr.port == port]
+        if any(c.status == psutil.CONN_LISTEN for c in mine):
+            held.append(sum(1 for c in mine if c.status == psutil.CONN_ESTABLISHED))
+    return sorted(held, reverse=True)

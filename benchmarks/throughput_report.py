@@ -53,20 +53,22 @@ def print_rows(targets: list[Target], results: dict[str, Result], header: str) -
     print(f"\n{header}")
     print(
         f"{'target':<30}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'non2xx':>7}{'errors':>7}"
-        f"{'vs webdis':>10}{'CPU us/req':>11}{'MB/s':>8}{'cmd/s':>9}"
+        f"{'vs webdis':>10}{'CPU us/req':>11}{'MB/s':>8}{'cmd/s':>9}  split"
     )
     for t in targets:
         r = results[t.name]
         print(
             f"{t.name:<30}{r.rps:>9.0f}{r.p50_ms:>8.2f}{r.p99_ms:>8.2f}{r.non_2xx:>7}"
             f"{r.errors:>7}{vs_webdis(t, results, by_name):>9.2f}x{r.cpu_us:>11.1f}"
-            f"{r.bytes_per_s / 1e6:>8.1f}{commands_per_s(t, r):>9.0f}"
+            f"{r.bytes_per_s / 1e6:>8.1f}{commands_per_s(t, r):>9.0f}  {r.split}"
         )
     print(
         "CPU us/req: server CPU time (the webdis process, or all gateway workers) per "
         "request served (a PIPE100 request is 100 commands; GETx16 counts responses).\n"
         "MB/s: response bytes received by wrk, headers included (10^6 bytes). vs webdis: "
-        "commands/s over the Webdis row of the same load (the plain GET for +auth/+ratelimit)."
+        "commands/s over the Webdis row of the same load (the plain GET for +auth/+ratelimit).\n"
+        "split: wrk's connections held by each gateway worker mid-run, busiest first (they "
+        "spread unevenly: benchmarks/accept_balance.py)."
     )
     cost = costs(targets, results)
     if cost:

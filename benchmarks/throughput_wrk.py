@@ -30,6 +30,9 @@ class Result:
     cpu_us: float = float("nan")  # server CPU time per request (all its processes)
     bytes_per_s: float = 0.0  # wrk's Transfer/sec: response bytes, headers included
     extra: dict[str, float] = field(default_factory=dict)
+    #: wrk's connections held by each gateway worker mid-run, busiest first ("33/31"):
+    #: they spread unevenly (benchmarks/accept_balance.py), which moves a row's req/s
+    split: str = ""
 
 
 def _ms(text: str) -> float:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -16,7 +17,7 @@ import pytest
 
 from benchmarks.hot_path import PATHS as HOT_PATHS
 from benchmarks.throughput_checks import check_pipelined_order, order_check_keys, pipelined
-from benchmarks.throughput_procs import worker_pids
+from benchmarks.throughput_procs import connections_held, worker_pids
 from benchmarks.throughput_soak import sample
 from benchmarks.throughput_targets import gateway_targets
 from benchmarks.throughput_wrk import run_wrk
@@ -100,3 +101,20 @@ def test_the_accept_balance_benchmark_counts_every_connection() -> None:
     for line in splits:
         bursts = [list(map(int, s.split("/"))) for s in line.split()]
         assert len(bursts) == 2 and all(sum(b) == 8 and len(b) == 2 for b in bursts)
+
+
+def test_the_connections_each_worker_holds_are_counted(
+    seeded: tuple[Gateway, dict[str, str]],
+) -> None:
+    gw, _ = seeded
+    assert gw.proc is not None
+    socks = [socket.create_connection(("127.0.0.1", gw.port), timeout=5) for _ in range(3)]
+    try:
+        for sock in socks:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+        held = connections_held(worker_pids(gw.proc.pid), gw.port)
+        assert held[0] == 3 and sum(held) == 3  # one worker: all three, standbys none
+    finally:
+        for sock in socks:
+            sock.close()
