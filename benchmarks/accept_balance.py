@@ -21,7 +21,6 @@ import argparse
 import os
 import select
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.throughput_procs import start_gateway, stop, wait_ok  # noqa: E402
-from supervisor.embedded_redis import find_server_binary, free_port  # noqa: E402
+from supervisor.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
 
 REQUEST = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
 
@@ -116,21 +115,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--compare", action="store_true", help="also without single accept")
     args = parser.parse_args()
-    redis_port = free_port()
-    workdir = tempfile.mkdtemp(prefix="rg-accept-redis-")
-    redis = subprocess.Popen(
-        [find_server_binary(), "--port", str(redis_port), "--bind", "127.0.0.1", "--save", ""],
-        cwd=workdir,
-        stdout=subprocess.DEVNULL,
-    )
+    redis = EmbeddedRedis()
+    redis.start()
     try:
-        url = f"redis://127.0.0.1:{redis_port}"
-        run("libuv's default", os.environ.get("UV_TCP_SINGLE_ACCEPT", "0"), args, url)
+        run("libuv's default", os.environ.get("UV_TCP_SINGLE_ACCEPT", "0"), args, redis.url)
         if args.compare:
-            run("single accept", "1", args, url)
+            run("single accept", "1", args, redis.url)
     finally:
-        redis.terminate()
-        redis.wait(10)
+        redis.stop()
 
 
 if __name__ == "__main__":

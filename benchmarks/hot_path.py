@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -36,7 +34,7 @@ from gateway_worker.serving.native.connection import NativeHttpProtocol  # noqa:
 from gateway_worker.serving.pending import PendingConnections, PendingPolicy  # noqa: E402
 from gateway_worker.serving.server import uvicorn_config  # noqa: E402
 from gateway_worker.serving.state import WorkerServerState  # noqa: E402
-from supervisor.embedded_redis import find_server_binary, free_port  # noqa: E402
+from supervisor.embedded_redis import EmbeddedRedis  # noqa: E402
 
 VALUE = b"v" * 32
 API_KEY = "hot-path-benchmark-key-0123456789abcdef"
@@ -209,32 +207,17 @@ def main() -> None:
     unknown = set(args.paths.split(",")) - set(PATHS)
     if unknown:
         parser.error(f"unknown paths {sorted(unknown)}; known: {', '.join(PATHS)}")
-    port = free_port()
-    workdir = tempfile.mkdtemp(prefix="rg-hot-path-")
-    server = subprocess.Popen(
-        [find_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", ""],
-        cwd=workdir,
-        stdout=subprocess.DEVNULL,
-    )
+    server = EmbeddedRedis()
+    server.start()
     try:
-        deadline = time.monotonic() + 10
-        client = redis.Redis(port=port)
-        while True:
-            try:
-                client.set("bench:key", VALUE)
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
+        redis.Redis(port=server.port).set("bench:key", VALUE)
         loop = new_loop()
         try:
-            loop.run_until_complete(main_async(args, port))
+            loop.run_until_complete(main_async(args, server.port))
         finally:
             loop.close()
     finally:
-        server.terminate()
-        server.wait(10)
+        server.stop()
 
 
 if __name__ == "__main__":

@@ -67,36 +67,32 @@ def test_wrk_runs_the_pipelined_and_pipeline_loads(
         assert result.requests > 0 and result.non_2xx == 0 and result.errors == 0, result
 
 
-def test_the_in_process_benchmark_serves_every_path() -> None:
-    """benchmarks/hot_path.py: every path answered (it checks each answer) and timed."""
-    root = Path(__file__).resolve().parents[2]
-    script = str(root / "benchmarks" / "hot_path.py")
+def run_benchmark(name: str, *args: str) -> str:
+    """What ``benchmarks/<name>`` printed, run with ``args`` (it must exit 0)."""
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / name
     done = subprocess.run(
-        [sys.executable, script, "--requests", "300", "--repeat", "1", "--connections", "8"],
+        [sys.executable, str(script), *args],
         check=False,
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    timed = re.findall(r"^(\S+) +([0-9.]+) µs/request", done.stdout, re.MULTILINE)
+    return done.stdout
+
+
+def test_the_in_process_benchmark_serves_every_path() -> None:
+    """benchmarks/hot_path.py: every path answered (it checks each answer) and timed."""
+    out = run_benchmark("hot_path.py", "--requests", "300", "--repeat", "1", "--connections", "8")
+    timed = re.findall(r"^(\S+) +([0-9.]+) µs/request", out, re.MULTILINE)
     assert [name for name, _ in timed] == list(HOT_PATHS)
     assert all(float(us) > 0 for _, us in timed)
 
 
 def test_the_accept_balance_benchmark_counts_every_connection() -> None:
     """benchmarks/accept_balance.py: each burst's split adds up to its connections."""
-    root = Path(__file__).resolve().parents[2]
-    script = str(root / "benchmarks" / "accept_balance.py")
-    done = subprocess.run(
-        [sys.executable, script, "--trials", "2", "--connections", "8", "--compare"],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    splits = re.findall(r"^  splits: (.+)$", done.stdout, re.MULTILINE)
+    out = run_benchmark("accept_balance.py", "--trials", "2", "--connections", "8", "--compare")
+    splits = re.findall(r"^  splits: (.+)$", out, re.MULTILINE)
     assert len(splits) == 2  # libuv's default, then single accept
     for line in splits:
         bursts = [list(map(int, s.split("/"))) for s in line.split()]
