@@ -112,7 +112,7 @@ class ServerConfig(Section):
         ge=1_024,
         le=16_777_216,
         description="Largest request head (request line and headers, and the trailers "
-        "of a chunked body) accepted while it arrives; 431 beyond.",
+        "of a chunked body) accepted, whether it arrives whole or in pieces; 431 beyond.",
     )
     max_body_bytes: int = Field(
         1_048_576, ge=1, description="Largest request body accepted (413 beyond)."

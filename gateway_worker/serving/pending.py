@@ -21,7 +21,9 @@ body has no timeout here: ``request_timeout_seconds`` bounds it.
   and each of an attacker's connections lives only until ``cap`` newer ones arrived;
   refusing newcomers instead would hand the worker to whoever holds the cap.
 * ``server.max_header_bytes``: an incomplete head (and chunked trailers) may not grow
-  past this (431); otherwise one client could make the parser buffer gigabytes.
+  past this (431); otherwise one client could make the parser buffer gigabytes. A head
+  that arrives whole in one read is held to it too (``HeadWatch.check_complete``), so
+  the answer does not depend on how the bytes were split.
 
 Cost: one timer per *worker* (``PendingConnections``), not per connection, re-armed at
 the deadline of the oldest pending connection; per connection, one registration at accept
@@ -201,6 +203,11 @@ class PendingConnections:
             )
 
 
+class HeadTooLarge(Exception):
+    """A complete request head is larger than ``server.max_header_bytes`` (raised from a
+    parser callback: ``HeadWatch.check_complete``; the engine answers 431)."""
+
+
 class HeadWatch:
     """One connection in the registry: whether it is pending, and how many bytes its
     incomplete head has taken so far."""
@@ -235,6 +242,21 @@ class HeadWatch:
             self._registry.register(self)
         self.head_bytes += nbytes
         return self.head_bytes <= self.max_head_bytes
+
+    def could_exceed(self, read_nbytes: int) -> bool:
+        """Whether a head completed in a read of ``read_nbytes`` can be larger than
+        ``server.max_header_bytes`` (that read and the head's earlier ones hold more):
+        only then is it measured (``check_complete``). Inlined by the engines' parser
+        callbacks, once per request: keep it this one comparison."""
+        return read_nbytes + self.head_bytes > self.max_head_bytes
+
+    def check_complete(self, target: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+        """``HeadTooLarge`` if a complete head (its request target and header lines) is
+        larger than ``server.max_header_bytes``. The per-read count catches a head still
+        arriving; this one a head that came whole, in one large read (called when
+        ``could_exceed``)."""
+        if len(target) + sum(len(n) + len(v) + 4 for n, v in headers) > self.max_head_bytes:
+            raise HeadTooLarge
 
     def complete(self) -> None:
         """A head is complete (the caller checked ``registered``)."""

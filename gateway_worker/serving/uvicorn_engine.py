@@ -35,7 +35,7 @@ from gateway_worker.serving.connection_end import (
     request_left_unread,
 )
 from gateway_worker.serving.drain import MAX_IDLE_GRACE_SECONDS
-from gateway_worker.serving.pending import HeadWatch
+from gateway_worker.serving.pending import HeadTooLarge, HeadWatch
 from gateway_worker.serving.state import draining_grace, pending_connections
 from gateway_worker.serving.write_coalescing import CoalescingTransport
 
@@ -55,6 +55,8 @@ if HAVE_HTTPTOOLS:
 
         _drain: ConnectionDrain | None = None
         _head: HeadWatch | None = None  # None: pending connections are not tracked
+        _read_nbytes = 0  # the size of the read being parsed
+        _too_large = False  # the head just parsed is larger than server.max_header_bytes
         _in_last_chunk = False  # a chunk header without data yet: maybe the trailers
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -107,6 +109,8 @@ if HAVE_HTTPTOOLS:
             super().handle_websocket_upgrade()
 
         def data_received(self, data: bytes) -> None:
+            self._read_nbytes = len(data)
+            self._too_large = False
             cycle = self.cycle
             # A read that begins inside a body holds the end of that body first: it
             # does not count towards the size of a head that begins in it.
@@ -145,8 +149,21 @@ if HAVE_HTTPTOOLS:
                 431, f"request head larger than server.max_header_bytes={head.max_head_bytes}"
             )
 
+        def on_headers_complete(self) -> None:
+            head = self._head
+            if head is not None and head.could_exceed(self._read_nbytes):
+                try:
+                    head.check_complete(self.url, self.headers)
+                except HeadTooLarge:
+                    self._too_large = True  # uvicorn answers the parse error: 431 instead
+                    raise
+            super().on_headers_complete()
+
         def send_400_response(self, msg: str) -> None:
             # uvicorn's parse-error answer, which would overtake answers still owed.
+            if self._too_large and self._head is not None:
+                self._refuse_head(self._head)
+                return
             self._refuse(400, msg)
 
         def _refuse(self, status: int, message: str, asked: bool = True) -> None:

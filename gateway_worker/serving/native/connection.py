@@ -47,7 +47,7 @@ from gateway_worker.serving.connection_end import (
 from gateway_worker.serving.drain import MAX_IDLE_GRACE_SECONDS
 from gateway_worker.serving.native.cycle import Cycle, asgi_scope
 from gateway_worker.serving.native.upgrade import hand_over, request_head, wants_websocket
-from gateway_worker.serving.pending import HeadWatch
+from gateway_worker.serving.pending import HeadTooLarge, HeadWatch
 from gateway_worker.serving.state import draining_grace, pending_connections
 
 log = logging.getLogger("uvicorn.error")
@@ -112,6 +112,7 @@ class NativeHttpProtocol(asyncio.Protocol):
         self._in_head = False  # a request head has begun and is not complete
         self._in_body = False  # a head is complete, its message is not
         self._in_last_chunk = False  # a chunk header without data yet: maybe the trailers
+        self._read_nbytes = 0  # the size of the read being parsed
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # asyncio declares the base class; a stream server passes a Transport.
@@ -172,6 +173,7 @@ class NativeHttpProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._idle_since = None
+        self._read_nbytes = len(data)
         cycle = self.cycle
         # A read beginning inside a body does not count towards the next head's size.
         head_counts = not self._in_body
@@ -183,7 +185,10 @@ class NativeHttpProtocol(asyncio.Protocol):
                 self._hand_off()
                 return
             log.warning("Unsupported upgrade request.")
-        except httptools.HttpParserError:
+        except httptools.HttpParserError as exc:
+            if isinstance(exc.__context__, HeadTooLarge) and self._head is not None:
+                self._refuse_head(self._head)
+                return
             log.warning("Invalid HTTP request received.")
             self._refuse(400, "Invalid HTTP request received.")
             return
@@ -198,13 +203,14 @@ class NativeHttpProtocol(asyncio.Protocol):
                 trailer_nbytes=len(data) if in_trailers and self._in_last_chunk else 0,
                 body_waiting=self._in_body,
             ):
-                log.warning("Request head too large.")
-                self._refuse(
-                    431, f"request head larger than server.max_header_bytes={head.max_head_bytes}"
-                )
+                self._refuse_head(head)
                 return
         if self._drain is not None:
             self._drain.after_data()
+
+    def _refuse_head(self, head: HeadWatch) -> None:
+        log.warning("Request head too large.")
+        self._refuse(431, f"request head larger than server.max_header_bytes={head.max_head_bytes}")
 
     def _refuse(self, status: int, message: str, asked: bool = True) -> None:
         refuse(
@@ -270,6 +276,9 @@ class NativeHttpProtocol(asyncio.Protocol):
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        head = self._head  # (HeadWatch.could_exceed, inlined: once per request)
+        if head is not None and self._read_nbytes + head.head_bytes > head.max_head_bytes:
+            head.check_complete(self._url, self._headers)
         self._in_head = False
         self._in_body = True
         parser = self.parser
