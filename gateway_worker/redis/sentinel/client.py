@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TypeVar
 
 import structlog
 
@@ -36,6 +37,9 @@ from gateway_worker.redis.sentinel.watch import SwitchWatch
 from gateway_worker.redis.values import ReplyError, RespValue
 
 log = structlog.get_logger("gateway_worker.redis")
+
+
+T = TypeVar("T")
 
 
 def _readonly(reply: RespValue) -> bool:
@@ -108,46 +112,35 @@ class SentinelClient:
     # -- RedisExecutor ----------------------------------------------------------------
 
     async def execute(self, args: Sequence[bytes], db: int | None = None) -> RespValue:
-        try:
-            reply = await self.inner.execute(args, db)
-        except RedisUnavailable:
-            self._suspect("the master could not be reached")
-            raise
-        if _readonly(reply):
-            raise self._demoted()
-        return reply
+        return await self._from_master(self.inner.execute(args, db), _readonly)
 
     async def execute_own(self, args: Sequence[bytes]) -> RespValue:
-        try:
-            reply = await self.inner.execute_own(args)
-        except RedisUnavailable:
-            self._suspect("the master could not be reached")
-            raise
-        if _readonly(reply):
-            raise self._demoted()
-        return reply
+        return await self._from_master(self.inner.execute_own(args), _readonly)
 
     async def pipeline(
         self, commands: Sequence[Sequence[bytes]], db: int | None = None
     ) -> list[RespValue]:
-        try:
-            replies = await self.inner.pipeline(commands, db)
-        except RedisUnavailable:
-            self._suspect("the master could not be reached")
-            raise
-        if any(_readonly(r) for r in replies):
-            raise self._demoted()
-        return replies
+        return await self._from_master(
+            self.inner.pipeline(commands, db), lambda replies: any(map(_readonly, replies))
+        )
 
     async def transaction(
         self, commands: Sequence[Sequence[bytes]], db: int | None = None
     ) -> list[RespValue] | ReplyError:
+        return await self._from_master(
+            self.inner.transaction(commands, db),
+            lambda result: isinstance(result, ReplyError) and "READONLY" in result,
+        )
+
+    async def _from_master(self, call: Awaitable[T], demoted: Callable[[T], bool]) -> T:
+        """``call``'s answer. Not reaching the master, or an answer saying it is a
+        replica now (``demoted``: READONLY), starts the search for the new master."""
         try:
-            result = await self.inner.transaction(commands, db)
+            result = await call
         except RedisUnavailable:
             self._suspect("the master could not be reached")
             raise
-        if isinstance(result, ReplyError) and "READONLY" in result:
+        if demoted(result):
             raise self._demoted()
         return result
 
