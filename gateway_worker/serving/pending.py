@@ -246,8 +246,8 @@ class HeadWatch:
     def could_exceed(self, read_nbytes: int) -> bool:
         """Whether a head completed in a read of ``read_nbytes`` can be larger than
         ``server.max_header_bytes`` (that read and the head's earlier ones hold more):
-        only then is it measured (``check_complete``). Inlined by the engines' parser
-        callbacks, once per request: keep it this one comparison."""
+        only then is it measured (``check_complete``). Asked once per request: keep it
+        this one comparison."""
         return read_nbytes + self.head_bytes > self.max_head_bytes
 
     def check_complete(self, target: bytes, headers: list[tuple[bytes, bytes]]) -> None:
@@ -257,6 +257,10 @@ class HeadWatch:
         ``could_exceed``)."""
         if len(target) + sum(len(n) + len(v) + 4 for n, v in headers) > self.max_head_bytes:
             raise HeadTooLarge
+
+    def too_large(self) -> str:
+        """The message of the 431 for a head (or trailers) larger than the limit."""
+        return f"request head larger than server.max_header_bytes={self.max_head_bytes}"
 
     def complete(self) -> None:
         """A head is complete (the caller checked ``registered``)."""

@@ -145,9 +145,7 @@ if HAVE_HTTPTOOLS:
 
         def _refuse_head(self, head: HeadWatch) -> None:
             self.logger.warning("Request head too large.")
-            self._refuse(
-                431, f"request head larger than server.max_header_bytes={head.max_head_bytes}"
-            )
+            self._refuse(431, head.too_large())
 
         def on_headers_complete(self) -> None:
             head = self._head

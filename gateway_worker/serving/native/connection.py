@@ -210,7 +210,7 @@ class NativeHttpProtocol(asyncio.Protocol):
 
     def _refuse_head(self, head: HeadWatch) -> None:
         log.warning("Request head too large.")
-        self._refuse(431, f"request head larger than server.max_header_bytes={head.max_head_bytes}")
+        self._refuse(431, head.too_large())
 
     def _refuse(self, status: int, message: str, asked: bool = True) -> None:
         refuse(
@@ -276,8 +276,8 @@ class NativeHttpProtocol(asyncio.Protocol):
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        head = self._head  # (HeadWatch.could_exceed, inlined: once per request)
-        if head is not None and self._read_nbytes + head.head_bytes > head.max_head_bytes:
+        head = self._head
+        if head is not None and head.could_exceed(self._read_nbytes):
             head.check_complete(self._url, self._headers)
         self._in_head = False
         self._in_body = True

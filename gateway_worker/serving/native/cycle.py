@@ -93,8 +93,8 @@ def asgi_scope(
 
 class _Heads:
     """Status line + the server's default headers (``Date``, which uvicorn's server
-    renews every second), per status, for ``Cycle.respond``: rebuilt when the default
-    headers change."""
+    renews every second), per status, for ``Cycle.respond`` and ``send``: rebuilt when
+    the default headers change."""
 
     def __init__(self) -> None:
         self._for: list[tuple[bytes, bytes]] | None = None
@@ -318,9 +318,7 @@ class Cycle:
         conn.on_response_complete()
 
     def _start(self, message: Message) -> None:
-        parts = [_status_line(message["status"])]
-        for name, value in self.conn.server_state.default_headers:
-            parts += (name, b": ", value, b"\r\n")
+        parts = [_HEADS.get(message["status"], self.conn.server_state.default_headers)]
         chunked: bool | None = None
         close_sent = False
         for raw_name, value in message.get("headers", ()):
