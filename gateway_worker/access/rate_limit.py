@@ -206,8 +206,7 @@ class RateLimiter:
         try:
             decision = self._decide(name, await self._gcra(name, self._lease), first=True)
         finally:
-            del self._flights[name]
-            flight.land(decision)
+            self._landed(name, flight, decision)
         return decision
 
     async def _exact(self, name: str) -> RateDecision:
@@ -227,13 +226,18 @@ class RateLimiter:
         def landed(task: asyncio.Task[None]) -> None:
             # (also when cancelled before it ran: the flight must not outlive it)
             self._refills.discard(task)
-            if self._flights.get(name) is flight:
-                del self._flights[name]
-            flight.land(answers[0])
+            self._landed(name, flight, answers[0])
 
         task = asyncio.get_running_loop().create_task(refill())
         self._refills.add(task)
         task.add_done_callback(landed)
+
+    def _landed(self, name: str, flight: _Flight, answer: RateDecision | None) -> None:
+        """``flight``'s call is over: no longer under way for ``name``; its waiters get
+        ``answer`` (None: none came, one of them asks)."""
+        if self._flights.get(name) is flight:
+            del self._flights[name]
+        flight.land(answer)
 
     def _decide(self, name: str, grant: tuple[int, int, int] | None, first: bool) -> RateDecision:
         """What a script call's answer means; its grant is kept as the key's lease
