@@ -267,19 +267,7 @@ class Cycle:
         if head is not None:
             self.head = None
             out = head + out
-        if out:
-            if conn.transport.is_closing():
-                # Closed under the app (its client's EOF while streaming, a refused
-                # connection): as for a disconnect, the rest is dropped.
-                self.disconnected = True
-                return
-            conn.transport.write(out)
-        if not more:
-            self.response_complete = True
-            self.wake()
-            if not self.keep_alive:
-                conn.transport.close()
-            conn.on_response_complete()
+        self._write(out, last=not more)
 
     async def respond(
         self, status: int, content_type: str, body: bytes, headers: list[tuple[str, str]]
@@ -307,15 +295,24 @@ class Cycle:
         out = head + text.encode("latin-1") + b"\r\n"
         if not self.head_only:
             out += body
-        if conn.transport.is_closing():
-            self.disconnected = True
-            return
-        conn.transport.write(out)
-        self.response_complete = True
-        self.wake()
-        if not self.keep_alive:
-            conn.transport.close()
-        conn.on_response_complete()
+        self._write(out, last=True)
+
+    def _write(self, out: bytes, last: bool) -> None:
+        """Write ``out`` (if any); ``last``: the response is complete with it."""
+        conn = self.conn
+        if out:
+            if conn.transport.is_closing():
+                # Closed under the app (its client's EOF while streaming, a refused
+                # connection): as for a disconnect, the rest is dropped.
+                self.disconnected = True
+                return
+            conn.transport.write(out)
+        if last:
+            self.response_complete = True
+            self.wake()
+            if not self.keep_alive:
+                conn.transport.close()
+            conn.on_response_complete()
 
     def _start(self, message: Message) -> None:
         parts = [_HEADS.get(message["status"], self.conn.server_state.default_headers)]
